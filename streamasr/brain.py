@@ -1,0 +1,238 @@
+"""The training loop: a ``speechbrain.core.Brain`` for a DCT Conformer-Transducer.
+
+Owns: one forward pass per batch with a sampled Dynamic Chunk Training config, the
+RNN-T + CTC objective and its schedule, greedy decoding with WER/CER on valid/test,
+checkpoint selection by valid WER, and checkpoints that an interruption cannot corrupt.
+
+Modules expected in the YAML (``modules:``): ``CNN``, ``Transformer``, ``proj_enc``,
+``emb``, ``dec``, ``proj_dec``, ``Tjoint``, ``transducer_lin``, ``ctc_lin``,
+``normalize``. Hyperparameters: ``compute_features``, ``dynchunktrain_config_sampler``,
+``ctc_weight``, ``number_of_ctc_epochs``, ``dct_start_epoch``, ``blank_index``,
+``noam_annealing``, optional ``wav_augment`` / ``fea_augment``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from pathlib import Path
+from typing import Optional
+
+import speechbrain as sb
+import torch
+from speechbrain.utils.checkpoints import Checkpointer
+from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
+
+from streamasr.decoding import GreedyTransducerDecoder
+from streamasr.losses import rnnt_loss
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class ForwardOutput:
+    """What one forward pass produced. Optional fields are None when a head did not run."""
+
+    encoder_out: torch.Tensor  # [B, T, d_model] Conformer output
+    encoder_lengths: torch.Tensor  # [B] valid encoder frames (40 ms each by default)
+    transducer_logits: torch.Tensor  # [B, T, U+1, V] joint network output
+    ctc_logprobs: Optional[torch.Tensor] = None  # [B, T, V], when CTC is in the loss
+    hypotheses: Optional[list[list[int]]] = None  # greedy token ids (valid/test only)
+    dynchunktrain_config: Optional[DynChunkTrainConfig] = None  # None = full context
+
+
+class AtomicCheckpointer(Checkpointer):
+    """SpeechBrain's Checkpointer, but a checkpoint only exists once it is complete.
+
+    Stock SpeechBrain writes ``CKPT.yaml`` (the marker that makes a folder a checkpoint)
+    *before* the parameter files, so a kill during saving leaves a half-written folder
+    that recovery would pick as the newest checkpoint. Here the marker is written under
+    a temporary name and renamed into place after every file is saved; leftovers of an
+    interrupted save are ignored (and removed at the next start).
+    """
+
+    _PARTIAL = ".partial"
+
+    def _save_checkpoint_metafile(self, fpath, meta_to_include={}, end_of_epoch=True):
+        self._pending_meta = Path(str(fpath) + self._PARTIAL)
+        self._final_meta = Path(fpath)
+        return super()._save_checkpoint_metafile(self._pending_meta, meta_to_include, end_of_epoch)
+
+    def save_checkpoint(self, meta={}, end_of_epoch=True, name=None, verbosity=logging.INFO):
+        self._pending_meta = None
+        checkpoint = super().save_checkpoint(meta, end_of_epoch, name, verbosity)
+        if self._pending_meta is not None:  # main process only
+            with open(self._pending_meta, "rb") as handle:
+                os.fsync(handle.fileno())
+            os.replace(self._pending_meta, self._final_meta)
+        return checkpoint
+
+    def remove_partial_checkpoints(self) -> list[Path]:
+        """Delete folders left by an interrupted save; returns what was removed."""
+        import shutil
+
+        removed = []
+        if not self.checkpoints_dir.is_dir():
+            return removed
+        for path in self.checkpoints_dir.iterdir():
+            if path.is_dir() and path.name.startswith("CKPT") and not (path / "CKPT.yaml").exists():
+                shutil.rmtree(path)
+                removed.append(path)
+        if removed:
+            logger.warning("removed incomplete checkpoint folder(s): %s", [str(p) for p in removed])
+        return removed
+
+
+class TransducerBrain(sb.Brain):
+    """Conformer-Transducer with Dynamic Chunk Training (see module docstring)."""
+
+    def on_fit_start(self):
+        if isinstance(self.checkpointer, AtomicCheckpointer) and sb.utils.distributed.if_main_process():
+            self.checkpointer.remove_partial_checkpoints()
+        super().on_fit_start()
+
+    # ----------------------------------------------------------------- forward
+    def dct_config(self, stage) -> Optional[DynChunkTrainConfig]:
+        """The chunking config of this batch: sampled in TRAIN (after
+        ``dct_start_epoch``), the sampler's fixed valid/test config otherwise."""
+        if stage == sb.Stage.TRAIN and self.hparams.epoch_counter.current < getattr(
+            self.hparams, "dct_start_epoch", 1
+        ):
+            return None
+        return self.hparams.dynchunktrain_config_sampler(stage)
+
+    def ctc_active(self) -> bool:
+        return (
+            self.hparams.ctc_weight > 0
+            and self.hparams.epoch_counter.current <= self.hparams.number_of_ctc_epochs
+        )
+
+    def encode(self, wavs, wav_lens, stage, config):
+        """Waveforms ``[B, samples]`` -> Conformer output ``[B, T, d_model]``."""
+        feats = self.hparams.compute_features(wavs)
+        feats = self.modules.normalize(feats, wav_lens, epoch=self.hparams.epoch_counter.current)
+        if stage == sb.Stage.TRAIN and getattr(self.hparams, "fea_augment", None) is not None:
+            feats, _ = self.hparams.fea_augment(feats, wav_lens)
+        src = self.modules.CNN(feats)
+        return self.modules.Transformer.encode(
+            src, wav_lens, pad_idx=self.hparams.pad_index, dynchunktrain_config=config
+        )
+
+    def compute_forward(self, batch, stage) -> ForwardOutput:
+        batch = batch.to(self.device)
+        wavs, wav_lens = batch.sig
+        tokens_bos, _ = batch.tokens_bos
+        if stage == sb.Stage.TRAIN and getattr(self.hparams, "wav_augment", None) is not None:
+            wavs, wav_lens = self.hparams.wav_augment(wavs, wav_lens)
+        config = self.dct_config(stage)
+        encoder_out = self.encode(wavs, wav_lens, stage, config)
+        encoder_lengths = torch.round(wav_lens * encoder_out.shape[1]).long().clamp(min=1)
+
+        enc_proj = self.modules.proj_enc(encoder_out)
+        dec_out, _ = self.modules.dec(self.modules.emb(tokens_bos))
+        dec_proj = self.modules.proj_dec(dec_out)
+        joint = self.modules.Tjoint(enc_proj.unsqueeze(2), dec_proj.unsqueeze(1))
+        logits = self.modules.transducer_lin(joint)
+
+        ctc_logprobs = None
+        if stage == sb.Stage.TRAIN and self.ctc_active():
+            ctc_logprobs = self.modules.ctc_lin(encoder_out).log_softmax(dim=-1)
+
+        hypotheses = None
+        if stage != sb.Stage.TRAIN:
+            hyps, _ = self.greedy_decoder(enc_proj, encoder_lengths)
+            hypotheses = [hyp.tokens for hyp in hyps]
+        return ForwardOutput(
+            encoder_out, encoder_lengths, logits, ctc_logprobs, hypotheses, config
+        )
+
+    @property
+    def greedy_decoder(self) -> GreedyTransducerDecoder:
+        return GreedyTransducerDecoder(
+            self.modules.emb,
+            self.modules.dec,
+            self.modules.proj_dec,
+            self.modules.Tjoint,
+            self.modules.transducer_lin,
+            blank_id=self.hparams.blank_index,
+        )
+
+    # -------------------------------------------------------------- objectives
+    def compute_objectives(self, predictions: ForwardOutput, batch, stage) -> torch.Tensor:
+        tokens, token_lens = batch.tokens
+        label_lengths = torch.round(token_lens * tokens.shape[1]).long()
+        # Both losses are normalised per label so their weights mean what they say
+        # whatever the utterance lengths (per-utterance sums would drown the CTC term).
+        transducer = rnnt_loss(
+            predictions.transducer_logits,
+            tokens,
+            predictions.encoder_lengths,
+            label_lengths,
+            blank=self.hparams.blank_index,
+            reduction="mean_per_label",
+        )
+        loss = transducer
+        if predictions.ctc_logprobs is not None:
+            ctc = torch.nn.functional.ctc_loss(
+                predictions.ctc_logprobs.transpose(0, 1).float(),
+                tokens,
+                predictions.encoder_lengths,
+                label_lengths,
+                blank=self.hparams.blank_index,
+                reduction="sum",
+                zero_infinity=True,
+            ) / label_lengths.sum().clamp(min=1)
+            weight = self.hparams.ctc_weight
+            loss = (1 - weight) * transducer + weight * ctc
+
+        if stage != sb.Stage.TRAIN:
+            words = [self.tokenizer.decode_ids(hyp).split() for hyp in predictions.hypotheses]
+            targets = [text.split() for text in batch.wrd]
+            self.wer_metric.append(batch.id, words, targets)
+            self.cer_metric.append(batch.id, words, targets)
+        return loss
+
+    def on_fit_batch_end(self, batch, outputs, loss, should_step):
+        if should_step:
+            self.hparams.noam_annealing(self.optimizer)
+
+    # ------------------------------------------------------------------ stages
+    def on_stage_start(self, stage, epoch=None):
+        if stage != sb.Stage.TRAIN:
+            self.wer_metric = self.hparams.error_rate_computer()
+            self.cer_metric = self.hparams.cer_computer()
+
+    def on_stage_end(self, stage, stage_loss, epoch=None):
+        stats = {"loss": stage_loss}
+        if stage == sb.Stage.TRAIN:
+            self.train_stats = stats
+            return
+        stats["WER"] = self.wer_metric.summarize("error_rate")
+        stats["CER"] = self.cer_metric.summarize("error_rate")
+        if stage == sb.Stage.VALID:
+            self.hparams.train_logger.log_stats(
+                stats_meta={
+                    "epoch": epoch,
+                    "lr": self.optimizer.param_groups[0]["lr"],
+                    "steps": self.optimizer_step,
+                },
+                train_stats=self.train_stats,
+                valid_stats=stats,
+            )
+            self.checkpointer.save_and_keep_only(
+                meta={"WER": stats["WER"], "epoch": epoch},
+                min_keys=["WER"],
+                num_to_keep=self.hparams.keep_checkpoints,
+            )
+        elif stage == sb.Stage.TEST:
+            self.hparams.train_logger.log_stats(
+                stats_meta={"Epoch loaded": self.hparams.epoch_counter.current},
+                test_stats=stats,
+            )
+            if sb.utils.distributed.if_main_process():
+                with open(self.hparams.test_wer_file, "w", encoding="utf-8") as handle:
+                    self.wer_metric.write_stats(handle)
+                    handle.write("\n")
+                    handle.write(f"%CER {stats['CER']:.2f}\n")
+                    handle.write(f"%WER {stats['WER']:.2f}\n")

@@ -1,0 +1,136 @@
+"""SpeechBrain CSV manifests (``ID,duration,wav,spk_id,wrd``): reading and validation.
+
+Validation runs before any training work starts and reports every bad row at once, each
+with the manifest, the row number (1 = first data row), the file and what was expected.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+REQUIRED_FIELDS = ("ID", "duration", "wav", "wrd")
+EXPECTED_SAMPLE_RATE = 16000
+
+
+class ManifestError(ValueError):
+    """A manifest, or audio it points to, is not usable. The message lists every problem."""
+
+
+@dataclasses.dataclass
+class ManifestSummary:
+    utterances: int
+    seconds: float
+
+    @property
+    def hours(self) -> float:
+        return self.seconds / 3600
+
+
+def resolve_path(path: str, data_root: str | os.PathLike | None) -> str:
+    """Replace SpeechBrain's ``$data_root`` placeholder."""
+    if "$data_root" in path:
+        if data_root is None:
+            raise ManifestError(f"path {path} uses $data_root but no data root was given")
+        path = path.replace("$data_root", str(data_root))
+    return path
+
+
+def read_manifest(path: str | os.PathLike) -> list[dict[str, str]]:
+    """Rows of a manifest as dicts; checks the header names the required fields."""
+    path = Path(path)
+    if not path.is_file():
+        raise ManifestError(f"manifest {path} does not exist")
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        header = reader.fieldnames or []
+        missing = [field for field in REQUIRED_FIELDS if field not in header]
+        if missing:
+            raise ManifestError(
+                f"manifest {path}: header {header} lacks field(s) {missing}; "
+                f"expected columns {','.join(REQUIRED_FIELDS)} (plus optional spk_id)"
+            )
+        return list(reader)
+
+
+def check_audio(file: str, expected_rate: int = EXPECTED_SAMPLE_RATE) -> str | None:
+    """Return what is wrong with one audio file, or None when it is usable."""
+    if not os.path.isfile(file):
+        return f"audio file {file} does not exist"
+    try:
+        info = sf.info(file)
+    except Exception as error:  # soundfile raises several types for unreadable files
+        return f"audio file {file} is unreadable ({error})"
+    if info.samplerate != expected_rate:
+        return f"audio file {file} is {info.samplerate} Hz, expected {expected_rate} Hz"
+    if info.channels != 1:
+        return f"audio file {file} has {info.channels} channels, expected mono"
+    if info.frames == 0:
+        return f"audio file {file} is empty (0 samples)"
+    try:
+        audio, _ = sf.read(file, dtype="float32")
+    except Exception as error:
+        return f"audio file {file} is unreadable ({error})"
+    if audio.size == 0:
+        return f"audio file {file} is empty (0 samples)"
+    if not np.isfinite(audio).all():
+        return f"audio file {file} contains NaN or Inf samples"
+    return None
+
+
+def validate_manifest(
+    path: str | os.PathLike,
+    data_root: str | os.PathLike | None = None,
+    expected_rate: int = EXPECTED_SAMPLE_RATE,
+    check_files: bool = True,
+    max_reported: int = 20,
+) -> ManifestSummary:
+    """Check every row of a manifest; raise ManifestError listing the problems.
+
+    Checks: required columns, a non-empty transcript, a positive numeric duration, and
+    (``check_files``) that the audio exists, decodes, is mono at ``expected_rate`` Hz,
+    is not empty and holds no NaN/Inf.
+    """
+    rows = read_manifest(path)
+    problems: list[str] = []
+    seconds = 0.0
+    ids: set[str] = set()
+    if not rows:
+        raise ManifestError(f"manifest {path} has no rows")
+    for number, row in enumerate(rows, start=1):
+        where = f"{path} row {number} (ID {row.get('ID')!r})"
+        if row["ID"] in ids:
+            problems.append(f"{where}: duplicate ID")
+        ids.add(row["ID"])
+        if not (row.get("wrd") or "").strip():
+            problems.append(f"{where}: empty transcript in field 'wrd'")
+        try:
+            duration = float(row["duration"])
+            if not math.isfinite(duration) or duration <= 0:
+                raise ValueError
+            seconds += duration
+        except (TypeError, ValueError):
+            problems.append(f"{where}: duration {row.get('duration')!r} is not a positive number")
+        if check_files:
+            try:
+                file = resolve_path(row["wav"] or "", data_root)
+            except ManifestError as error:
+                problems.append(f"{where}: {error}")
+                continue
+            problem = check_audio(file, expected_rate)
+            if problem:
+                problems.append(f"{where}: {problem}")
+    if problems:
+        shown = problems[:max_reported]
+        more = len(problems) - len(shown)
+        tail = f"\n  ... and {more} more" if more else ""
+        raise ManifestError(
+            f"{len(problems)} problem(s) in {path}:\n  " + "\n  ".join(shown) + tail
+        )
+    return ManifestSummary(utterances=len(rows), seconds=seconds)

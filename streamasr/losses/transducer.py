@@ -1,0 +1,118 @@
+"""RNN-T (transducer) loss in pure PyTorch, for CPU and GPU.
+
+Why our own: SpeechBrain 1.1.2's ``transducer_loss`` runs only on CUDA (Numba), and
+torchaudio 2.9's ``rnnt_loss`` is deprecated and slow on CPU. Here the joint network's
+log-probabilities are reduced to two small lattices (blank and emit, ``[B, T, U+1]``)
+with one ``logsumexp`` over the vocabulary, and the forward variable is computed one
+frame at a time: within a frame the recursion along the label axis is a prefix sum in
+the log semiring, so each frame is a ``logcumsumexp`` over all labels at once. Autograd
+differentiates it; there is no Python loop over lattice cells. ``benchmarks/`` compares
+it with torchaudio.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def transducer_lattice(
+    logits: torch.Tensor, targets: torch.Tensor, blank: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Blank and emission log-probabilities of every lattice node.
+
+    Arguments
+    ---------
+    logits: ``[B, T, U+1, V]`` joint network outputs (unnormalised).
+    targets: ``[B, U]`` label ids (padding values are ignored by the loss).
+    blank: index of the blank symbol in the vocabulary.
+
+    Returns
+    -------
+    blank_logp: ``[B, T, U+1]``, log P(blank | t, u).
+    emit_logp: ``[B, T, U]``, log P(targets[u] | t, u).
+    """
+    batch, frames, labels_plus_one, _ = logits.shape
+    labels = labels_plus_one - 1
+    if targets.shape[1] < labels:
+        raise ValueError(
+            f"targets have {targets.shape[1]} labels but logits have U+1={labels_plus_one}"
+        )
+    targets = targets[:, :labels].long()
+    normaliser = torch.logsumexp(logits, dim=-1)  # [B, T, U+1]
+    blank_logp = logits[..., blank] - normaliser
+    index = targets[:, None, :, None].expand(batch, frames, labels, 1)
+    emit_logp = logits[:, :, :labels, :].gather(-1, index).squeeze(-1) - normaliser[:, :, :labels]
+    return blank_logp, emit_logp
+
+
+def transducer_log_likelihood(
+    blank_logp: torch.Tensor,
+    emit_logp: torch.Tensor,
+    frame_lengths: torch.Tensor,
+    label_lengths: torch.Tensor,
+) -> torch.Tensor:
+    """log P(labels | frames) summed over all alignments, per utterance: ``[B]``.
+
+    ``blank_logp`` is ``[B, T, U+1]``, ``emit_logp`` ``[B, T, U]``; lengths are ``[B]``
+    integer tensors (frames >= 1). Positions past an utterance's lengths never influence
+    its result. Computed in float64 (the lattices are small; sums over hundreds of nodes
+    would lose precision in float32).
+    """
+    blank_logp = blank_logp.double()
+    emit_logp = emit_logp.double()
+    batch, frames, _ = blank_logp.shape
+    zero = blank_logp.new_zeros(batch, 1)
+    # alpha[t, u] = logsumexp_k (alpha[t-1, k] + blank[t-1, k] + sum_{j=k}^{u-1} emit[t, j])
+    #             = C[t, u] + logcumsumexp_k (alpha[t-1, k] + blank[t-1, k] - C[t, k])
+    # with C[t, u] = sum_{j<u} emit[t, j].
+    prefix = torch.cat([zero.unsqueeze(1).expand(batch, frames, 1), emit_logp.cumsum(dim=2)], dim=2)
+    alphas = [prefix[:, 0]]
+    for frame in range(1, frames):
+        stay = alphas[-1] + blank_logp[:, frame - 1]
+        alphas.append(prefix[:, frame] + torch.logcumsumexp(stay - prefix[:, frame], dim=1))
+    alpha = torch.stack(alphas, dim=1)  # [B, T, U+1]
+    rows = torch.arange(batch, device=alpha.device)
+    last_frame = frame_lengths.long() - 1
+    last_label = label_lengths.long()
+    return alpha[rows, last_frame, last_label] + blank_logp[rows, last_frame, last_label]
+
+
+def rnnt_loss(
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    frame_lengths: torch.Tensor,
+    label_lengths: torch.Tensor,
+    blank: int = 0,
+    reduction: str = "mean",
+) -> torch.Tensor:
+    """Transducer negative log-likelihood, same semantics as torchaudio's ``rnnt_loss``.
+
+    Arguments
+    ---------
+    logits: ``[B, T, U+1, V]`` joint outputs (any float dtype; computed in float32+).
+    targets: ``[B, U]`` integer labels.
+    frame_lengths: ``[B]`` valid encoder frames per utterance (1..T).
+    label_lengths: ``[B]`` valid labels per utterance (0..U).
+    blank: blank index.
+    reduction: ``"none"`` ([B]), ``"sum"``, ``"mean"`` (over utterances) or
+        ``"mean_per_label"`` (sum divided by the total number of labels + utterances,
+        i.e. per emitted symbol including the final blank).
+    """
+    if logits.dim() != 4:
+        raise ValueError(f"logits must be [B, T, U+1, V], got shape {tuple(logits.shape)}")
+    if frame_lengths.min() < 1 or frame_lengths.max() > logits.shape[1]:
+        raise ValueError(f"frame_lengths must be in 1..{logits.shape[1]}, got {frame_lengths}")
+    if label_lengths.min() < 0 or label_lengths.max() > logits.shape[2] - 1:
+        raise ValueError(f"label_lengths must be in 0..{logits.shape[2] - 1}, got {label_lengths}")
+    blank_logp, emit_logp = transducer_lattice(logits.float(), targets, blank)
+    nll = -transducer_log_likelihood(blank_logp, emit_logp, frame_lengths, label_lengths)
+    nll = nll.to(torch.float32)
+    if reduction == "none":
+        return nll
+    if reduction == "sum":
+        return nll.sum()
+    if reduction == "mean":
+        return nll.mean()
+    if reduction == "mean_per_label":
+        return nll.sum() / (label_lengths.sum() + len(label_lengths)).clamp(min=1)
+    raise ValueError(f"unknown reduction {reduction!r}")
