@@ -104,9 +104,10 @@ def rnnt_loss(
         raise ValueError(f"frame_lengths must be in 1..{logits.shape[1]}, got {frame_lengths}")
     if label_lengths.min() < 0 or label_lengths.max() > logits.shape[2] - 1:
         raise ValueError(f"label_lengths must be in 0..{logits.shape[2] - 1}, got {label_lengths}")
-    blank_logp, emit_logp = transducer_lattice(logits.float(), targets, blank)
+    dtype = torch.promote_types(logits.dtype, torch.float32)  # never below float32
+    blank_logp, emit_logp = transducer_lattice(logits.to(dtype), targets, blank)
     nll = -transducer_log_likelihood(blank_logp, emit_logp, frame_lengths, label_lengths)
-    nll = nll.to(torch.float32)
+    nll = nll.to(dtype)
     if reduction == "none":
         return nll
     if reduction == "sum":

@@ -1,0 +1,72 @@
+"""Shared fixtures: a tiny espeak-ng corpus and tiny-model overrides for the recipes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SMALL_YAML = REPO / "hparams" / "conformer_transducer_small.yaml"
+FULL_YAML = REPO / "hparams" / "conformer_transducer.yaml"
+
+TINY_CORPUS = dict(
+    train_utterances=24,
+    valid_utterances=4,
+    test_utterances=4,
+    valid_speakers=3,
+    test_speakers=3,
+    seed=7,
+)
+
+# A model small enough to train a few steps in seconds on CPU.
+TINY_MODEL_OVERRIDES = [
+    "--d_model=32",
+    "--nhead=2",
+    "--num_encoder_layers=1",
+    "--d_ffn=64",
+    "--dec_dim=32",
+    "--joint_dim=32",
+    "--output_neurons=40",
+    "--lr=0.003",
+    "--warmup_steps=5",
+    "--ckpt_interval_minutes=0",
+]
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus(tmp_path_factory) -> Path:
+    from streamasr.data.synthetic import CorpusConfig, build_corpus
+
+    folder = tmp_path_factory.mktemp("tiny_corpus")
+    build_corpus(folder, CorpusConfig(**TINY_CORPUS), progress=False)
+    return folder
+
+
+def run_train(yaml: Path, corpus: Path, output: Path, *extra: str, timeout: int = 600):
+    """Run train.py in a subprocess; returns the CompletedProcess."""
+    cmd = [
+        sys.executable,
+        str(REPO / "train.py"),
+        str(yaml),
+        f"--data_folder={corpus}",
+        f"--output_folder={output}",
+        *extra,
+    ]
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=REPO, env=env)
+
+
+def train_log_epochs(output: Path) -> list[int]:
+    """Epoch numbers logged in train_log.txt, in order."""
+    log = output / "train_log.txt"
+    if not log.exists():
+        return []
+    epochs = []
+    for line in log.read_text().splitlines():
+        if line.startswith("epoch:"):
+            epochs.append(int(line.split(",")[0].split(":")[1]))
+    return epochs

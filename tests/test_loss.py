@@ -1,0 +1,98 @@
+"""The pure-PyTorch RNN-T loss against torchaudio and a hand-computed lattice."""
+
+import math
+import warnings
+
+import pytest
+import torch
+
+from streamasr.losses import rnnt_loss
+
+
+def torchaudio_rnnt(logits, targets, frames, labels, blank):
+    import torchaudio.functional as F
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return F.rnnt_loss(
+            logits, targets.int(), frames.int(), labels.int(), blank=blank, reduction="none"
+        )
+
+
+def random_batch(batch=5, frames=13, labels=6, vocab=9, blank=0, seed=0, dtype=torch.float32):
+    generator = torch.Generator().manual_seed(seed)
+    logits = torch.randn(batch, frames, labels + 1, vocab, generator=generator, dtype=dtype)
+    non_blank = [v for v in range(vocab) if v != blank]
+    targets = torch.tensor(non_blank)[torch.randint(len(non_blank), (batch, labels), generator=generator)]
+    frame_lengths = torch.randint(1, frames + 1, (batch,), generator=generator)
+    label_lengths = torch.randint(0, labels + 1, (batch,), generator=generator)
+    frame_lengths[0], label_lengths[0] = frames, labels  # one full-size entry
+    label_lengths[1] = 0  # U = 0
+    return logits, targets, frame_lengths, label_lengths
+
+
+@pytest.mark.parametrize("blank", [0, 4, 8])
+def test_loss_and_gradients_match_torchaudio(blank):
+    logits, targets, frames, labels = random_batch(blank=blank, seed=blank)
+    ours_logits = logits.clone().requires_grad_(True)
+    ref_logits = logits.clone().requires_grad_(True)
+    ours = rnnt_loss(ours_logits, targets, frames, labels, blank=blank, reduction="none")
+    ref = torchaudio_rnnt(ref_logits, targets, frames, labels, blank)
+    torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-4)
+    ours.sum().backward()
+    ref.sum().backward()
+    torch.testing.assert_close(ours_logits.grad, ref_logits.grad, rtol=1e-4, atol=1e-4)
+
+
+def test_matches_hand_computed_lattice():
+    # T = 2 frames, U = 1 label (id 1), blank 0: two alignments,
+    #   emit y at t0 then blank at (0,1), blank at (1,1)
+    #   blank at (0,0), emit y at t1, blank at (1,1)
+    logits = torch.tensor(
+        [[[[0.1, 0.6, -0.3], [0.5, -0.2, 0.0]], [[-0.4, 0.3, 0.2], [0.7, 0.1, -0.5]]]]
+    )
+    lp = logits.log_softmax(-1)[0]
+    p = lp.exp()
+    likelihood = p[0, 0, 1] * p[0, 1, 0] * p[1, 1, 0] + p[0, 0, 0] * p[1, 0, 1] * p[1, 1, 0]
+    loss = rnnt_loss(logits, torch.tensor([[1]]), torch.tensor([2]), torch.tensor([1]))
+    assert loss.item() == pytest.approx(-math.log(likelihood.item()), abs=1e-6)
+
+
+def test_single_frame_empty_label_is_blank_probability():
+    logits = torch.randn(1, 1, 1, 5)
+    loss = rnnt_loss(logits, torch.zeros(1, 0, dtype=torch.long), torch.tensor([1]), torch.tensor([0]), blank=2)
+    assert loss.item() == pytest.approx(-logits.log_softmax(-1)[0, 0, 0, 2].item(), abs=1e-6)
+
+
+def test_padding_does_not_change_an_utterance_loss():
+    logits, targets, frames, labels = random_batch(batch=3, frames=10, labels=4, seed=3)
+    frames[2], labels[2] = 6, 2
+    full = rnnt_loss(logits, targets, frames, labels, reduction="none")[2]
+    alone = rnnt_loss(logits[2:, :6, :3], targets[2:, :2], frames[2:], labels[2:], reduction="none")[0]
+    assert full.item() == pytest.approx(alone.item(), abs=1e-5)
+
+
+def test_gradcheck_float64():
+    logits, targets, frames, labels = random_batch(batch=3, frames=4, labels=3, vocab=5, dtype=torch.float64, seed=5)
+    logits.requires_grad_(True)
+    assert torch.autograd.gradcheck(
+        lambda x: rnnt_loss(x, targets, frames, labels, blank=0, reduction="sum"), (logits,), eps=1e-6, atol=1e-5
+    )
+
+
+def test_reductions_and_finite_gradients():
+    logits, targets, frames, labels = random_batch(seed=11)
+    logits.requires_grad_(True)
+    per_utt = rnnt_loss(logits, targets, frames, labels, reduction="none")
+    assert rnnt_loss(logits, targets, frames, labels, reduction="mean").item() == pytest.approx(per_utt.mean().item(), rel=1e-6)
+    per_label = rnnt_loss(logits, targets, frames, labels, reduction="mean_per_label")
+    assert per_label.item() == pytest.approx(per_utt.sum().item() / (labels.sum() + len(labels)).item(), rel=1e-6)
+    per_label.backward()
+    assert torch.isfinite(logits.grad).all()
+
+
+def test_bad_lengths_are_rejected_with_the_range():
+    logits, targets, frames, labels = random_batch(frames=5)
+    frames[0] = 6
+    with pytest.raises(ValueError, match=r"frame_lengths must be in 1..5"):
+        rnnt_loss(logits, targets, frames, labels)

@@ -1,0 +1,16 @@
+"""Unknown ``--key=value`` overrides are rejected before any work, with a hint."""
+
+import pytest
+
+from conftest import SMALL_YAML
+from streamasr.recipe import ConfigError, check_overrides
+
+
+def test_unknown_override_is_rejected_with_a_suggestion():
+    text = SMALL_YAML.read_text()
+    with pytest.raises(ConfigError, match=r"--number_of_epoch \(did you mean --number_of_epochs\?\): not a key of"):
+        check_overrides(str(SMALL_YAML), text, "number_of_epoch: 3\n")
+
+
+def test_known_overrides_pass():
+    check_overrides(str(SMALL_YAML), SMALL_YAML.read_text(), "number_of_epochs: 3\nlr: 0.1\n")
