@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import difflib
 import io
-import os
 from pathlib import Path
 
 import speechbrain as sb
@@ -136,9 +135,9 @@ def dataio_prepare(hparams: dict, tokenizer) -> dict:
 
     train_loader_kwargs = dict(hparams["train_dataloader_opts"])
     if hparams.get("dynamic_batching", False):
-        from speechbrain.dataio.sampler import DynamicBatchSampler
+        from streamasr.data.batching import CurriculumBatchSampler
 
-        sampler = DynamicBatchSampler(
+        sampler = CurriculumBatchSampler(
             datasets["train"],
             length_func=lambda item: float(item["duration"]),
             **hparams["dynamic_batch_sampler_train"],
@@ -152,9 +151,3 @@ def dataio_prepare(hparams: dict, tokenizer) -> dict:
     datasets["train_loader_kwargs"] = train_loader_kwargs
     return datasets
 
-
-def ensure_exists(path: str | os.PathLike, what: str) -> Path:
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{what} {path} does not exist")
-    return path

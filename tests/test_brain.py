@@ -1,0 +1,110 @@
+"""The Brain's objective schedule and its crash-safe checkpoints, in process."""
+
+from __future__ import annotations
+
+import pytest
+import speechbrain as sb
+import torch
+from hyperpyyaml import load_hyperpyyaml
+from speechbrain.dataio.batch import PaddedBatch
+
+from conftest import SMALL_YAML
+from streamasr.brain import AtomicCheckpointer, TransducerBrain
+from streamasr.losses import rnnt_loss
+
+TINY = """
+d_model: 32
+nhead: 2
+num_encoder_layers: 1
+d_ffn: 64
+dec_dim: 32
+joint_dim: 32
+output_neurons: 12
+ctc_weight: {ctc_weight}
+number_of_ctc_epochs: 2
+dct_start_epoch: 1
+output_folder: {out}
+"""
+
+
+def make_brain(tmp_path, ctc_weight):
+    with open(SMALL_YAML, encoding="utf-8") as handle:
+        hparams = load_hyperpyyaml(handle, TINY.format(ctc_weight=ctc_weight, out=tmp_path))
+    return TransducerBrain(
+        modules=hparams["modules"], opt_class=hparams["opt_class"], hparams=hparams,
+        run_opts={"device": "cpu"}, checkpointer=hparams["checkpointer"],
+    )
+
+
+def toy_batch():
+    generator = torch.Generator().manual_seed(0)
+    items = []
+    for index, (seconds, tokens) in enumerate([(1.0, [3, 5, 7]), (0.6, [2, 9])]):
+        items.append({
+            "id": f"u{index}",
+            "sig": torch.randn(int(16000 * seconds), generator=generator) * 0.1,
+            "tokens_bos": torch.tensor([0] + tokens),
+            "tokens": torch.tensor(tokens),
+            "wrd": "X",
+        })
+    return PaddedBatch(items)
+
+
+@pytest.mark.parametrize("ctc_weight", [0.3, 0.7])
+def test_loss_mixes_rnnt_and_ctc_with_the_yaml_weight_then_drops_ctc(tmp_path, ctc_weight):
+    brain = make_brain(tmp_path, ctc_weight)
+    batch = toy_batch()
+    brain.hparams.epoch_counter.current = 1
+    torch.manual_seed(1)
+    out = brain.compute_forward(batch, sb.Stage.TRAIN)
+    tokens, lens = batch.tokens
+    labels = torch.round(lens * tokens.shape[1]).long()
+    rnnt = rnnt_loss(out.transducer_logits, tokens, out.encoder_lengths, labels, reduction="mean_per_label")
+    ctc = torch.nn.functional.ctc_loss(
+        out.ctc_logprobs.transpose(0, 1), tokens, out.encoder_lengths, labels, reduction="sum", zero_infinity=True
+    ) / labels.sum()
+    loss = brain.compute_objectives(out, batch, sb.Stage.TRAIN)
+    assert loss.item() == pytest.approx(((1 - ctc_weight) * rnnt + ctc_weight * ctc).item(), rel=1e-5)
+
+    brain.hparams.epoch_counter.current = 3  # past number_of_ctc_epochs
+    out = brain.compute_forward(batch, sb.Stage.TRAIN)
+    assert out.ctc_logprobs is None
+    loss = brain.compute_objectives(out, batch, sb.Stage.TRAIN)
+    expected = rnnt_loss(out.transducer_logits, tokens, out.encoder_lengths, labels, reduction="mean_per_label")
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_full_context_before_dct_start_epoch(tmp_path):
+    brain = make_brain(tmp_path, 0.3)
+    brain.hparams.dct_start_epoch = 2
+    brain.hparams.epoch_counter.current = 1
+    assert all(brain.dct_config(sb.Stage.TRAIN) is None for _ in range(50))
+    brain.hparams.epoch_counter.current = 2
+    torch.manual_seed(0)
+    assert any(brain.dct_config(sb.Stage.TRAIN) is not None for _ in range(50))
+
+
+def test_an_interrupted_save_never_replaces_the_last_good_checkpoint(tmp_path, monkeypatch):
+    model = torch.nn.Linear(3, 3)
+    checkpointer = AtomicCheckpointer(tmp_path, recoverables={"model": model})
+    good = checkpointer.save_checkpoint(meta={"step": 1})
+    saved_weight = model.weight.detach().clone()
+
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    import speechbrain.utils.checkpoints as checkpoints
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt("killed while saving")
+
+    monkeypatch.setitem(checkpoints.DEFAULT_SAVE_HOOKS, torch.nn.Module, crash)
+    with pytest.raises(KeyboardInterrupt):
+        checkpointer.save_checkpoint(meta={"step": 2})
+    monkeypatch.undo()
+
+    assert [c.meta["step"] for c in checkpointer.list_checkpoints()] == [1]
+    recovered = checkpointer.recover_if_possible()
+    assert recovered.path == good.path
+    assert torch.equal(model.weight, saved_weight)
+    removed = checkpointer.remove_partial_checkpoints()
+    assert len(removed) == 1 and not removed[0].exists()
