@@ -1,8 +1,9 @@
-"""Chunk-by-chunk encoding with a Dynamic-Chunk-Training Conformer.
+"""Chunk-by-chunk recognition with a Dynamic-Chunk-Training Conformer-Transducer.
 
 Owns the one place where a ``DynChunkTrainConfig`` becomes an encoder streaming
-context, and the reference loop that feeds encoder inputs chunk by chunk (used by the
-tests for the streaming contract and by the evaluation tools).
+context, the reference loop that feeds encoder inputs chunk by chunk (tests of the
+streaming contract), and the streaming engine: audio in, tokens with times and
+confidences out, all state in an explicit ``StreamState``.
 
 Why a helper: SpeechBrain 1.1.2's ``ConformerEncoder.make_streaming_context`` stores
 ``left_context_size_frames()`` in each layer, which is ``None`` for unlimited left
@@ -14,7 +15,9 @@ frame count larger than any stream instead.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
+import time
 
 import torch
 from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
@@ -49,3 +52,155 @@ def encode_chunk_by_chunk(
     for start in range(0, src.shape[1], config.chunk_size):
         outputs.append(transformer.encode_streaming(src[:, start : start + config.chunk_size], context))
     return torch.cat(outputs, dim=1)
+
+
+# --------------------------------------------------------------------------- engine
+@dataclasses.dataclass
+class TokenEvent:
+    """One emitted token: id, text piece, encoder frame (global), start time and posterior."""
+
+    token_id: int
+    piece: str
+    frame: int
+    start_ms: float
+    confidence: float
+
+
+@dataclasses.dataclass
+class ChunkOutput:
+    """What one processed chunk produced for each stream of the batch."""
+
+    chunk_index: int
+    start_frame: int
+    end_frame: int
+    tokens: list[list[TokenEvent]]  # per stream, new tokens of this chunk
+    text: list[str]  # per stream, new text of this chunk
+    compute_seconds: float  # wall time of front end + encoder + search for the chunk
+    final: bool  # True for the chunk that ended the stream
+
+
+@dataclasses.dataclass
+class StreamState:
+    """Everything a batch of streams carries between chunks (explicit, inspectable)."""
+
+    buffer: torch.Tensor  # [B, n] samples from buffer_offset on
+    buffer_offset: int = 0
+    frames_done: int = 0
+    chunks_done: int = 0
+    encoder_context: object = None
+    decoder_state: object = None
+    tokens: list = dataclasses.field(default_factory=list)  # per stream: list[int]
+    texts: list = dataclasses.field(default_factory=list)  # per stream: decoded so far
+    finished: bool = False
+
+    @property
+    def samples_received(self) -> int:
+        return self.buffer_offset + self.buffer.shape[1]
+
+
+class StreamingRecognizer:
+    """Chunk-by-chunk recognition with a DCT Conformer-Transducer.
+
+    Verbs (as in sherpa-onnx): ``init_state`` for a batch of streams, ``accept_audio``
+    (any number of samples; runs every chunk that became computable), ``finalize``
+    (end of input: runs the remaining frames). Chunks are ``config.chunk_size`` encoder
+    frames; a chunk runs once its samples plus the front end's look-ahead arrived.
+    """
+
+    def __init__(self, model, config: DynChunkTrainConfig):
+        self.model = model
+        self.config = config
+        self.geometry = model.front_end.geometry
+
+    @property
+    def chunk_samples(self) -> int:
+        return self.geometry.chunk_samples(self.config.chunk_size)
+
+    def init_state(self, batch_size: int = 1) -> StreamState:
+        device = self.model.device
+        return StreamState(
+            buffer=torch.zeros(batch_size, 0, device=device),
+            encoder_context=make_encoder_context(self.model.transformer, self.config),
+            decoder_state=self.model.decoder.initial_state(batch_size, device),
+            tokens=[[] for _ in range(batch_size)],
+            texts=["" for _ in range(batch_size)],
+        )
+
+    @torch.no_grad()
+    def accept_audio(self, state: StreamState, samples: torch.Tensor) -> list[ChunkOutput]:
+        """Append ``samples`` (``[B, n]`` float, 16 kHz) and run every complete chunk."""
+        if state.finished:
+            raise RuntimeError("stream already finalized")
+        if samples.dim() == 1:
+            samples = samples[None]
+        state.buffer = torch.cat([state.buffer, samples.to(state.buffer)], dim=1)
+        outputs = []
+        while True:
+            end = state.frames_done + self.config.chunk_size
+            if state.samples_received < self.model.front_end.samples_needed(end):
+                break
+            outputs.append(self._run_chunk(state, end, final=False))
+        return outputs
+
+    @torch.no_grad()
+    def finalize(self, state: StreamState) -> list[ChunkOutput]:
+        """End of input: run the frames left (the last chunk may be shorter)."""
+        outputs = []
+        total = self.geometry.num_encoder_frames(state.samples_received)
+        while state.frames_done < total:
+            end = min(total, state.frames_done + self.config.chunk_size)
+            outputs.append(self._run_chunk(state, end, final=end == total))
+        if outputs:
+            outputs[-1].final = True
+        state.finished = True
+        return outputs
+
+    def _run_chunk(self, state: StreamState, end_frame: int, final: bool) -> ChunkOutput:
+        start_time = time.perf_counter()
+        model = self.model
+        start = state.frames_done
+        src = model.front_end.chunk(state.buffer, start, end_frame, final, state.buffer_offset)
+        encoded = model.transformer.encode_streaming(src, state.encoder_context)
+        hyps, state.decoder_state = model.decoder(
+            model.proj_enc(encoded), state=state.decoder_state
+        )
+        frame_ms = self.geometry.frame_ms
+        tokens, texts = [], []
+        for stream, hyp in enumerate(hyps):
+            events = [
+                TokenEvent(
+                    token_id=token,
+                    piece=model.tokenizer.id_to_piece(token),
+                    frame=start + frame,
+                    start_ms=(start + frame) * frame_ms,
+                    confidence=confidence,
+                )
+                for token, frame, confidence in zip(hyp.tokens, hyp.frames, hyp.confidences)
+            ]
+            state.tokens[stream].extend(hyp.tokens)
+            text = model.decode_tokens(state.tokens[stream])
+            previous = state.texts[stream]
+            texts.append(text[len(previous):] if text.startswith(previous) else text)
+            state.texts[stream] = text
+            tokens.append(events)
+        state.frames_done = end_frame
+        index = state.chunks_done
+        state.chunks_done += 1
+        # Drop samples no future chunk reads.
+        keep_from = model.front_end.history_start(end_frame)
+        if keep_from > state.buffer_offset:
+            state.buffer = state.buffer[:, keep_from - state.buffer_offset :]
+            state.buffer_offset = keep_from
+        return ChunkOutput(
+            index, start, end_frame, tokens, texts, time.perf_counter() - start_time, final
+        )
+
+    def transcribe(self, wav: torch.Tensor) -> tuple[StreamState, list[ChunkOutput]]:
+        """Feed one utterance ``[samples]`` chunk by chunk (``chunk_samples`` at a time,
+        as a live source would) and finalize."""
+        state = self.init_state(1)
+        outputs = []
+        for begin in range(0, wav.shape[-1], self.chunk_samples):
+            outputs.extend(self.accept_audio(state, wav[..., begin : begin + self.chunk_samples]))
+        outputs.extend(self.finalize(state))
+        return state, outputs

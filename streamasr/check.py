@@ -1,0 +1,119 @@
+"""``streamasr check-streaming``: does any encoder output depend on a later chunk?
+
+Probes an encoder with ``speechbrain.utils.streaming.infer_dependency_matrix``
+(perturb one input frame at a time, see which outputs move), draws the matrix to a PNG
+with the chunk boundaries, and lists every (output frame, input frame) pair where the
+input lies in a later chunk than the output.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Callable, Optional
+
+import torch
+from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
+
+
+@dataclasses.dataclass
+class DependencyReport:
+    frames: int
+    chunk_size: int
+    left_chunks: Optional[int]
+    leaks: list[tuple[int, int]]  # (output frame, input frame from a later chunk)
+    plot: Optional[Path] = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.leaks
+
+    def describe(self, limit: int = 12) -> str:
+        if self.ok:
+            return (
+                f"OK: no output frame depends on a later chunk "
+                f"({self.frames} frames, chunk {self.chunk_size}, left {self.left_chunks or 'unlimited'})"
+            )
+        shown = ", ".join(f"out {o} <- in {i}" for o, i in self.leaks[:limit])
+        more = f" and {len(self.leaks) - limit} more" if len(self.leaks) > limit else ""
+        return f"LEAK: {len(self.leaks)} output/input frame pairs cross into a later chunk: {shown}{more}"
+
+
+def dependency_report(
+    model: Callable[[torch.Tensor], torch.Tensor],
+    input_dim: int,
+    frames: int,
+    chunk_size: int,
+    left_chunks: Optional[int] = None,
+    plot: Optional[str | Path] = None,
+) -> DependencyReport:
+    """Probe ``model`` (``[1, frames, input_dim]`` -> ``[1, frames, D]``, eval mode)."""
+    from speechbrain.utils.streaming import infer_dependency_matrix
+
+    torch.manual_seed(0)
+    deps = infer_dependency_matrix(model, seq_shape=[1, frames, input_dim])  # [in, out]
+    chunk = torch.arange(deps.shape[0]) // chunk_size
+    out_chunk = torch.arange(deps.shape[1]) // chunk_size
+    leaks = (deps & (chunk[:, None] > out_chunk[None, :])).nonzero().tolist()
+    report = DependencyReport(frames, chunk_size, left_chunks, sorted((o, i) for i, o in leaks))
+    if plot is not None:
+        report.plot = Path(plot)
+        _plot(deps, chunk_size, report)
+    return report
+
+
+def _plot(deps: torch.Tensor, chunk_size: int, report: DependencyReport) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import ListedColormap
+
+    fig, ax = plt.subplots(figsize=(6, 6))
+    ax.pcolormesh(deps.T.float(), cmap=ListedColormap(["white", "tab:red"]), edgecolors="lightgray", linewidth=0.1)
+    for boundary in range(chunk_size, deps.shape[0], chunk_size):
+        ax.axvline(boundary, color="black", linewidth=0.8)
+        ax.axhline(boundary, color="black", linewidth=0.8)
+    for out_frame, in_frame in report.leaks:
+        ax.add_patch(plt.Rectangle((in_frame, out_frame), 1, 1, fill=False, edgecolor="blue", linewidth=1.2))
+    ax.set_xlabel("input frame (encoder input, 40 ms each)")
+    ax.set_ylabel("output frame")
+    ax.set_title(("OK" if report.ok else f"LEAK ({len(report.leaks)} pairs, blue)") +
+                 f": chunk {report.chunk_size}, left {report.left_chunks if report.left_chunks is not None else 'unlimited'}")
+    ax.invert_yaxis()
+    ax.set_aspect("equal")
+    fig.tight_layout()
+    report.plot.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(report.plot, dpi=110)
+    plt.close(fig)
+
+
+def encoder_from(path: str | Path):
+    """The Conformer ``Transformer`` of a YAML (random weights) or a training folder."""
+    path = Path(path)
+    if path.is_dir():
+        from streamasr.model import load_model
+
+        return load_model(path).transformer
+    from hyperpyyaml import load_hyperpyyaml
+
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is neither a YAML file nor a model folder")
+    text = path.read_text(encoding="utf-8")
+    overrides = {"data_folder": "unused"} if "data_folder: !PLACEHOLDER" in text else {}
+    hparams = load_hyperpyyaml(text, overrides)
+    if "Transformer" not in hparams:
+        raise ValueError(f"{path} defines no 'Transformer' encoder")
+    return hparams["Transformer"].eval()
+
+
+def check_encoder(
+    transformer, chunk_size: int, left_chunks: Optional[int], chunks: int = 4, plot=None
+) -> DependencyReport:
+    config = DynChunkTrainConfig(chunk_size, left_chunks)
+    input_dim = transformer.custom_src_module.layers[0].w.in_features
+
+    def model(x):
+        return transformer.encode(x, dynchunktrain_config=config)
+
+    return dependency_report(model, input_dim, chunks * chunk_size, chunk_size, left_chunks, plot)
