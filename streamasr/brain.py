@@ -8,7 +8,7 @@ Modules expected in the YAML (``modules:``): ``CNN``, ``Transformer``, ``proj_en
 ``emb``, ``dec``, ``proj_dec``, ``Tjoint``, ``transducer_lin``, ``ctc_lin``,
 ``normalize``. Hyperparameters: ``compute_features``, ``dynchunktrain_config_sampler``,
 ``ctc_weight``, ``number_of_ctc_epochs``, ``dct_start_epoch``, ``blank_index``,
-``noam_annealing``, optional ``wav_augment`` / ``fea_augment``.
+``lr_annealing`` (any SpeechBrain per-step scheduler), optional ``wav_augment`` / ``fea_augment``.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import Optional
 
 import speechbrain as sb
 import torch
+from speechbrain.nnet.schedulers import WarmCoolDecayLRSchedule
 from speechbrain.utils.checkpoints import Checkpointer
 from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
 
@@ -194,8 +195,13 @@ class TransducerBrain(sb.Brain):
         return loss
 
     def on_fit_batch_end(self, batch, outputs, loss, should_step):
-        if should_step:
-            self.hparams.noam_annealing(self.optimizer)
+        if not should_step:
+            return
+        scheduler = self.hparams.lr_annealing
+        if isinstance(scheduler, WarmCoolDecayLRSchedule):
+            scheduler(self.optimizer, self.optimizer_step)  # stateless: needs the step
+        else:
+            scheduler(self.optimizer)
 
     # ------------------------------------------------------------------ stages
     def on_stage_start(self, stage, epoch=None):

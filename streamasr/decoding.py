@@ -22,6 +22,7 @@ class GreedyState:
 
     decoder_out: torch.Tensor  # [B, 1, joint_dim] projected prediction-network output
     hidden: tuple  # LSTM (h, c), each [layers, B, hidden]
+    min_margins: list  # per stream, smallest decision margin so far (see Hypothesis)
 
 
 @dataclasses.dataclass
@@ -29,6 +30,9 @@ class Hypothesis:
     tokens: list[int]
     frames: list[int]  # encoder frame index (within the decoded input) of each token
     confidences: list[float]  # posterior probability of each emitted token
+    # Smallest log-probability gap between the best and second-best symbol over every
+    # decision taken: tiny values mean float noise could flip the search (near-ties).
+    min_margin: float = float("inf")
 
 
 class GreedyTransducerDecoder:
@@ -69,7 +73,7 @@ class GreedyTransducerDecoder:
     def initial_state(self, batch_size: int, device) -> GreedyState:
         tokens = torch.full((batch_size, 1), self.blank_id, dtype=torch.long, device=device)
         decoder_out, hidden = self._predict(tokens, None)
-        return GreedyState(decoder_out, hidden)
+        return GreedyState(decoder_out, hidden, [float("inf")] * batch_size)
 
     @torch.no_grad()
     def __call__(
@@ -92,15 +96,18 @@ class GreedyTransducerDecoder:
             state = self.initial_state(batch, device)
         decoder_out = state.decoder_out.clone()
         hidden = tuple(h.clone() for h in state.hidden)
-        hyps = [Hypothesis([], [], []) for _ in range(batch)]
+        hyps = [Hypothesis([], [], [], state.min_margins[row]) for row in range(batch)]
         for frame in range(frames):
             active = lengths > frame
             for _ in range(self.max_symbols_per_step + 1):
                 logits = self.classifier(
                     self.joint(encoder_out[:, frame : frame + 1, None, :], decoder_out[:, None])
                 )[:, 0, 0, :]
-                probs = logits.log_softmax(dim=-1)
-                best_logp, best = probs.max(dim=-1)
+                top = logits.log_softmax(dim=-1).topk(2, dim=-1)
+                best_logp, best = top.values[:, 0], top.indices[:, 0]
+                margins = (top.values[:, 0] - top.values[:, 1]).tolist()
+                for row in active.nonzero(as_tuple=True)[0].tolist():
+                    hyps[row].min_margin = min(hyps[row].min_margin, margins[row])
                 emit = active & (best != self.blank_id)
                 if not bool(emit.any()):
                     break
@@ -115,4 +122,4 @@ class GreedyTransducerDecoder:
                 for h, new in zip(hidden, new_hidden):
                     h[:, rows] = new
                 active = emit
-        return hyps, GreedyState(decoder_out, hidden)
+        return hyps, GreedyState(decoder_out, hidden, [h.min_margin for h in hyps])

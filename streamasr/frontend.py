@@ -116,7 +116,10 @@ class FrontEnd(torch.nn.Module):
 
     def forward(self, wavs: torch.Tensor, wav_lens: torch.Tensor | None = None) -> torch.Tensor:
         """wavs ``[B, samples]`` -> ``[B, frames, F]`` (F = CNN channels x freq bins)."""
-        feats = self.compute_features(wavs)
+        # Fbank always runs in float32 (SpeechBrain builds its filter matrix in float32);
+        # the rest follows the CNN's dtype.
+        feats = self.compute_features(wavs.float())
+        feats = feats.to(next(self.cnn.parameters()).dtype)
         feats = self.normalize(feats, wav_lens if wav_lens is not None else torch.ones(len(wavs), device=wavs.device))
         src = self.cnn(feats)
         return src.flatten(start_dim=2) if src.dim() == 4 else src

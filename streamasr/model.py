@@ -40,6 +40,23 @@ class AsrModel:
     def device(self) -> torch.device:
         return next(self.proj_enc.parameters()).device
 
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.proj_enc.parameters()).dtype
+
+    def to(self, *args, **kwargs) -> "AsrModel":
+        """Move/cast every module (e.g. ``model.to(torch.float64)`` for exact checks)."""
+        for module in self.hparams["modules"].values():
+            module.to(*args, **kwargs)
+        self.front_end.to(*args, **kwargs)
+        dtype = next((a for a in args if isinstance(a, torch.dtype)), kwargs.get("dtype"))
+        if dtype is not None:
+            # RelPosEncXL keeps its output dtype in a plain attribute, not a buffer.
+            for module in self.transformer.modules():
+                if hasattr(module, "emb_dtype"):
+                    module.emb_dtype = dtype
+        return self
+
     def decode_tokens(self, tokens: list[int]) -> str:
         return self.tokenizer.decode_ids(tokens)
 

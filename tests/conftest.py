@@ -70,3 +70,14 @@ def train_log_epochs(output: Path) -> list[int]:
         if line.startswith("epoch:"):
             epochs.append(int(line.split(",")[0].split(":")[1]))
     return epochs
+
+
+@pytest.fixture(scope="session")
+def tiny_model_folder(tiny_corpus, tmp_path_factory) -> Path:
+    """A train.py output folder whose weights are still close to random (lr ~ 0), so
+    greedy search emits many tokens: sensitive to any streaming/simulation mismatch."""
+    out = tmp_path_factory.mktemp("tiny_model") / "run"
+    overrides = [o for o in TINY_MODEL_OVERRIDES if not o.startswith("--lr=")]
+    result = run_train(SMALL_YAML, tiny_corpus, out, *overrides, "--lr=0.0000001", "--number_of_epochs=1")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out
