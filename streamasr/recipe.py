@@ -55,7 +55,7 @@ def validate_manifests(hparams: dict) -> None:
     problems = []
     for key in ("train_csv", "valid_csv", "test_csv"):
         try:
-            summary = validate_manifest(hparams[key], data_root=hparams["data_folder"])
+            summary = validate_manifest(hparams[key], data_root=hparams["data_folder"], progress=True)
             print(f"{key}: {hparams[key]}: {summary.utterances} utterances, {summary.hours:.2f} h")
         except ManifestError as error:
             problems.append(f"{key}: {error}")

@@ -90,6 +90,7 @@ def validate_manifest(
     expected_rate: int = EXPECTED_SAMPLE_RATE,
     check_files: bool = True,
     max_reported: int = 20,
+    progress: bool = False,
 ) -> ManifestSummary:
     """Check every row of a manifest; raise ManifestError listing the problems.
 
@@ -103,7 +104,11 @@ def validate_manifest(
     ids: set[str] = set()
     if not rows:
         raise ManifestError(f"manifest {path} has no rows")
-    for number, row in enumerate(rows, start=1):
+    from tqdm import tqdm
+
+    numbered = enumerate(rows, start=1)
+    for number, row in tqdm(numbered, total=len(rows), desc=f"checking {Path(path).name}", unit="utt",
+                            disable=not progress or len(rows) < 1000, leave=False):
         where = f"{path} row {number} (ID {row.get('ID')!r})"
         if row["ID"] in ids:
             problems.append(f"{where}: duplicate ID")

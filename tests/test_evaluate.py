@@ -1,0 +1,143 @@
+"""``streamasr evaluate`` and ``streamasr check-streaming`` end to end on a tiny model."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from conftest import REPO, SMALL_YAML
+from streamasr.check import check_encoder, dependency_report, encoder_from
+from streamasr.cli import main as cli
+from streamasr.evaluate import evaluate, parse_grid
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def sweep(tiny_model_folder, tiny_corpus, tmp_path_factory):
+    out = tmp_path_factory.mktemp("sweep")
+    results = evaluate(
+        str(tiny_model_folder), str(tiny_corpus / "test.csv"), str(out),
+        chunk_values=["160", "320"], unit="ms", left_values=["2", "unlimited"], progress=False,
+    )
+    return out, results
+
+
+def test_sweep_covers_full_context_and_every_cell(sweep):
+    out, results = sweep
+    cells = [(r.chunk_ms, r.left_label) for r in results]
+    assert cells == [(None, "full"), (160, "2"), (320, "2"), (160, "unlimited"), (320, "unlimited")]
+    for r in results[1:]:
+        assert r.streaming_wer is not None and r.differing_hypotheses is not None
+        assert r.algorithmic_latency_ms == pytest.approx(r.chunk_ms + 41 / 16)
+        assert 0 < r.chunk_compute_ms_median <= r.chunk_compute_ms_p95
+        assert r.real_time_factor > 0 and r.threads == 1
+
+
+def test_results_files_table_and_plots(sweep):
+    out, results = sweep
+    data = json.loads((out / "results.json").read_text())
+    assert len(data["cells"]) == 5 and data["meta"]["threads"] == 1
+    with open(out / "results.csv") as handle:
+        assert len(list(csv.DictReader(handle))) == 5
+    table = (out / "results.md").read_text()
+    assert "| left context (chunks) | 160 ms | 320 ms | full context |" in table
+    assert "\n| 2 |" in table and "\n| unlimited |" in table
+    for name in ("wer_vs_chunk.png", "wer_vs_latency.png"):
+        assert (out / name).read_bytes()[:8] == PNG_MAGIC
+
+
+def test_streaming_agrees_with_simulation_in_the_sweep(sweep):
+    _, results = sweep
+    for r in results[1:]:
+        assert r.differing_hypotheses == 0, r
+        assert r.streaming_wer == pytest.approx(r.masked_wer)
+
+
+def test_existing_results_are_not_overwritten(sweep, tiny_model_folder, tiny_corpus):
+    out, _ = sweep
+    before = (out / "results.json").read_text()
+    with pytest.raises(FileExistsError, match="already holds results.*--overwrite"):
+        evaluate(str(tiny_model_folder), str(tiny_corpus / "test.csv"), str(out), chunk_values=["320"])
+    assert (out / "results.json").read_text() == before
+
+
+@pytest.mark.parametrize(
+    "chunks, unit, lefts, message",
+    [
+        (["100"], "ms", ["2"], r"chunk size 100 ms is not a positive multiple of the encoder frame \(40 ms\)"),
+        (["0"], "ms", ["2"], r"chunk size 0 ms is not a positive multiple"),
+        (["2.5"], "frames", ["2"], r"chunk size 2.5 frames is not a positive whole number"),
+        (["320"], "ms", ["-1x"], r"left context '-1x' is not a whole number"),
+        (["320"], "ms", ["-2"], r"left context -2 is negative"),
+    ],
+)
+def test_bad_grid_values_are_named(chunks, unit, lefts, message):
+    with pytest.raises(ValueError, match=message):
+        parse_grid(chunks, unit, lefts, 40.0)
+
+
+def test_bad_inputs_fail_before_any_work(tiny_model_folder, tiny_corpus, tmp_path, capsys):
+    manifest = tmp_path / "test.csv"
+    lines = (tiny_corpus / "test.csv").read_text().splitlines()
+    lines[1] = lines[1].replace(".wav", "-missing.wav")
+    manifest.write_text("\n".join(lines) + "\n")
+    code = cli(["evaluate", str(tiny_model_folder), "--manifest", str(manifest), "--output", str(tmp_path / "o"),
+                "--data-root", str(tiny_corpus)])
+    assert code == 2
+    assert "row 1" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+    code = cli(["evaluate", str(tmp_path), "--manifest", str(manifest), "--output", str(tmp_path / "o")])
+    assert code == 2 and "is not a training output folder" in capsys.readouterr().err
+
+
+def test_checkpoint_that_does_not_match_the_yaml_is_a_clear_error(tiny_model_folder, tmp_path):
+    import shutil
+
+    copy = tmp_path / "model"
+    shutil.copytree(tiny_model_folder, copy)
+    yaml = copy / "hyperparams.yaml"
+    yaml.write_text(yaml.read_text().replace("d_model: 32", "d_model: 48"))
+    from streamasr.model import ModelLoadError, load_model
+
+    with pytest.raises(ModelLoadError, match=r"checkpoint .*CKPT.* does not match .*hyperparams.yaml"):
+        load_model(copy)
+
+
+def test_check_streaming_passes_for_the_dct_encoder(tmp_path):
+    plot = tmp_path / "deps.png"
+    result = subprocess.run(
+        [sys.executable, "-m", "streamasr.cli", "check-streaming", str(SMALL_YAML), "--chunk-frames", "4",
+         "--left-chunks", "1", "--plot", str(plot)],
+        capture_output=True, text=True, cwd=REPO,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "OK: no output frame depends on a later chunk" in result.stdout
+    assert plot.read_bytes()[:8] == PNG_MAGIC
+
+
+class LeakyEncoder(torch.nn.Module):
+    """A non-causal convolution with no chunk masking: sees 2 frames ahead."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv1d(3, 3, kernel_size=5, padding=2)
+
+    def forward(self, x):
+        return self.conv(x.transpose(1, 2)).transpose(1, 2)
+
+
+def test_check_streaming_fails_for_a_leaky_module_naming_the_frames(tmp_path):
+    report = dependency_report(LeakyEncoder().eval(), input_dim=3, frames=12, chunk_size=4, plot=tmp_path / "leak.png")
+    assert not report.ok
+    # the last two outputs of each chunk see the first frames of the next chunk
+    assert (3, 4) in report.leaks and (2, 4) in report.leaks and (3, 5) in report.leaks
+    assert all(i // 4 > o // 4 for o, i in report.leaks)
+    assert "LEAK" in report.describe() and "out 2 <- in 4" in report.describe()
+    assert (tmp_path / "leak.png").read_bytes()[:8] == PNG_MAGIC
