@@ -149,7 +149,10 @@ class StreamingRecognizer:
         total = self.geometry.num_encoder_frames(state.samples_received)
         while state.frames_done < total:
             end = min(total, state.frames_done + self.config.chunk_size)
-            outputs.append(self._run_chunk(state, end, final=end == total))
+            # Past the end of input, a chunk uses what there is (as whole-utterance
+            # features do: zero padding after the last sample).
+            short = self.model.front_end.samples_needed(end) > state.samples_received
+            outputs.append(self._run_chunk(state, end, final=short))
         if outputs:
             outputs[-1].final = True
         state.finished = True
