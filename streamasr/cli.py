@@ -11,6 +11,7 @@ check-streaming  prove (or refute) that no encoder output depends on a later chu
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 
@@ -105,6 +106,10 @@ def _add_evaluate_parser(subparsers) -> None:
     )
     parser.add_argument("--data-root", default=None, help="value of $data_root (default: the manifest's folder)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per stream (default 1)")
+    parser.add_argument(
+        "--jobs", type=int, default=os.cpu_count() or 1,
+        help="grid cells evaluated in parallel processes (default: all cores, %(default)s)",
+    )
     parser.add_argument("--limit", type=int, default=None, help="only the N shortest utterances")
     parser.add_argument("--masked-only", action="store_true", help="skip true streaming")
     parser.add_argument("--device", default="cpu")
@@ -129,6 +134,7 @@ def _run_evaluate(args) -> int:
         data_root=args.data_root,
         overwrite=args.overwrite,
         threads=args.threads,
+        jobs=max(1, args.jobs),
         limit=args.limit,
         streaming=not args.masked_only,
         device=args.device,
