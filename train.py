@@ -67,4 +67,11 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    from streamasr.data.manifest import ManifestError
+    from streamasr.recipe import ConfigError
+
+    try:
+        main(sys.argv[1:])
+    except (ManifestError, ConfigError) as error:  # bad input: a message, no traceback
+        print(f"train.py: error: {error}", file=sys.stderr)
+        sys.exit(2)

@@ -81,3 +81,14 @@ def tiny_model_folder(tiny_corpus, tmp_path_factory) -> Path:
     result = run_train(SMALL_YAML, tiny_corpus, out, *TINY_MODEL_OVERRIDES, "--number_of_epochs=3")
     assert result.returncode == 0, result.stderr[-3000:]
     return out
+
+
+@pytest.fixture(scope="session")
+def random_model_folder(tiny_corpus, tmp_path_factory) -> Path:
+    """A train.py output folder whose weights stay at their random initialisation
+    (lr ~ 0): greedy search emits many tokens, so equality checks are not vacuous."""
+    out = tmp_path_factory.mktemp("random_model") / "run"
+    overrides = [o for o in TINY_MODEL_OVERRIDES if not o.startswith("--lr=")]
+    result = run_train(SMALL_YAML, tiny_corpus, out, *overrides, "--lr=0.0000001", "--number_of_epochs=1")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out

@@ -91,5 +91,6 @@ def test_bad_manifest_stops_before_training(tiny_corpus, tmp_path):
     bad.write_text("\n".join(lines) + "\n")
     result = run_train(SMALL_YAML, tiny_corpus, tmp_path / "x", *TINY_MODEL_OVERRIDES, f"--train_csv={bad}")
     assert result.returncode != 0
+    assert "train.py: error:" in result.stderr
     assert "row 3" in result.stderr and "-gone.wav does not exist" in result.stderr
     assert not (tmp_path / "x" / "save" / "tokenizer").exists()
