@@ -90,7 +90,7 @@ def main():
         print(json.dumps(measure(name, shape, args.device, args.repeats)))
         return
     print(f"device={args.device} threads={torch.get_num_threads()} repeats={args.repeats}")
-    header = f"| B, T, U, V | torchaudio s | ours s | speed-up | torchaudio MB | ours MB | memory ratio | loss diff |"
+    header = "| B, T, U, V | torchaudio s | ours s | speed-up | torchaudio MB | ours MB | memory ratio | loss diff |"
     print(header)
     print("|" + "---|" * 8)
     for shape in SHAPES:

@@ -337,7 +337,7 @@ def write_results(results: list[CellResult], folder: Path, meta: dict) -> None:
         writer.writeheader()
         writer.writerows(rows)
     text = [
-        f"# WER (%) against chunk size and left context\n",
+        "# WER (%) against chunk size and left context\n",
         f"Model: `{meta.get('model')}`; test set: `{meta.get('manifest')}` ({results[0].utterances} utterances); "
         f"greedy decoding; cells are true-streaming WER, full context is the whole-utterance WER.\n",
         markdown_table(results),

@@ -10,7 +10,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 
 from conftest import FULL_YAML, REPO, SMALL_YAML, TINY_MODEL_OVERRIDES, run_train, train_log_epochs
 
