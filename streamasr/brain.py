@@ -25,7 +25,7 @@ from speechbrain.nnet.schedulers import WarmCoolDecayLRSchedule
 from speechbrain.utils.checkpoints import Checkpointer
 from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
 
-from streamasr.decoding import GreedyTransducerDecoder
+from streamasr.decoding import GreedyTransducerDecoder, greedy_decoder_from
 from streamasr.losses import rnnt_loss
 
 logger = logging.getLogger(__name__)
@@ -150,14 +150,7 @@ class TransducerBrain(sb.Brain):
 
     @property
     def greedy_decoder(self) -> GreedyTransducerDecoder:
-        return GreedyTransducerDecoder(
-            self.modules.emb,
-            self.modules.dec,
-            self.modules.proj_dec,
-            self.modules.Tjoint,
-            self.modules.transducer_lin,
-            blank_id=self.hparams.blank_index,
-        )
+        return greedy_decoder_from(self.modules, self.hparams.blank_index)
 
     # -------------------------------------------------------------- objectives
     def compute_objectives(self, predictions: ForwardOutput, batch, stage) -> torch.Tensor:

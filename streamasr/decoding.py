@@ -123,3 +123,16 @@ class GreedyTransducerDecoder:
                     h[:, rows] = new
                 active = emit
         return hyps, GreedyState(decoder_out, hidden, [h.min_margin for h in hyps])
+
+
+def greedy_decoder_from(modules, blank_id: int) -> GreedyTransducerDecoder:
+    """The greedy search over a recipe's ``emb``/``dec``/``proj_dec``/``Tjoint``/
+    ``transducer_lin`` modules (a dict or ``ModuleDict``)."""
+    return GreedyTransducerDecoder(
+        modules["emb"],
+        modules["dec"],
+        modules["proj_dec"],
+        modules["Tjoint"],
+        modules["transducer_lin"],
+        blank_id=blank_id,
+    )

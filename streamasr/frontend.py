@@ -159,3 +159,18 @@ class FrontEnd(torch.nn.Module):
     def history_start(self, start_frame: int) -> int:
         """First sample a chunk starting at ``start_frame`` reads (older ones can go)."""
         return max(0, start_frame - self.geometry.margin_frames) * self.geometry.frame_samples
+
+    @torch.no_grad()
+    def chunk_by_chunk(self, wav: torch.Tensor, chunk_frames: int) -> torch.Tensor:
+        """Reference loop: the encoder inputs of ``wav`` ``[B, samples]`` computed one
+        chunk of ``chunk_frames`` at a time, each from only the samples a live stream
+        would hold then. Equals ``forward(wav)`` (tested)."""
+        total = self.geometry.num_encoder_frames(wav.shape[1])
+        pieces = []
+        for start in range(0, total, chunk_frames):
+            end = min(total, start + chunk_frames)
+            final = self.samples_needed(end) >= wav.shape[1]
+            offset = self.history_start(start)
+            available = wav[:, offset : None if final else self.samples_needed(end)]
+            pieces.append(self.chunk(available, start, end, final, offset_samples=offset))
+        return torch.cat(pieces, dim=1)

@@ -14,7 +14,7 @@ from typing import Optional
 import torch
 from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
 
-from streamasr.decoding import GreedyTransducerDecoder, Hypothesis
+from streamasr.decoding import GreedyTransducerDecoder, Hypothesis, greedy_decoder_from
 from streamasr.frontend import FrontEnd
 
 
@@ -146,14 +146,7 @@ def build_model(hparams: dict, tokenizer, device: str = "cpu", source: str = "")
     front_end = FrontEnd(
         hparams["compute_features"], modules["normalize"], modules["CNN"], hparams["sample_rate"]
     ).to(device).eval()
-    decoder = GreedyTransducerDecoder(
-        modules["emb"],
-        modules["dec"],
-        modules["proj_dec"],
-        modules["Tjoint"],
-        modules["transducer_lin"],
-        blank_id=hparams["blank_index"],
-    )
+    decoder = greedy_decoder_from(modules, hparams["blank_index"])
     return AsrModel(
         front_end, modules["Transformer"], modules["proj_enc"], decoder, tokenizer, hparams, source
     )

@@ -39,16 +39,8 @@ def test_chunked_features_equal_whole_utterance_features_exactly(model, num_samp
     front_end = model.front_end
     with torch.no_grad():
         whole = front_end(wav)
-        total = front_end.geometry.num_encoder_frames(num_samples)
-        assert whole.shape[1] == total
-        pieces = []
-        for start in range(0, total, chunk):
-            end = min(total, start + chunk)
-            final = front_end.samples_needed(end) >= num_samples
-            offset = front_end.history_start(start)
-            available = wav[:, offset : None if final else front_end.samples_needed(end)]
-            pieces.append(front_end.chunk(available, start, end, final, offset_samples=offset))
-    assert torch.equal(torch.cat(pieces, dim=1), whole)
+        assert whole.shape[1] == front_end.geometry.num_encoder_frames(num_samples)
+    assert torch.equal(front_end.chunk_by_chunk(wav, chunk), whole)
 
 
 def test_decoding_chunk_by_chunk_with_carried_state_equals_decoding_at_once(model):
@@ -142,11 +134,4 @@ def test_shipped_front_ends_are_streamable_on_real_speech(yaml_name, utterances)
         wav = utt.wav[None]
         with torch.no_grad():
             whole = front_end(wav)
-            total = whole.shape[1]
-            pieces = []
-            for start in range(0, total, 8):
-                end = min(total, start + 8)
-                final = front_end.samples_needed(end) >= wav.shape[1]
-                available = wav[:, : None if final else front_end.samples_needed(end)]
-                pieces.append(front_end.chunk(available, start, end, final))
-        assert torch.equal(torch.cat(pieces, dim=1), whole), utt.utt_id
+        assert torch.equal(front_end.chunk_by_chunk(wav, 8), whole), utt.utt_id
