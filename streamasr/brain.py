@@ -26,7 +26,7 @@ from speechbrain.utils.checkpoints import Checkpointer
 from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
 
 from streamasr.decoding import GreedyTransducerDecoder, greedy_decoder_from
-from streamasr.losses import rnnt_loss
+from streamasr.losses import flush_denormal_grad, rnnt_loss
 
 logger = logging.getLogger(__name__)
 
@@ -138,7 +138,7 @@ class TransducerBrain(sb.Brain):
 
         ctc_logprobs = None
         if stage == sb.Stage.TRAIN and self.ctc_active():
-            ctc_logprobs = self.modules.ctc_lin(encoder_out).log_softmax(dim=-1)
+            ctc_logprobs = flush_denormal_grad(self.modules.ctc_lin(encoder_out).log_softmax(dim=-1))
 
         hypotheses = None
         if stage != sb.Stage.TRAIN:

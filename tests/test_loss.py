@@ -96,3 +96,22 @@ def test_bad_lengths_are_rejected_with_the_range():
     frames[0] = 6
     with pytest.raises(ValueError, match=r"frame_lengths must be in 1..5"):
         rnnt_loss(logits, targets, frames, labels)
+
+
+def test_confident_model_gradients_have_no_denormals_and_match_torchaudio():
+    # A confident joint network: softmax tails of exp(-100) underflow into float32
+    # denormals, which make the upstream CPU matmuls several times slower.
+    logits, targets, frames, labels = random_batch(batch=4, frames=20, labels=5, vocab=30, seed=3)
+    logits = (logits * 60).requires_grad_()
+    rnnt_loss(logits, targets, frames, labels, reduction="sum").backward()
+    ours = logits.grad
+    tiny = torch.finfo(torch.float32).tiny
+    assert not ((ours != 0) & (ours.abs() < tiny)).any()
+
+    reference = logits.detach().clone().requires_grad_()
+    torchaudio_rnnt(reference, targets, frames, labels, blank=0).sum().backward()
+    assert ((reference.grad != 0) & (reference.grad.abs() < tiny)).any()  # the case is real
+    torch.testing.assert_close(ours, reference.grad, atol=1e-3, rtol=1e-3)  # float32 at 60x
+    exact = logits.detach().double().requires_grad_()  # float64: nothing to flush
+    rnnt_loss(exact, targets, frames, labels, reduction="sum").backward()
+    torch.testing.assert_close(ours, exact.grad.float(), atol=1e-5, rtol=1e-5)

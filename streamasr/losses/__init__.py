@@ -1,5 +1,5 @@
 """Transducer losses that run on CPU and GPU."""
 
-from streamasr.losses.transducer import rnnt_loss
+from streamasr.losses.transducer import flush_denormal_grad, rnnt_loss
 
-__all__ = ["rnnt_loss"]
+__all__ = ["flush_denormal_grad", "rnnt_loss"]

@@ -8,11 +8,43 @@ frame at a time: within a frame the recursion along the label axis is a prefix s
 the log semiring, so each frame is a ``logcumsumexp`` over all labels at once. Autograd
 differentiates it; there is no Python loop over lattice cells. ``benchmarks/`` compares
 it with torchaudio.
+
+Denormals: once a model is confident, most softmax probabilities of the joint output
+fall below float32's smallest normal number (1.2e-38), and so do the matching
+gradient entries. CPU matrix products on denormal inputs are many times slower: the
+joint network's backward pass took 2.4x longer with late-training weights than with
+fresh ones (0.48 s vs 0.20 s, small config, 13 s batch, 2 cores), which made training
+steps slow down epoch after epoch. ``torch.set_flush_denormal`` does not fix it (it
+only sets the flag of the calling thread, not of the intra-op worker threads), so the
+gradient leaving the loss is flushed explicitly (``flush_denormal_grad``): entries
+below 1e-30 in magnitude become 0, which changes no gradient by a measurable amount.
 """
 
 from __future__ import annotations
 
 import torch
+
+
+DENORMAL_FLUSH_THRESHOLD = 1e-30
+
+
+class _FlushDenormalGrad(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, tensor):
+        return tensor.view_as(tensor)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.masked_fill(grad.abs() < DENORMAL_FLUSH_THRESHOLD, 0.0)
+
+
+def flush_denormal_grad(tensor: torch.Tensor) -> torch.Tensor:
+    """Identity in the forward pass; in the backward pass, gradient entries smaller
+    than 1e-30 in magnitude are set to 0 so that no denormal number reaches the
+    (much slower on CPU) matrix products upstream. See the module docstring."""
+    if not tensor.requires_grad:
+        return tensor
+    return _FlushDenormalGrad.apply(tensor)
 
 
 def transducer_lattice(
@@ -105,7 +137,7 @@ def rnnt_loss(
     if label_lengths.min() < 0 or label_lengths.max() > logits.shape[2] - 1:
         raise ValueError(f"label_lengths must be in 0..{logits.shape[2] - 1}, got {label_lengths}")
     dtype = torch.promote_types(logits.dtype, torch.float32)  # never below float32
-    blank_logp, emit_logp = transducer_lattice(logits.to(dtype), targets, blank)
+    blank_logp, emit_logp = transducer_lattice(flush_denormal_grad(logits).to(dtype), targets, blank)
     nll = -transducer_log_likelihood(blank_logp, emit_logp, frame_lengths, label_lengths)
     nll = nll.to(dtype)
     if reduction == "none":
