@@ -9,6 +9,12 @@ Modules expected in the YAML (``modules:``): ``CNN``, ``Transformer``, ``proj_en
 ``normalize``. Hyperparameters: ``compute_features``, ``dynchunktrain_config_sampler``,
 ``ctc_weight``, ``number_of_ctc_epochs``, ``dct_start_epoch``, ``blank_index``,
 ``lr_annealing`` (any SpeechBrain per-step scheduler), optional ``wav_augment`` / ``fea_augment``.
+
+``transducer_loss`` selects the training objective's transducer term: ``full`` (the
+whole ``[B, T, U+1, V]`` joint lattice, ``streamasr.losses.rnnt_loss``) or ``pruned``
+(``streamasr.losses.pruned``: simple loss + pruned loss, needs the module
+``pruned_loss``). Valid and test losses are always the full RNN-T loss per label, so
+runs with either objective report comparable numbers.
 """
 
 from __future__ import annotations
@@ -37,7 +43,10 @@ class ForwardOutput:
 
     encoder_out: torch.Tensor  # [B, T, d_model] Conformer output
     encoder_lengths: torch.Tensor  # [B] valid encoder frames (40 ms each by default)
-    transducer_logits: torch.Tensor  # [B, T, U+1, V] joint network output
+    transducer_logits: Optional[torch.Tensor]  # [B, T, U+1, V]; None when training pruned
+    enc_proj: Optional[torch.Tensor] = None  # [B, T, J] joiner input, encoder side
+    decoder_out: Optional[torch.Tensor] = None  # [B, U+1, dec_dim] prediction network
+    dec_proj: Optional[torch.Tensor] = None  # [B, U+1, J] joiner input, prediction side
     ctc_logprobs: Optional[torch.Tensor] = None  # [B, T, V], when CTC is in the loss
     hypotheses: Optional[list[list[int]]] = None  # greedy token ids (valid/test only)
     dynchunktrain_config: Optional[DynChunkTrainConfig] = None  # None = full context
@@ -85,8 +94,28 @@ class AtomicCheckpointer(Checkpointer):
         return removed
 
 
+TRANSDUCER_LOSSES = ("full", "pruned")
+
+
 class TransducerBrain(sb.Brain):
     """Conformer-Transducer with Dynamic Chunk Training (see module docstring)."""
+
+    def __init__(self, modules=None, opt_class=None, hparams=None, run_opts=None, checkpointer=None):
+        choice = (hparams or {}).get("transducer_loss", "full")
+        if choice not in TRANSDUCER_LOSSES:
+            from streamasr.recipe import ConfigError
+
+            raise ConfigError(f"transducer_loss: {choice!r} is not one of {', '.join(TRANSDUCER_LOSSES)}")
+        if choice == "pruned" and "pruned_loss" not in (modules or {}):
+            from streamasr.recipe import ConfigError
+
+            raise ConfigError("transducer_loss: pruned needs a `pruned_loss` entry in `modules:` "
+                              "(a streamasr.losses.pruned.PrunedTransducerLoss)")
+        if choice == "full" and "pruned_loss" in (modules or {}):
+            # Unused parameters: keep them out of DDP's gradient reduction and the optimiser.
+            modules["pruned_loss"].requires_grad_(False)
+        super().__init__(modules, opt_class, hparams, run_opts, checkpointer)
+        self.transducer_loss = choice
 
     def on_fit_start(self):
         if isinstance(self.checkpointer, AtomicCheckpointer) and sb.utils.distributed.if_main_process():
@@ -133,8 +162,9 @@ class TransducerBrain(sb.Brain):
         enc_proj = self.modules.proj_enc(encoder_out)
         dec_out, _ = self.modules.dec(self.modules.emb(tokens_bos))
         dec_proj = self.modules.proj_dec(dec_out)
-        joint = self.modules.Tjoint(enc_proj.unsqueeze(2), dec_proj.unsqueeze(1))
-        logits = self.modules.transducer_lin(joint)
+        logits = None
+        if stage != sb.Stage.TRAIN or self.transducer_loss == "full":
+            logits = self.joiner(enc_proj.unsqueeze(2), dec_proj.unsqueeze(1))
 
         ctc_logprobs = None
         if stage == sb.Stage.TRAIN and self.ctc_active():
@@ -145,8 +175,14 @@ class TransducerBrain(sb.Brain):
             hyps, _ = self.greedy_decoder(enc_proj, encoder_lengths)
             hypotheses = [hyp.tokens for hyp in hyps]
         return ForwardOutput(
-            encoder_out, encoder_lengths, logits, ctc_logprobs, hypotheses, config
+            encoder_out, encoder_lengths, logits, enc_proj, dec_out, dec_proj,
+            ctc_logprobs, hypotheses, config,
         )
+
+    def joiner(self, enc_side: torch.Tensor, dec_side: torch.Tensor) -> torch.Tensor:
+        """Joint network on broadcastable 4-D inputs: ``[B, T, 1, J]`` + ``[B, 1, U+1, J]``
+        (full lattice) or ``[B, T, R, J]`` + ``[B, T, R, J]`` (pruned) -> logits."""
+        return self.modules.transducer_lin(self.modules.Tjoint(enc_side, dec_side))
 
     @property
     def greedy_decoder(self) -> GreedyTransducerDecoder:
@@ -158,14 +194,22 @@ class TransducerBrain(sb.Brain):
         label_lengths = torch.round(token_lens * tokens.shape[1]).long()
         # Both losses are normalised per label so their weights mean what they say
         # whatever the utterance lengths (per-utterance sums would drown the CTC term).
-        transducer = rnnt_loss(
-            predictions.transducer_logits,
-            tokens,
-            predictions.encoder_lengths,
-            label_lengths,
-            blank=self.hparams.blank_index,
-            reduction="mean_per_label",
-        )
+        if predictions.transducer_logits is None:  # pruned objective (training only)
+            pruned = self.modules.pruned_loss(
+                predictions.encoder_out, predictions.decoder_out,
+                predictions.enc_proj, predictions.dec_proj, self.joiner,
+                tokens, predictions.encoder_lengths, label_lengths, step=self.optimizer_step,
+            )
+            transducer = pruned.loss
+        else:
+            transducer = rnnt_loss(
+                predictions.transducer_logits,
+                tokens,
+                predictions.encoder_lengths,
+                label_lengths,
+                blank=self.hparams.blank_index,
+                reduction="mean_per_label",
+            )
         loss = transducer
         if predictions.ctc_logprobs is not None:
             ctc = torch.nn.functional.ctc_loss(

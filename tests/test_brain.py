@@ -24,12 +24,14 @@ ctc_weight: {ctc_weight}
 number_of_ctc_epochs: 2
 dct_start_epoch: 1
 output_folder: {out}
+transducer_loss: {loss}
+pruned_warmup_steps: 10
 """
 
 
-def make_brain(tmp_path, ctc_weight):
+def make_brain(tmp_path, ctc_weight, loss="full"):
     with open(SMALL_YAML, encoding="utf-8") as handle:
-        hparams = load_hyperpyyaml(handle, TINY.format(ctc_weight=ctc_weight, out=tmp_path))
+        hparams = load_hyperpyyaml(handle, TINY.format(ctc_weight=ctc_weight, out=tmp_path, loss=loss))
     return TransducerBrain(
         modules=hparams["modules"], opt_class=hparams["opt_class"], hparams=hparams,
         run_opts={"device": "cpu"}, checkpointer=hparams["checkpointer"],
@@ -72,6 +74,53 @@ def test_loss_mixes_rnnt_and_ctc_with_the_yaml_weight_then_drops_ctc(tmp_path, c
     loss = brain.compute_objectives(out, batch, sb.Stage.TRAIN)
     expected = rnnt_loss(out.transducer_logits, tokens, out.encoder_lengths, labels, reduction="mean_per_label")
     assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_pruned_objective_trains_on_the_pruned_lattice_and_validates_on_the_full_one(tmp_path):
+    from streamasr.losses.pruned import boundary_from_lengths, rnnt_loss_simple
+
+    brain = make_brain(tmp_path, 0.0, loss="pruned")
+    batch = toy_batch()
+    tokens, lens = batch.tokens
+    labels = torch.round(lens * tokens.shape[1]).long()
+    brain.hparams.epoch_counter.current = 1
+    brain.optimizer_step = 10  # past the warm-up: 0.5 * simple + pruned
+    torch.manual_seed(1)
+    out = brain.compute_forward(batch, sb.Stage.TRAIN)
+    assert out.transducer_logits is None  # no full lattice in training
+    loss = brain.compute_objectives(out, batch, sb.Stage.TRAIN)
+    module = brain.modules.pruned_loss
+    simple = rnnt_loss_simple(
+        module.simple_lm_proj(out.decoder_out), module.simple_am_proj(out.encoder_out), tokens, 0,
+        boundary_from_lengths(out.encoder_lengths, labels), reduction="mean_per_label",
+    )
+    full = rnnt_loss(brain.joiner(out.enc_proj.unsqueeze(2), out.dec_proj.unsqueeze(1)), tokens,
+                     out.encoder_lengths, labels, reduction="mean_per_label")
+    # Only 3 labels: prune_range 5 keeps the whole lattice, so pruned == full here.
+    assert loss.item() == pytest.approx((0.5 * simple + full).item(), rel=1e-5)
+    loss.backward()
+    assert brain.modules.pruned_loss.simple_am_proj.weight.grad.abs().sum() > 0
+
+    brain.modules.eval()
+    brain.tokenizer = type("Tok", (), {"decode_ids": staticmethod(lambda ids: "X")})()
+    brain.on_stage_start(sb.Stage.VALID)
+    with torch.no_grad():
+        out = brain.compute_forward(batch, sb.Stage.VALID)
+        valid = brain.compute_objectives(out, batch, sb.Stage.VALID)
+    expected = rnnt_loss(out.transducer_logits, tokens, out.encoder_lengths, labels, reduction="mean_per_label")
+    assert valid.item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_unknown_transducer_loss_is_a_config_error(tmp_path):
+    from streamasr.recipe import ConfigError
+
+    with pytest.raises(ConfigError, match="transducer_loss: 'prunned' is not one of full, pruned"):
+        make_brain(tmp_path, 0.3, loss="prunned")
+
+
+def test_full_objective_freezes_the_unused_pruned_loss_module(tmp_path):
+    brain = make_brain(tmp_path, 0.3, loss="full")
+    assert not any(p.requires_grad for p in brain.modules.pruned_loss.parameters())
 
 
 def test_full_context_before_dct_start_epoch(tmp_path):

@@ -1,0 +1,155 @@
+#!/usr/bin/env python3
+"""Training step time of a recipe YAML with the full vs the pruned transducer loss.
+
+    python benchmarks/train_step.py                                   # small config
+    python benchmarks/train_step.py --manifest data/synthetic/train.csv --batch-seconds 12 \
+        --checkpoint results/demo/save/CKPT+...        # real utterances, trained weights
+
+One batch (real utterances from a manifest, or seeded noise with random tokens), the
+same initial weights for both objectives, steps interleaved full / pruned so that
+machine noise hits both alike. A step is forward + loss + backward + AdamW update, at
+epoch 3 (DCT chunking on, CTC on as in the YAML). Prints a table with the median
+time per step and the ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import csv
+import statistics
+import time
+from pathlib import Path
+
+import speechbrain as sb
+import torch
+from hyperpyyaml import load_hyperpyyaml
+from speechbrain.dataio.batch import PaddedBatch
+
+from streamasr.brain import TransducerBrain
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def noise_batch(seconds_each: list[float], tokens_per_second: float, vocab: int, seed: int = 0):
+    generator = torch.Generator().manual_seed(seed)
+    items = []
+    for index, seconds in enumerate(seconds_each):
+        count = max(1, int(seconds * tokens_per_second))
+        tokens = torch.randint(1, vocab, (count,), generator=generator)
+        items.append({
+            "id": f"noise{index}",
+            "sig": torch.randn(int(16000 * seconds), generator=generator) * 0.05,
+            "tokens_bos": torch.cat([torch.zeros(1, dtype=torch.long), tokens]),
+            "tokens": tokens,
+            "wrd": "X",
+        })
+    return PaddedBatch(items)
+
+
+def manifest_batch(manifest: str, batch_seconds: float, tokenizer_path: str, seed: int = 0):
+    import random
+
+    import sentencepiece
+
+    tokenizer = sentencepiece.SentencePieceProcessor(model_file=tokenizer_path)
+    data_root = str(Path(manifest).parent)
+    rows = list(csv.DictReader(open(manifest, encoding="utf-8")))
+    random.Random(seed).shuffle(rows)
+    items, total = [], 0.0
+    for row in rows:
+        if total + float(row["duration"]) > batch_seconds:
+            continue
+        tokens = torch.tensor(tokenizer.encode_as_ids(row["wrd"]))
+        items.append({
+            "id": row["ID"],
+            "sig": sb.dataio.dataio.read_audio(row["wav"].replace("$data_root", data_root)),
+            "tokens_bos": torch.cat([torch.zeros(1, dtype=torch.long), tokens]),
+            "tokens": tokens,
+            "wrd": row["wrd"],
+        })
+        total += float(row["duration"])
+        if total > batch_seconds - 1.0:
+            break
+    return PaddedBatch(items)
+
+
+def make_brain(yaml_path: str, loss: str, output: str, state=None):
+    with open(yaml_path, encoding="utf-8") as handle:
+        hparams = load_hyperpyyaml(handle, {"transducer_loss": loss, "output_folder": output})
+    if state is not None:
+        hparams["model"].load_state_dict(state["model"])
+        hparams["pruned_loss"].load_state_dict(state["pruned_loss"])
+    brain = TransducerBrain(modules=hparams["modules"], opt_class=hparams["opt_class"],
+                            hparams=hparams, run_opts={"device": "cpu"})
+    brain.hparams.epoch_counter.current = 3
+    brain.optimizer_step = 10**6  # past every warm-up: steady-state scales
+    optimizer = hparams["opt_class"]([p for p in brain.modules.parameters() if p.requires_grad])
+    return brain, optimizer
+
+
+def step(brain, optimizer, batch) -> float:
+    start = time.perf_counter()
+    out = brain.compute_forward(batch, sb.Stage.TRAIN)
+    loss = brain.compute_objectives(out, batch, sb.Stage.TRAIN)
+    loss.backward()
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return time.perf_counter() - start
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hparams", default=str(ROOT / "hparams/conformer_transducer_small.yaml"))
+    parser.add_argument("--manifest", help="take real utterances from this CSV (needs --tokenizer)")
+    parser.add_argument("--tokenizer", help="SentencePiece .model for --manifest")
+    parser.add_argument("--checkpoint", help="a checkpoint folder with model.ckpt (trained weights)")
+    parser.add_argument("--batch-seconds", type=float, default=12.0)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--output", default="/tmp/streamasr_train_step")
+    args = parser.parse_args()
+    torch.manual_seed(0)
+
+    brain_full, opt_full = make_brain(args.hparams, "full", args.output)
+    if args.checkpoint:
+        brain_full.hparams.model.load_state_dict(torch.load(Path(args.checkpoint) / "model.ckpt"))
+        brain_full.modules.normalize._load(Path(args.checkpoint) / "normalizer.ckpt")
+    state = {"model": copy.deepcopy(brain_full.hparams.model.state_dict()),
+             "pruned_loss": copy.deepcopy(brain_full.hparams.pruned_loss.state_dict())}
+    brain_pruned, opt_pruned = make_brain(args.hparams, "pruned", args.output, state)
+    brain_pruned.modules.normalize.load_state_dict(brain_full.modules.normalize.state_dict())
+    for brain in (brain_full, brain_pruned):
+        brain.modules.train()
+        brain.modules.normalize.update_until_epoch = 0  # frozen statistics
+
+    if args.manifest:
+        if not args.tokenizer:
+            parser.error("--manifest needs --tokenizer")
+        batch = manifest_batch(args.manifest, args.batch_seconds, args.tokenizer)
+    else:
+        batch = noise_batch([args.batch_seconds / 4] * 4, tokens_per_second=3.0,
+                            vocab=brain_full.hparams.output_neurons)
+    wav_lens = batch.sig[1]
+    seconds = float((wav_lens * batch.sig[0].shape[1]).sum()) / 16000
+    print(f"batch: {len(batch.id)} utterances, {seconds:.1f} s audio, "
+          f"{batch.tokens[0].shape[1]} max tokens; threads={torch.get_num_threads()}")
+
+    times = {"full": [], "pruned": []}
+    for index in range(args.steps + 1):
+        torch.manual_seed(index)  # same DCT config for both in each round
+        full = step(brain_full, opt_full, batch)
+        torch.manual_seed(index)
+        pruned = step(brain_pruned, opt_pruned, batch)
+        if index:  # the first round warms up
+            times["full"].append(full)
+            times["pruned"].append(pruned)
+    full, pruned = statistics.median(times["full"]), statistics.median(times["pruned"])
+    print("| transducer loss | median s / step | steps |")
+    print("|---|---|---|")
+    print(f"| full | {full:.3f} | {args.steps} |")
+    print(f"| pruned (prune_range {brain_pruned.hparams.prune_range}) | {pruned:.3f} | {args.steps} |")
+    print(f"speed-up full / pruned: {full / pruned:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
