@@ -117,17 +117,19 @@ def main():
     state = {"model": copy.deepcopy(brain_full.hparams.model.state_dict()),
              "pruned_loss": copy.deepcopy(brain_full.hparams.pruned_loss.state_dict())}
     brain_pruned, opt_pruned = make_brain(args.hparams, "pruned", args.output, state)
-    brain_pruned.modules.normalize.load_state_dict(brain_full.modules.normalize.state_dict())
+    if args.checkpoint:
+        brain_pruned.modules.normalize._load(Path(args.checkpoint) / "normalizer.ckpt")
     for brain in (brain_full, brain_pruned):
         brain.modules.train()
-        brain.modules.normalize.update_until_epoch = 0  # frozen statistics
+        # Without a checkpoint the warm-up round computes the normaliser statistics.
+        brain.modules.normalize.update_until_epoch = 0 if args.checkpoint else 10
 
     if args.manifest:
         if not args.tokenizer:
             parser.error("--manifest needs --tokenizer")
         batch = manifest_batch(args.manifest, args.batch_seconds, args.tokenizer)
     else:
-        batch = noise_batch([args.batch_seconds / 4] * 4, tokens_per_second=3.0,
+        batch = noise_batch([args.batch_seconds / 4] * 4, tokens_per_second=4.0,
                             vocab=brain_full.hparams.output_neurons)
     wav_lens = batch.sig[1]
     seconds = float((wav_lens * batch.sig[0].shape[1]).sum()) / 16000
@@ -140,7 +142,10 @@ def main():
         full = step(brain_full, opt_full, batch)
         torch.manual_seed(index)
         pruned = step(brain_pruned, opt_pruned, batch)
-        if index:  # the first round warms up
+        if index == 0:  # the first round warms up; statistics frozen from here on
+            for brain in (brain_full, brain_pruned):
+                brain.modules.normalize.update_until_epoch = 0
+        else:
             times["full"].append(full)
             times["pruned"].append(pruned)
     full, pruned = statistics.median(times["full"]), statistics.median(times["pruned"])

@@ -6,6 +6,8 @@ build-corpus     synthesise the built-in espeak-ng corpus (train/valid/test mani
 validate         check a manifest's audio and transcripts before training
 evaluate         WER / latency / compute against chunk size and left context
 check-streaming  prove (or refute) that no encoder output depends on a later chunk
+export           package a trained model for SpeechBrain's StreamingASR / the HF hub
+transcribe       live chunk-by-chunk transcription of a file, stdin, a URL or a microphone
 """
 
 from __future__ import annotations
@@ -112,6 +114,9 @@ def _add_evaluate_parser(subparsers) -> None:
     )
     parser.add_argument("--limit", type=int, default=None, help="only the N shortest utterances")
     parser.add_argument("--masked-only", action="store_true", help="skip true streaming")
+    parser.add_argument("--frontend", choices=["exact", "stock"], default="exact",
+                        help="true-streaming features: exact (ours, default) or stock "
+                        "(SpeechBrain StreamingASR's StreamingFeatureWrapper path)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--overwrite", action="store_true", help="replace results in --output")
     parser.set_defaults(handler=_run_evaluate)
@@ -138,6 +143,7 @@ def _run_evaluate(args) -> int:
         limit=args.limit,
         streaming=not args.masked_only,
         device=args.device,
+        frontend=args.frontend,
     )
     print(markdown_table(results))
     print(f"results written to {args.output}")
@@ -170,6 +176,95 @@ def _run_check(args) -> int:
     return 0 if report.ok else 1
 
 
+def _add_export_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "export",
+        help="write a model folder that stock SpeechBrain StreamingASR loads (and push it to the hub)",
+        description="Write hyperparams.yaml (generated from the training YAML), model.ckpt "
+        "(best checkpoint by valid WER, or the average of the N best), normalizer.ckpt, "
+        "tokenizer.ckpt, a model card README.md and an example audio file.",
+    )
+    parser.add_argument("training_folder", help="train.py output folder")
+    parser.add_argument("model_folder", help="folder to create")
+    parser.add_argument("--average", type=int, default=1,
+                        help="average the N best checkpoints by valid WER (default %(default)s)")
+    parser.add_argument("--example", default=None,
+                        help="example audio file (default: first utterance of the run's test manifest)")
+    parser.add_argument("--results", default=None,
+                        help="`streamasr evaluate` output folder for the model card "
+                        "(default: <training_folder>/streaming_eval when present)")
+    parser.add_argument("--language", default="en")
+    parser.add_argument("--license", default="apache-2.0")
+    parser.add_argument("--dataset", default="streamasr-synthetic-espeak", help="dataset name for the model card")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing model folder")
+    parser.add_argument("--push-to-hub", metavar="REPO_ID", default=None,
+                        help="upload the folder to this Hugging Face model repo (token: HF_TOKEN or cached login)")
+    parser.add_argument("--private", action="store_true", help="create the hub repo as private")
+    parser.set_defaults(handler=_run_export)
+
+
+def _run_export(args) -> int:
+    from streamasr.export import export, push_to_hub
+
+    folder = export(
+        args.training_folder, args.model_folder, average=args.average, example_audio=args.example,
+        results=args.results, overwrite=args.overwrite, language=args.language,
+        license=args.license, dataset=args.dataset,
+    )
+    print(f"wrote {folder}: " + ", ".join(sorted(p.name for p in folder.iterdir())))
+    if args.push_to_hub:
+        url = push_to_hub(folder, args.push_to_hub, private=args.private)
+        print(f"uploaded to {url}")
+    return 0
+
+
+def _add_transcribe_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "transcribe",
+        help="transcribe audio chunk by chunk as it arrives (file, stdin PCM, URL, microphone)",
+        description="Stream audio through the recogniser chunk by chunk and print text as it "
+        "is decoded. SOURCE: an audio file (wav/flac/ogg/mp3; other formats via ffmpeg), '-' "
+        "for raw 16-bit PCM on stdin, a URL ffmpeg can open, or 'mic' / 'mic:<device>' "
+        "(needs sounddevice). Other sample rates are resampled and stereo downmixed.",
+    )
+    parser.add_argument("source")
+    parser.add_argument("--model", required=True, help="train.py output folder or `streamasr export` folder")
+    parser.add_argument("--chunk-ms", type=float, default=640, help="chunk size, a multiple of 40 (default %(default)s)")
+    parser.add_argument("--left-chunks", default="4", help="left context in chunks, or 'unlimited' (default %(default)s)")
+    parser.add_argument("--json", action="store_true",
+                        help="one JSON event per line: partial (per chunk, with tokens) and final")
+    parser.add_argument("--frontend", choices=["exact", "stock"], default="exact",
+                        help="exact (default): features equal to training; stock: as SpeechBrain's StreamingASR")
+    parser.add_argument("--rate", type=int, default=16000, help="sample rate of PCM on stdin (default %(default)s)")
+    parser.add_argument("--channels", type=int, default=1, help="channels of PCM on stdin (default %(default)s)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's default)")
+    parser.add_argument("--device", default="cpu")
+    parser.set_defaults(handler=_run_transcribe)
+
+
+def _run_transcribe(args) -> int:
+    import torch
+
+    from streamasr.evaluate import parse_grid
+    from streamasr.live import open_source, transcribe_source
+    from streamasr.model import load_model
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    _, lefts = parse_grid(["1"], "frames", [args.left_chunks], 40.0)
+    model = load_model(args.model, device=args.device)
+    model.front_end.geometry.frames_from_ms(args.chunk_ms)  # bad chunk sizes fail before reading audio
+    source = open_source(args.source, pcm_rate=args.rate, pcm_channels=args.channels)
+    for event in transcribe_source(model, source, args.chunk_ms, lefts[0], frontend=args.frontend):
+        if args.json:
+            print(event.to_json(), flush=True)
+        elif event.kind == "partial" and event.text:
+            print(event.text, end="", flush=True)
+        elif event.kind == "final":
+            print(flush=True)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="streamasr", description=__doc__.splitlines()[0])
     subparsers = parser.add_subparsers(dest="command", required=True)
@@ -177,12 +272,17 @@ def main(argv: list[str] | None = None) -> int:
     _add_validate_parser(subparsers)
     _add_evaluate_parser(subparsers)
     _add_check_parser(subparsers)
+    _add_export_parser(subparsers)
+    _add_transcribe_parser(subparsers)
     args = parser.parse_args(argv)
     try:
         return args.handler(args)
     except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as error:
         print(f"streamasr {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"streamasr {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

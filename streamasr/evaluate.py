@@ -162,11 +162,13 @@ def masked_hypotheses(model, utterances: list[Utterance], config, batch_size: in
     return hyps
 
 
-def streaming_pass(model, utterances: list[Utterance], config: DynChunkTrainConfig) -> dict:
-    """True streaming over every utterance; returns hypotheses and timing statistics."""
+def streaming_pass(model, utterances: list[Utterance], config: DynChunkTrainConfig,
+                   frontend: str = "exact") -> dict:
+    """True streaming over every utterance; returns hypotheses and timing statistics.
+    ``frontend``: ``exact`` (ours) or ``stock`` (what SpeechBrain's StreamingASR does)."""
     from streamasr.streaming import StreamingRecognizer
 
-    recognizer = StreamingRecognizer(model, config)
+    recognizer = StreamingRecognizer(model, config, frontend)
     geometry = model.geometry
     rate = geometry.sample_rate
     hyps, chunk_times, first, final, every = [], [], [], [], []
@@ -179,12 +181,15 @@ def streaming_pass(model, utterances: list[Utterance], config: DynChunkTrainConf
         clock = 0.0
         latencies = []
         for output in outputs:
-            ready = samples if output.final else min(samples, model.front_end.samples_needed(output.end_frame))
+            if frontend == "stock":  # a chunk runs when its fixed-size block arrived
+                ready = min(samples, (output.chunk_index + 1) * recognizer.chunk_samples)
+            else:
+                ready = samples if output.final else min(samples, model.front_end.samples_needed(output.end_frame))
             clock = max(clock, ready / rate) + output.compute_seconds
             chunk_times.append(output.compute_seconds)
             compute_total += output.compute_seconds
             for event in output.tokens[0]:
-                fed = min(samples, (event.frame + 1) * geometry.frame_samples) / rate
+                fed = min(samples, event.start_ms * rate / 1000 + geometry.frame_samples) / rate
                 latencies.append(clock - fed)
         if latencies:
             first.append(latencies[0])
@@ -207,7 +212,8 @@ def streaming_pass(model, utterances: list[Utterance], config: DynChunkTrainConf
 
 
 def evaluate_cell(
-    model, utterances: list[Utterance], chunk: Optional[int], left: Optional[int], threads: int, streaming: bool
+    model, utterances: list[Utterance], chunk: Optional[int], left: Optional[int], threads: int, streaming: bool,
+    frontend: str = "exact",
 ) -> CellResult:
     """One grid cell (``chunk`` None = full context, masked only)."""
     torch.set_num_threads(threads)
@@ -226,7 +232,7 @@ def evaluate_cell(
         threads=threads,
     )
     if chunk is not None and streaming:
-        stats = streaming_pass(model, utterances, config)
+        stats = streaming_pass(model, utterances, config, frontend)
         stream_text = [model.decode_tokens(h) for h in stats.pop("hyps")]
         cell.streaming_wer, cell.streaming_cer = _error_rates(ids, stream_text, refs)
         cell.differing_hypotheses = sum(a != b for a, b in zip(masked_text, stream_text))
@@ -251,8 +257,8 @@ def _worker_init(model_path: str, device: str, manifest: str, data_root, limit, 
 
 
 def _worker_cell(args) -> CellResult:
-    chunk, left, threads, streaming = args
-    return evaluate_cell(_WORKER["model"], _WORKER["utterances"], chunk, left, threads, streaming)
+    chunk, left, threads, streaming, frontend = args
+    return evaluate_cell(_WORKER["model"], _WORKER["utterances"], chunk, left, threads, streaming, frontend)
 
 
 def grid_cells(chunk_frames: Sequence[int], left_chunks: Sequence[Optional[int]]):
@@ -268,6 +274,7 @@ def run_sweep(
     threads: int = 1,
     streaming: bool = True,
     progress: bool = True,
+    frontend: str = "exact",
 ) -> list[CellResult]:
     """Full context (masked) plus every (chunk, left) cell, masked and streaming, in
     this process."""
@@ -275,7 +282,7 @@ def run_sweep(
 
     cells = grid_cells(chunk_frames, left_chunks)
     return [
-        evaluate_cell(model, utterances, chunk, left, threads, streaming)
+        evaluate_cell(model, utterances, chunk, left, threads, streaming, frontend)
         for chunk, left in tqdm(cells, desc="grid", unit="cell", disable=not progress)
     ]
 
@@ -288,6 +295,7 @@ def run_sweep_parallel(
     threads: int = 1,
     streaming: bool = True,
     progress: bool = True,
+    frontend: str = "exact",
 ) -> list[CellResult]:
     """The same grid spread over ``jobs`` processes (one stream each, ``threads``
     threads each, so the measured compute stays that of a single stream)."""
@@ -296,7 +304,7 @@ def run_sweep_parallel(
     from tqdm import tqdm
 
     cells = grid_cells(chunk_frames, left_chunks)
-    tasks = [(chunk, left, threads, streaming) for chunk, left in cells]
+    tasks = [(chunk, left, threads, streaming, frontend) for chunk, left in cells]
     with ProcessPoolExecutor(max_workers=jobs, initializer=_worker_init, initargs=(*worker_args, threads)) as pool:
         return list(tqdm(pool.map(_worker_cell, tasks), total=len(tasks), desc="grid", unit="cell", disable=not progress))
 
@@ -418,9 +426,16 @@ def evaluate(
     streaming: bool = True,
     device: str = "cpu",
     progress: bool = True,
+    frontend: str = "exact",
 ) -> list[CellResult]:
     """Everything behind ``streamasr evaluate``; all input errors raise before work.
-    ``jobs`` > 1 evaluates grid cells in parallel processes."""
+    ``jobs`` > 1 evaluates grid cells in parallel processes. ``frontend`` selects the
+    true-streaming feature path: ``exact`` (ours) or ``stock`` (SpeechBrain's
+    ``StreamingASR``, i.e. what an exported model gives under stock SpeechBrain)."""
+    from streamasr.streaming import FRONTENDS
+
+    if frontend not in FRONTENDS:
+        raise ValueError(f"frontend must be one of {', '.join(FRONTENDS)}, got {frontend!r}")
     from streamasr.model import load_model
 
     folder = check_output(output, overwrite)
@@ -431,14 +446,15 @@ def evaluate(
     start = time.time()
     if jobs > 1:  # each worker process loads its own copy of the model and audio
         worker_args = (str(model_path), device, str(manifest), data_root, limit)
-        results = run_sweep_parallel(worker_args, chunks, lefts, jobs, threads, streaming, progress)
+        results = run_sweep_parallel(worker_args, chunks, lefts, jobs, threads, streaming, progress, frontend)
     else:
-        results = run_sweep(model, utterances, chunks, lefts, threads, streaming, progress)
+        results = run_sweep(model, utterances, chunks, lefts, threads, streaming, progress, frontend)
     meta = {
         "model": str(model_path),
         "manifest": str(manifest),
         "threads": threads,
         "jobs": jobs,
+        "frontend": frontend,
         "seconds": round(time.time() - start, 1),
         "frame_ms": model.geometry.frame_ms,
         "lookahead_ms": 1000 * model.geometry.lookahead_samples / model.geometry.sample_rate,

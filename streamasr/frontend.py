@@ -156,6 +156,19 @@ class FrontEnd(torch.nn.Module):
         frames = self.forward(window)
         return frames[:, start_frame - first : end_frame - first]
 
+    def stock_wrapper(self):
+        """SpeechBrain's ``StreamingFeatureWrapper`` over this front end, exactly as an
+        exported model's ``fea_streaming_extractor`` builds it (what stock
+        ``StreamingASR`` runs). Inexact by design of the wrapper: it expects
+        ``(stride - 1) x frames`` samples per chunk, so its frames drift off the
+        training grid by one sample per encoder frame (DESIGN.md, "Known pitfalls")."""
+        from speechbrain.lobes.features import StreamingFeatureWrapper
+        from speechbrain.nnet.containers import LengthsCapableSequential
+
+        properties = stack_filter_properties([self.compute_features, self.cnn])
+        module = LengthsCapableSequential(self.compute_features, self.normalize, self.cnn)
+        return StreamingFeatureWrapper(module, properties)
+
     def history_start(self, start_frame: int) -> int:
         """First sample a chunk starting at ``start_frame`` reads (older ones can go)."""
         return max(0, start_frame - self.geometry.margin_frames) * self.geometry.frame_samples

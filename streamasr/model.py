@@ -60,6 +60,15 @@ class AsrModel:
     def decode_tokens(self, tokens: list[int]) -> str:
         return self.tokenizer.decode_ids(tokens)
 
+    def decode_continuation(self, tokens: list[int], at_start: bool) -> str:
+        """Text of ``tokens`` appended to a transcript: SentencePiece pieces joined,
+        word boundaries (``▁``) as spaces, no leading space at the transcript start.
+        Concatenating the pieces of a stream equals ``decode_tokens`` of all its tokens,
+        in O(new tokens) per chunk (re-decoding everything would be quadratic over
+        hours)."""
+        text = "".join(self.tokenizer.id_to_piece(token) for token in tokens).replace("\u2581", " ")
+        return text.lstrip(" ") if at_start else text
+
     @torch.no_grad()
     def encoder_inputs(self, wavs: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Front end per utterance (exact, no padding effects), zero-padded into a batch:
@@ -98,9 +107,36 @@ def load_model(path: str | Path, device: str = "cpu") -> AsrModel:
         raise ModelLoadError(f"model folder {path} does not exist")
     if (path / "hyperparams.yaml").is_file() and (path / "save").is_dir():
         return load_training_folder(path, device)
+    if (path / "hyperparams.yaml").is_file() and (path / "model.ckpt").exists():
+        return load_exported_folder(path, device)
     raise ModelLoadError(
-        f"{path} is not a training output folder (expected hyperparams.yaml and save/)"
+        f"{path} is neither a training output folder (hyperparams.yaml + save/) nor an "
+        f"exported model folder (hyperparams.yaml + model.ckpt + normalizer.ckpt + tokenizer.ckpt)"
     )
+
+
+def load_exported_folder(folder: str | Path, device: str = "cpu") -> AsrModel:
+    """Load a ``streamasr export`` folder (the files stock StreamingASR reads)."""
+    from hyperpyyaml import load_hyperpyyaml
+
+    from streamasr.export import ExportError, check_model_folder
+
+    folder = Path(folder)
+    try:
+        check_model_folder(folder)  # every file present, YAML loads, checkpoint matches
+    except ExportError as error:
+        raise ModelLoadError(str(error)) from None
+    with open(folder / "hyperparams.yaml", encoding="utf-8") as handle:
+        hparams = load_hyperpyyaml(handle)
+    hparams["model"].load_state_dict(torch.load(folder / "model.ckpt", map_location="cpu"))
+    hparams["normalize"]._load(folder / "normalizer.ckpt")
+    import sentencepiece
+
+    tokenizer = sentencepiece.SentencePieceProcessor()
+    tokenizer.load(str(folder / "tokenizer.ckpt"))
+    modules = dict(hparams["modules"])
+    modules.update(normalize=hparams["normalize"], Transformer=hparams["Transformer"])
+    return build_model({**hparams, "modules": modules}, tokenizer, device, source=str(folder))
 
 
 def load_training_folder(folder: str | Path, device: str = "cpu") -> AsrModel:

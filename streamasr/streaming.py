@@ -92,10 +92,14 @@ class StreamState:
     tokens: list = dataclasses.field(default_factory=list)  # per stream: list[int]
     texts: list = dataclasses.field(default_factory=list)  # per stream: decoded so far
     finished: bool = False
+    feature_context: object = None  # StreamingFeatureWrapper context (stock front end)
 
     @property
     def samples_received(self) -> int:
         return self.buffer_offset + self.buffer.shape[1]
+
+
+FRONTENDS = ("exact", "stock")
 
 
 class StreamingRecognizer:
@@ -104,16 +108,30 @@ class StreamingRecognizer:
     Verbs (as in sherpa-onnx): ``init_state`` for a batch of streams, ``accept_audio``
     (any number of samples; runs every chunk that became computable), ``finalize``
     (end of input: runs the remaining frames). Chunks are ``config.chunk_size`` encoder
-    frames; a chunk runs once its samples plus the front end's look-ahead arrived.
+    frames.
+
+    frontend: ``exact`` (default): a chunk runs once its samples plus the front end's
+    look-ahead arrived, and its encoder inputs equal the whole-utterance ones
+    (``FrontEnd.chunk``). ``stock``: what SpeechBrain's ``StreamingASR`` does with an
+    exported model (``StreamingFeatureWrapper``, ``(stride - 1) x chunk_size`` samples
+    per chunk, a short last chunk, then zero chunks), so hypotheses equal those of the
+    exported folder under stock SpeechBrain; its frames drift off the training grid
+    and its token times are approximate.
     """
 
-    def __init__(self, model, config: DynChunkTrainConfig):
+    def __init__(self, model, config: DynChunkTrainConfig, frontend: str = "exact"):
+        if frontend not in FRONTENDS:
+            raise ValueError(f"frontend must be one of {', '.join(FRONTENDS)}, got {frontend!r}")
         self.model = model
         self.config = config
+        self.frontend = frontend
         self.geometry = model.front_end.geometry
+        self.wrapper = model.front_end.stock_wrapper() if frontend == "stock" else None
 
     @property
     def chunk_samples(self) -> int:
+        if self.frontend == "stock":
+            return (self.wrapper.properties.stride - 1) * self.config.chunk_size
         return self.geometry.chunk_samples(self.config.chunk_size)
 
     def init_state(self, batch_size: int = 1) -> StreamState:
@@ -124,6 +142,7 @@ class StreamingRecognizer:
             decoder_state=self.model.decoder.initial_state(batch_size, device),
             tokens=[[] for _ in range(batch_size)],
             texts=["" for _ in range(batch_size)],
+            feature_context=self.wrapper.make_streaming_context() if self.wrapper else None,
         )
 
     @torch.no_grad()
@@ -135,6 +154,10 @@ class StreamingRecognizer:
             samples = samples[None]
         state.buffer = torch.cat([state.buffer, samples.to(state.buffer)], dim=1)
         outputs = []
+        if self.frontend == "stock":
+            while state.buffer.shape[1] >= self.chunk_samples:
+                outputs.append(self._run_stock_chunk(state, state.buffer[:, : self.chunk_samples]))
+            return outputs
         while True:
             end = state.frames_done + self.config.chunk_size
             if state.samples_received < self.model.front_end.samples_needed(end):
@@ -146,6 +169,16 @@ class StreamingRecognizer:
     def finalize(self, state: StreamState) -> list[ChunkOutput]:
         """End of input: run the frames left (the last chunk may be shorter)."""
         outputs = []
+        if self.frontend == "stock":
+            if state.buffer.shape[1]:  # the short last chunk, as stock transcribe_file
+                outputs.append(self._run_stock_chunk(state, state.buffer))
+            zeros = torch.zeros(state.buffer.shape[0], self.chunk_samples, device=state.buffer.device)
+            for _ in range(self.wrapper.get_recommended_final_chunk_count(self.chunk_samples)):
+                outputs.append(self._run_stock_chunk(state, zeros, consume=False))
+            if outputs:
+                outputs[-1].final = True
+            state.finished = True
+            return outputs
         total = self.geometry.num_encoder_frames(state.samples_received)
         while state.frames_done < total:
             end = min(total, state.frames_done + self.config.chunk_size)
@@ -158,11 +191,38 @@ class StreamingRecognizer:
         state.finished = True
         return outputs
 
+    def _run_stock_chunk(self, state: StreamState, chunk: torch.Tensor, consume: bool = True) -> ChunkOutput:
+        start_time = time.perf_counter()
+        src = self.wrapper(chunk, context=state.feature_context,
+                           lengths=torch.ones(chunk.shape[0], device=chunk.device))
+        if src.dim() == 4:
+            src = src.flatten(start_dim=2)
+        if consume:
+            state.buffer = state.buffer[:, chunk.shape[1]:]
+            state.buffer_offset += chunk.shape[1]
+        # Stock features lag the audio by the wrapper's padding (two frames by default).
+        lag_frames = self.wrapper.get_output_count_per_pad_frame()
+        return self._decode(state, src, start_time, final=False, time_shift_frames=-lag_frames)
+
     def _run_chunk(self, state: StreamState, end_frame: int, final: bool) -> ChunkOutput:
         start_time = time.perf_counter()
         model = self.model
         start = state.frames_done
         src = model.front_end.chunk(state.buffer, start, end_frame, final, state.buffer_offset)
+        output = self._decode(state, src, start_time, final)
+        # Drop samples no future chunk reads.
+        keep_from = model.front_end.history_start(end_frame)
+        if keep_from > state.buffer_offset:
+            state.buffer = state.buffer[:, keep_from - state.buffer_offset :]
+            state.buffer_offset = keep_from
+        return output
+
+    def _decode(self, state: StreamState, src: torch.Tensor, start_time: float, final: bool,
+                time_shift_frames: int = 0) -> ChunkOutput:
+        """Encoder + greedy search on one chunk of encoder inputs ``[B, n, F]``."""
+        model = self.model
+        start = state.frames_done
+        end_frame = start + src.shape[1]
         encoded = model.transformer.encode_streaming(src, state.encoder_context)
         hyps, state.decoder_state = model.decoder(
             model.proj_enc(encoded), state=state.decoder_state
@@ -175,25 +235,20 @@ class StreamingRecognizer:
                     token_id=token,
                     piece=model.tokenizer.id_to_piece(token),
                     frame=start + frame,
-                    start_ms=(start + frame) * frame_ms,
+                    start_ms=max(0.0, (start + frame + time_shift_frames) * frame_ms),
                     confidence=confidence,
                 )
                 for token, frame, confidence in zip(hyp.tokens, hyp.frames, hyp.confidences)
             ]
+            at_start = not state.tokens[stream]
             state.tokens[stream].extend(hyp.tokens)
-            text = model.decode_tokens(state.tokens[stream])
-            previous = state.texts[stream]
-            texts.append(text[len(previous):] if text.startswith(previous) else text)
-            state.texts[stream] = text
+            new_text = model.decode_continuation(hyp.tokens, at_start)
+            texts.append(new_text)
+            state.texts[stream] += new_text
             tokens.append(events)
         state.frames_done = end_frame
         index = state.chunks_done
         state.chunks_done += 1
-        # Drop samples no future chunk reads.
-        keep_from = model.front_end.history_start(end_frame)
-        if keep_from > state.buffer_offset:
-            state.buffer = state.buffer[:, keep_from - state.buffer_offset :]
-            state.buffer_offset = keep_from
         return ChunkOutput(
             index, start, end_frame, tokens, texts, time.perf_counter() - start_time, final
         )

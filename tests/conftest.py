@@ -46,6 +46,13 @@ def tiny_corpus(tmp_path_factory) -> Path:
     return folder
 
 
+def audio_paths(corpus: Path, split: str = "test") -> list[str]:
+    """Audio file paths of a corpus split, in manifest order."""
+    from streamasr.data.manifest import read_manifest, resolve_path
+
+    return [resolve_path(row["wav"], str(corpus)) for row in read_manifest(corpus / f"{split}.csv")]
+
+
 def run_train(yaml: Path, corpus: Path, output: Path, *extra: str, timeout: int = 600):
     """Run train.py in a subprocess; returns the CompletedProcess."""
     cmd = [
