@@ -28,6 +28,12 @@ from streamasr.recipe import (
 
 def main(argv):
     hparams_file, run_opts, overrides = sb.parse_arguments(argv)
+    # SpeechBrain 1.1.2 parses `--optimizer_step_limit=N` as a run option but keeps it a
+    # string, and Brain then compares it with an int (TypeError at the first step).
+    if isinstance(run_opts.get("optimizer_step_limit"), str):
+        import dataclasses
+
+        run_opts = dataclasses.replace(run_opts, optimizer_step_limit=int(run_opts.get("optimizer_step_limit")))
     with open(hparams_file, encoding="utf-8") as fin:
         yaml_text = fin.read()
     check_overrides(hparams_file, yaml_text, overrides)

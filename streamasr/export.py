@@ -74,7 +74,11 @@ tokenizer: !new:sentencepiece.SentencePieceProcessor
 make_tokenizer_streaming_context: !name:speechbrain.tokenizers.SentencePiece.SentencePieceDecoderStreamingContext # yamllint disable-line rule:line-length
 tokenizer_decode_streaming: !name:speechbrain.tokenizers.SentencePiece.spm_decode_preserve_leading_space # yamllint disable-line rule:line-length
 
+# Every module with train/eval behaviour must be listed here: StreamingASR puts only
+# `modules` in eval mode, and InputNormalization in train mode keeps updating its
+# statistics from the input (streamed features then drift).
 modules:
+    normalize: !ref <normalize>
     CNN: !ref <CNN>
     enc: !ref <enc>
     proj_enc: !ref <proj_enc>

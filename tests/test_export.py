@@ -23,8 +23,9 @@ STOCK = REPO / "tools" / "stock_streaming_asr.py"
 
 
 @pytest.fixture(scope="module")
-def exported(tiny_model_folder, tmp_path_factory):
-    return export(tiny_model_folder, tmp_path_factory.mktemp("export") / "model", average=1)
+def exported(random_model_folder, tmp_path_factory):
+    # Random weights: greedy search emits many tokens, so equality is not vacuous.
+    return export(random_model_folder, tmp_path_factory.mktemp("export") / "model", average=1)
 
 
 @pytest.fixture(scope="module")
@@ -59,10 +60,10 @@ def test_folder_has_every_file_and_a_hub_model_card(exported):
 
 
 @pytest.mark.parametrize("chunk,left", [(16, 4), (8, 2)])
-def test_stock_speechbrain_equals_our_stock_front_end_streaming(exported, tiny_model_folder, files, chunk, left):
+def test_stock_speechbrain_equals_our_stock_front_end_streaming(exported, random_model_folder, files, chunk, left):
     stock = run_stock(exported, chunk, left, files)
     assert stock["streamasr_imported"] is False
-    model = load_model(tiny_model_folder)
+    model = load_model(random_model_folder)
     ours = []
     for path in files:
         import speechbrain as sb
@@ -72,13 +73,22 @@ def test_stock_speechbrain_equals_our_stock_front_end_streaming(exported, tiny_m
         )
         ours.append(state.texts[0])
     assert [s.strip() for s in stock["single"]] == [o.strip() for o in ours]
-    assert any(o.strip() for o in ours)  # not vacuous: the tiny model emits words
+    assert all(len(o.strip()) >= 20 for o in ours)  # not vacuous: many tokens are emitted
 
 
-def test_stock_batch_of_streams_matches_the_same_streams_one_at_a_time(exported, files):
-    stock = run_stock(exported, 16, 4, files)
-    one_by_one = [run_stock(exported, 16, 4, [f])["batched"][0] for f in files[:2]]
-    assert stock["batched"][:2] == one_by_one
+def test_stock_batch_of_streams_matches_the_same_streams_one_at_a_time(exported, files, tmp_path):
+    import soundfile
+
+    # Equal lengths, so that the batch adds no padding a single stream would not see.
+    clips = [soundfile.read(f, dtype="float32")[0] for f in files]
+    shortest = min(len(c) for c in clips)
+    paths = []
+    for index, clip in enumerate(clips):
+        paths.append(tmp_path / f"clip{index}.wav")
+        soundfile.write(paths[-1], clip[:shortest], 16000, subtype="FLOAT")
+    stock = run_stock(exported, 16, 4, paths)
+    assert stock["batched"] == stock["alone"]  # one batch of 3 streams == each stream alone
+    assert len(set(stock["alone"])) == 3 and all(len(t) >= 20 for t in stock["alone"])
 
 
 def test_averaging_the_two_best_checkpoints(tiny_model_folder, tmp_path):
@@ -102,9 +112,9 @@ def test_averaging_the_two_best_checkpoints(tiny_model_folder, tmp_path):
     assert not (tmp_path / "too_many").exists()
 
 
-def test_bad_folders_are_named(exported, tiny_model_folder, tmp_path):
+def test_bad_folders_are_named(exported, random_model_folder, tmp_path):
     with pytest.raises(ExportError, match="already exists"):
-        export(tiny_model_folder, exported)
+        export(random_model_folder, exported)
     with pytest.raises(ExportError, match="is not a training output folder"):
         export(tmp_path, tmp_path / "x")
 

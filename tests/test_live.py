@@ -32,9 +32,9 @@ from streamasr.streaming import StreamingRecognizer
 
 
 @pytest.fixture(scope="module")
-def model(tiny_model_folder):
+def model(random_model_folder):
     torch.set_num_threads(1)
-    return load_model(tiny_model_folder)
+    return load_model(random_model_folder)
 
 
 @pytest.fixture(scope="module")
@@ -139,13 +139,13 @@ def test_full_buffer_raises_or_blocks_never_drops(model):
     assert final.audio_ms == pytest.approx(3000 / 16)  # every accepted sample was recognised
 
 
-def test_cli_file_and_stdin_pcm_give_the_same_text(model, tiny_model_folder, wavs):
+def test_cli_file_and_stdin_pcm_give_the_same_text(model, random_model_folder, wavs):
     expected = reference_text(model, wavs[1]).strip()
-    result = cli("transcribe", wavs[1], "--model", tiny_model_folder)
+    result = cli("transcribe", wavs[1], "--model", random_model_folder)
     assert result.returncode == 0, result.stderr.decode()[-2000:]
     assert result.stdout.decode().strip() == expected
     audio, _ = soundfile.read(wavs[1], dtype="int16")
-    piped = cli("transcribe", "-", "--model", tiny_model_folder, "--json", stdin=audio.tobytes())
+    piped = cli("transcribe", "-", "--model", random_model_folder, "--json", stdin=audio.tobytes())
     assert piped.returncode == 0, piped.stderr.decode()[-2000:]
     events = [json.loads(line) for line in piped.stdout.decode().splitlines()]
     assert events[-1]["type"] == "final" and events[-1]["text"] == expected
@@ -153,10 +153,10 @@ def test_cli_file_and_stdin_pcm_give_the_same_text(model, tiny_model_folder, wav
     assert all(set(t) == {"token", "piece", "start_ms", "confidence"} for e in events[:-1] for t in e["tokens"])
 
 
-def test_silence_gives_an_empty_transcript(model, tmp_path):
+def test_silence_gives_an_empty_transcript(tiny_model_folder, tmp_path):
     path = tmp_path / "silence.wav"
     soundfile.write(path, np.zeros(16000 * 3, np.float32), 16000)
-    events = list(transcribe_source(model, open_source(str(path))))
+    events = list(transcribe_source(load_model(tiny_model_folder), open_source(str(path))))
     assert events[-1].kind == "final" and events[-1].text == ""
 
 
@@ -172,16 +172,16 @@ def test_corrupt_and_unsupported_files_are_named(tmp_path, content, message, mon
         open_source(str(path))
 
 
-def test_bad_inputs_on_the_command_line(tiny_model_folder, tmp_path, wavs):
+def test_bad_inputs_on_the_command_line(random_model_folder, tmp_path, wavs):
     empty = tmp_path / "empty.wav"
     soundfile.write(empty, np.zeros(0, np.float32), 16000)
     truncated = tmp_path / "truncated.wav"
     truncated.write_bytes(open(wavs[0], "rb").read()[:44])  # header only, no samples
     cases = [
-        (("transcribe", empty, "--model", tiny_model_folder), "holds no audio samples (zero length)"),
-        (("transcribe", truncated, "--model", tiny_model_folder), "truncated.wav"),
-        (("transcribe", tmp_path / "missing.wav", "--model", tiny_model_folder), "missing.wav does not exist"),
-        (("transcribe", wavs[0], "--model", tiny_model_folder, "--chunk-ms", "500"),
+        (("transcribe", empty, "--model", random_model_folder), "holds no audio samples (zero length)"),
+        (("transcribe", truncated, "--model", random_model_folder), "truncated.wav"),
+        (("transcribe", tmp_path / "missing.wav", "--model", random_model_folder), "missing.wav does not exist"),
+        (("transcribe", wavs[0], "--model", random_model_folder, "--chunk-ms", "500"),
          "chunk size 500 ms is not a positive multiple of the encoder frame (40 ms)"),
         (("transcribe", wavs[0], "--model", tmp_path), "is neither a training output folder"),
     ]
@@ -192,10 +192,10 @@ def test_bad_inputs_on_the_command_line(tiny_model_folder, tmp_path, wavs):
         assert message in err and "Traceback" not in err, (args, err[-1500:])
 
 
-def test_exported_folder_transcribes_like_the_training_folder(tiny_model_folder, tmp_path, wavs, model):
+def test_exported_folder_transcribes_like_the_training_folder(random_model_folder, tmp_path, wavs, model):
     from streamasr.export import export
 
-    folder = export(tiny_model_folder, tmp_path / "exported")
+    folder = export(random_model_folder, tmp_path / "exported")
     result = cli("transcribe", wavs[2], "--model", folder)
     assert result.returncode == 0, result.stderr.decode()[-2000:]
     assert result.stdout.decode().strip() == reference_text(model, wavs[2]).strip()

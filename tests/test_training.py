@@ -93,3 +93,13 @@ def test_bad_manifest_stops_before_training(tiny_corpus, tmp_path):
     assert "train.py: error:" in result.stderr
     assert "row 3" in result.stderr and "-gone.wav does not exist" in result.stderr
     assert not (tmp_path / "x" / "save" / "tokenizer").exists()
+
+
+def test_pruned_objective_trains_end_to_end_and_the_step_limit_override_is_honoured(tiny_corpus, tmp_path):
+    out = tmp_path / "run"
+    result = run_train(SMALL_YAML, tiny_corpus, out, *TINY_MODEL_OVERRIDES, "--number_of_epochs=4",
+                       "--transducer_loss=pruned", "--pruned_warmup_steps=4", "--optimizer_step_limit=6")
+    assert result.returncode == 0, result.stderr[-3000:]
+    steps = [int(m) for m in re.findall(r"steps: (\d+)", (out / "train_log.txt").read_text())]
+    assert steps and steps[-1] == 6 and all(s <= 6 for s in steps), steps
+    assert "%WER" in (out / "wer_test.txt").read_text()

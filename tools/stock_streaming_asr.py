@@ -52,11 +52,14 @@ def main():
     with tempfile.TemporaryDirectory() as savedir:
         asr = StreamingASR.from_hparams(source=args.model_folder, savedir=savedir, run_opts={"device": "cpu"})
         single = [asr.transcribe_file(p, config, use_torchaudio_streaming=False) for p in args.audio]
-        batched = batch_of_streams(asr, config, [asr.load_audio(p) for p in args.audio])
+        wavs = [asr.load_audio(p) for p in args.audio]
+        batched = batch_of_streams(asr, config, wavs)
+        alone = [batch_of_streams(asr, config, [wav])[0] for wav in wavs] if args.json else None
     if args.json:
         print(json.dumps({
             "single": single,
             "batched": batched,
+            "alone": alone,  # each stream through the same batch code, on its own
             "streamasr_imported": any(name.startswith("streamasr") for name in sys.modules),
         }))
         return
