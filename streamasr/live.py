@@ -450,10 +450,16 @@ def transcribe_source(model, source: AudioSource, chunk_ms: float = 640, left_ch
 
     reader = threading.Thread(target=produce, name="streamasr-reader", daemon=True)
     reader.start()
-    for event in transcriber.events():
-        if event.kind == "final" and failure:
-            raise failure[0]
-        yield event
+    try:
+        for event in transcriber.events():
+            if event.kind == "final" and failure:
+                raise failure[0]
+            yield event
+    except Exception:
+        reader.join(timeout=5)
+        if failure:  # the source's error is the cause; report it, not its aftermath
+            raise failure[0] from None
+        raise
     reader.join()
     if failure:
         raise failure[0]

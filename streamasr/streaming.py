@@ -169,6 +169,12 @@ class StreamingRecognizer:
     def finalize(self, state: StreamState) -> list[ChunkOutput]:
         """End of input: run the frames left (the last chunk may be shorter)."""
         outputs = []
+        # Input shorter than one encoder frame (e.g. a stream cut after a few samples):
+        # the CNN's padding needs a few feature frames, so complete it with silence.
+        minimum = self.geometry.frame_samples
+        if 0 < state.samples_received < minimum and state.buffer_offset == 0:
+            pad = torch.zeros(state.buffer.shape[0], minimum - state.buffer.shape[1], device=state.buffer.device)
+            state.buffer = torch.cat([state.buffer, pad], dim=1)
         if self.frontend == "stock":
             if state.buffer.shape[1]:  # the short last chunk, as stock transcribe_file
                 outputs.append(self._run_stock_chunk(state, state.buffer))

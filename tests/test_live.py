@@ -153,6 +153,14 @@ def test_cli_file_and_stdin_pcm_give_the_same_text(model, random_model_folder, w
     assert all(set(t) == {"token", "piece", "start_ms", "confidence"} for e in events[:-1] for t in e["tokens"])
 
 
+def test_a_stream_of_a_few_samples_is_transcribed_without_error(model):
+    transcriber = Transcriber(model)
+    transcriber.push(np.full(37, 0.01, np.float32))
+    transcriber.close()
+    final = list(transcriber.events(timeout=60))[-1]
+    assert final.kind == "final" and final.audio_ms == pytest.approx(37 / 16)
+
+
 def test_silence_gives_an_empty_transcript(tiny_model_folder, tmp_path):
     path = tmp_path / "silence.wav"
     soundfile.write(path, np.zeros(16000 * 3, np.float32), 16000)
@@ -222,3 +230,19 @@ def test_memory_stays_flat_on_a_ten_minute_file(model, wavs, tmp_path):
     assert event.kind == "final" and event.audio_ms >= 600_000
     # After warm-up (first minute), resident memory does not grow with the stream.
     assert max(rss[2:]) - rss[1] < 40, rss
+
+
+@pytest.mark.skipif(__import__("shutil").which("ffmpeg") is None, reason="ffmpeg is optional and not installed")
+def test_formats_libsndfile_cannot_read_go_through_ffmpeg(tmp_path, wavs, model):
+    path = tmp_path / "clip.m4a"
+    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-i", str(wavs[0]), "-c:a", "aac", str(path)],
+                   check=True, timeout=60)
+    source = open_source(str(path))
+    assert source.info.kind == "ffmpeg"
+    events = list(transcribe_source(model, source))
+    assert events[-1].kind == "final" and events[-1].audio_ms == pytest.approx(
+        soundfile.info(wavs[0]).duration * 1000, abs=100)
+    broken = tmp_path / "broken.m4a"
+    broken.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(AudioError, match="broken.m4a: ffmpeg could not decode it"):
+        list(transcribe_source(model, open_source(str(broken))))
