@@ -94,7 +94,7 @@ def test_bad_inputs_fail_before_any_work(tiny_model_folder, tiny_corpus, tmp_pat
     assert not (tmp_path / "o").exists()
 
     code = cli(["evaluate", str(tmp_path), "--manifest", str(manifest), "--output", str(tmp_path / "o")])
-    assert code == 2 and "is not a training output folder" in capsys.readouterr().err
+    assert code == 2 and "is neither a training output folder" in capsys.readouterr().err
 
 
 def test_checkpoint_that_does_not_match_the_yaml_is_a_clear_error(tiny_model_folder, tmp_path):
