@@ -15,7 +15,6 @@ audio and at the end, with the growth between them.
 from __future__ import annotations
 
 import argparse
-import csv
 import statistics
 import tempfile
 import time
@@ -32,15 +31,17 @@ def rss_mb() -> float:
 
 
 def build_long_file(manifest: str, minutes: float, path: Path) -> float:
+    from streamasr.data.manifest import read_manifest, resolve_path
+
     root = Path(manifest).parent
-    rows = list(csv.DictReader(open(manifest, encoding="utf-8")))
+    rows = read_manifest(manifest)
     target = int(minutes * 60 * 16000)
     silence = np.zeros(8000, dtype=np.float32)
     written = 0
     with soundfile.SoundFile(path, "w", 16000, 1, "PCM_16") as handle:
         while written < target:
             for row in rows:
-                audio, rate = soundfile.read(row["wav"].replace("$data_root", str(root)), dtype="float32")
+                audio, rate = soundfile.read(resolve_path(row["wav"], root), dtype="float32")
                 if rate != 16000:
                     raise SystemExit(f"{row['wav']}: {rate} Hz, expected 16000")
                 piece = np.concatenate([audio, silence])[: target - written]

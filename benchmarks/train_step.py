@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import csv
 import statistics
 import time
 from pathlib import Path
@@ -52,9 +51,11 @@ def manifest_batch(manifest: str, batch_seconds: float, tokenizer_path: str, see
 
     import sentencepiece
 
+    from streamasr.data.manifest import read_manifest, resolve_path
+
     tokenizer = sentencepiece.SentencePieceProcessor(model_file=tokenizer_path)
     data_root = str(Path(manifest).parent)
-    rows = list(csv.DictReader(open(manifest, encoding="utf-8")))
+    rows = read_manifest(manifest)
     random.Random(seed).shuffle(rows)
     items, total = [], 0.0
     for row in rows:
@@ -63,7 +64,7 @@ def manifest_batch(manifest: str, batch_seconds: float, tokenizer_path: str, see
         tokens = torch.tensor(tokenizer.encode_as_ids(row["wrd"]))
         items.append({
             "id": row["ID"],
-            "sig": sb.dataio.dataio.read_audio(row["wav"].replace("$data_root", data_root)),
+            "sig": sb.dataio.dataio.read_audio(resolve_path(row["wav"], data_root)),
             "tokens_bos": torch.cat([torch.zeros(1, dtype=torch.long), tokens]),
             "tokens": tokens,
             "wrd": row["wrd"],

@@ -393,16 +393,15 @@ def export(training_folder: str | os.PathLike, model_folder: str | os.PathLike, 
 
 
 def _first_test_audio(hparams: dict) -> Optional[str]:
-    import csv
+    from streamasr.data.manifest import read_manifest, resolve_path
 
     manifest = Path(str(hparams.get("test_csv", "")))
     if not manifest.is_file():
         return None
-    with open(manifest, encoding="utf-8") as handle:
-        row = next(csv.DictReader(handle), None)
-    if not row:
+    rows = read_manifest(manifest)
+    if not rows:
         return None
-    path = row["wav"].replace("$data_root", str(hparams.get("data_folder", "")))
+    path = resolve_path(rows[0]["wav"], hparams.get("data_folder"))
     return path if Path(path).is_file() else None
 
 

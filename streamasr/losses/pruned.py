@@ -34,7 +34,7 @@ from typing import Callable, Optional
 
 import torch
 
-from streamasr.losses.transducer import flush_denormal_grad, transducer_log_likelihood
+from streamasr.losses.transducer import flush_denormal_grad, reduce_loss, transducer_log_likelihood
 
 # Log-weight given to pruned-away lattice arcs. Finite on purpose: the frame recursion
 # subtracts prefix sums of emission log-probs, and -inf - -inf would be NaN. Paths
@@ -68,18 +68,6 @@ def boundary_from_lengths(frame_lengths: torch.Tensor, label_lengths: torch.Tens
     """k2's ``boundary`` ``[B, 4]`` from per-utterance frame and label counts."""
     zeros = torch.zeros_like(frame_lengths, dtype=torch.long)
     return torch.stack([zeros, zeros, label_lengths.long(), frame_lengths.long()], dim=1)
-
-
-def _reduce(nll: torch.Tensor, boundary: torch.Tensor, reduction: str) -> torch.Tensor:
-    if reduction == "none":
-        return nll
-    if reduction == "sum":
-        return nll.sum()
-    if reduction == "mean":
-        return nll.mean()
-    if reduction == "mean_per_label":  # per emitted symbol, final blank included
-        return nll.sum() / (boundary[:, 2].sum() + len(nll)).clamp(min=1)
-    raise ValueError(f"unknown reduction {reduction!r} (none, sum, mean, mean_per_label)")
 
 
 def _padded_symbols(symbols: torch.Tensor, boundary: torch.Tensor, fill: int) -> torch.Tensor:
@@ -158,7 +146,7 @@ def rnnt_loss_simple(lm: torch.Tensor, am: torch.Tensor, symbols: torch.Tensor,
     if return_grad and not (px.requires_grad or py.requires_grad):
         px, py = px.detach().requires_grad_(), py.detach().requires_grad_()
     log_likelihood = mutual_information_recursion(px, py, boundary)
-    loss = _reduce(-log_likelihood.to(px.dtype), boundary, reduction)
+    loss = reduce_loss(-log_likelihood.to(px.dtype), boundary[:, 2], reduction)
     if not return_grad:
         return loss
     px_grad, py_grad = torch.autograd.grad(log_likelihood.sum(), (px, py), retain_graph=True)
@@ -271,7 +259,7 @@ def rnnt_loss_pruned(logits: torch.Tensor, symbols: torch.Tensor, ranges: torch.
     log_likelihood = transducer_log_likelihood(
         full_blank, full_emit[:, :, :num_symbols], boundary[:, 3], boundary[:, 2]
     )
-    return _reduce(-log_likelihood.to(dtype), boundary, reduction)
+    return reduce_loss(-log_likelihood.to(dtype), boundary[:, 2], reduction)
 
 
 # ------------------------------------------------------------------------- module

@@ -139,7 +139,13 @@ def rnnt_loss(
     dtype = torch.promote_types(logits.dtype, torch.float32)  # never below float32
     blank_logp, emit_logp = transducer_lattice(flush_denormal_grad(logits).to(dtype), targets, blank)
     nll = -transducer_log_likelihood(blank_logp, emit_logp, frame_lengths, label_lengths)
-    nll = nll.to(dtype)
+    return reduce_loss(nll.to(dtype), label_lengths, reduction)
+
+
+def reduce_loss(nll: torch.Tensor, label_lengths: torch.Tensor, reduction: str) -> torch.Tensor:
+    """Reduce per-utterance losses ``[B]``: ``none``, ``sum``, ``mean`` (over
+    utterances) or ``mean_per_label`` (sum / (labels + utterances), i.e. per emitted
+    symbol including the final blank)."""
     if reduction == "none":
         return nll
     if reduction == "sum":
@@ -148,4 +154,4 @@ def rnnt_loss(
         return nll.mean()
     if reduction == "mean_per_label":
         return nll.sum() / (label_lengths.sum() + len(label_lengths)).clamp(min=1)
-    raise ValueError(f"unknown reduction {reduction!r}")
+    raise ValueError(f"unknown reduction {reduction!r} (none, sum, mean, mean_per_label)")
