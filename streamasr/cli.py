@@ -3,6 +3,7 @@
 Subcommands
 -----------
 build-corpus     synthesise the built-in espeak-ng corpus (train/valid/test manifests)
+prepare          LibriSpeech / CommonVoice / VoxPopuli (official layouts) -> manifests
 validate         check a manifest's audio and transcripts before training
 evaluate         WER / latency / compute against chunk size and left context
 check-streaming  prove (or refute) that no encoder output depends on a later chunk
@@ -61,6 +62,49 @@ def _run_build_corpus(args) -> int:
         seed=args.seed,
     )
     build_corpus(args.data_folder, config, num_workers=args.workers)
+    return 0
+
+
+def _add_prepare_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "prepare",
+        help="write manifests for LibriSpeech, CommonVoice or VoxPopuli",
+        description="Read a corpus in its official layout, check every audio file and "
+        "transcript, and write SpeechBrain CSV manifests (train.csv, valid.csv, test "
+        "manifests) with durations. Bad items are listed with their paths and stop the "
+        "run unless --skip-bad is given (then they go to skipped_<split>.tsv). A second "
+        "run with unchanged inputs reuses the manifests.",
+    )
+    parser.add_argument("corpus", choices=("librispeech", "commonvoice", "voxpopuli"))
+    parser.add_argument("data_folder", help="corpus root (LibriSpeech/, cv-corpus-*/<lang>/, "
+                        "the VoxPopuli root holding transcribed_data/)")
+    parser.add_argument("manifest_folder", help="where the manifests go")
+    parser.add_argument("--language", default=None, help="commonvoice/voxpopuli: en, fr or it")
+    parser.add_argument("--train-splits", nargs="*", default=None,
+                        help="librispeech (default: the three training splits)")
+    parser.add_argument("--valid-splits", nargs="*", default=None,
+                        help="librispeech (default: dev-clean)")
+    parser.add_argument("--test-splits", nargs="*", default=None,
+                        help="librispeech (default: test-clean test-other)")
+    parser.add_argument("--skip-bad", "--skip_bad", dest="skip_bad", action="store_true",
+                        help="leave bad items out (listed in skipped_<split>.tsv) instead of stopping")
+    parser.add_argument("--jobs", type=int, default=None, help="audio reader processes (default: all cores)")
+    parser.set_defaults(handler=_run_prepare)
+
+
+def _run_prepare(args) -> int:
+    from streamasr.data import corpora
+
+    options = {"skip_bad": args.skip_bad, "jobs": args.jobs}
+    if args.corpus == "librispeech":
+        for name in ("train_splits", "valid_splits", "test_splits"):
+            if getattr(args, name) is not None:
+                options[name] = getattr(args, name)
+    else:
+        if args.language is None:
+            raise SystemExit(f"streamasr prepare {args.corpus}: --language is required (en, fr or it)")
+        options["language"] = args.language
+    corpora.prepare(args.corpus, args.data_folder, args.manifest_folder, **options)
     return 0
 
 
@@ -269,6 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="streamasr", description=__doc__.splitlines()[0])
     subparsers = parser.add_subparsers(dest="command", required=True)
     _add_corpus_parser(subparsers)
+    _add_prepare_parser(subparsers)
     _add_validate_parser(subparsers)
     _add_evaluate_parser(subparsers)
     _add_check_parser(subparsers)

@@ -84,6 +84,44 @@ def check_audio(file: str, expected_rate: int = EXPECTED_SAMPLE_RATE) -> str | N
     return None
 
 
+def _validated_stamp(path: Path) -> Path:
+    return path.with_name(path.name + ".validated.json")
+
+
+def _validation_key(path: Path, data_root, expected_rate: int) -> str:
+    import hashlib
+
+    digest = hashlib.sha256(path.read_bytes())
+    digest.update(f"\0{os.path.abspath(data_root) if data_root else ''}\0{expected_rate}".encode())
+    return digest.hexdigest()
+
+
+def write_validated_stamp(path: str | os.PathLike, data_root=None,
+                          expected_rate: int = EXPECTED_SAMPLE_RATE) -> None:
+    """Record that every audio file of this exact manifest passed ``check_audio``,
+    so ``validate_manifest`` does not decode a large corpus again at every start."""
+    import json
+
+    path = Path(path)
+    _validated_stamp(path).write_text(
+        json.dumps({"key": _validation_key(path, data_root, expected_rate)}), encoding="utf-8"
+    )
+
+
+def audio_already_validated(path: Path, data_root, expected_rate: int) -> bool:
+    """True when a stamp says this manifest's audio was checked (same manifest bytes,
+    same data root). Files changed on disk afterwards are not noticed: delete the
+    ``.validated.json`` stamp to force a new check."""
+    import json
+
+    stamp = _validated_stamp(path)
+    try:
+        recorded = json.loads(stamp.read_text(encoding="utf-8"))["key"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return recorded == _validation_key(path, data_root, expected_rate)
+
+
 def validate_manifest(
     path: str | os.PathLike,
     data_root: str | os.PathLike | None = None,
@@ -96,9 +134,12 @@ def validate_manifest(
 
     Checks: required columns, a non-empty transcript, a positive numeric duration, and
     (``check_files``) that the audio exists, decodes, is mono at ``expected_rate`` Hz,
-    is not empty and holds no NaN/Inf.
+    is not empty and holds no NaN/Inf. The audio check runs once per manifest
+    content: a passing check leaves a ``<manifest>.validated.json`` stamp.
     """
     rows = read_manifest(path)
+    stamped = check_files and audio_already_validated(Path(path), data_root, expected_rate)
+    check_files = check_files and not stamped
     problems: list[str] = []
     seconds = 0.0
     ids: set[str] = set()
@@ -138,4 +179,9 @@ def validate_manifest(
         raise ManifestError(
             f"{len(problems)} problem(s) in {path}:\n  " + "\n  ".join(shown) + tail
         )
+    if not stamped and check_files:
+        try:
+            write_validated_stamp(path, data_root, expected_rate)
+        except OSError:  # read-only corpus folder: check again next time
+            pass
     return ManifestSummary(utterances=len(rows), seconds=seconds)
