@@ -3,12 +3,19 @@
 
     python train.py hparams/conformer_transducer_small.yaml \
         --data_folder=data/synthetic --output_folder=results/small
+    python train.py hparams/conformer_transducer.yaml recipes/LibriSpeech/librispeech.yaml \
+        --data_folder=/data/LibriSpeech --output_folder=results/librispeech
+    torchrun --nproc_per_node=4 train.py hparams/conformer_transducer.yaml ...   (DDP)
 
-Every knob is a YAML key (override any with ``--key=value``). The script validates the
+Every knob is a YAML key. Further YAML files after the first (a recipe's overrides)
+and ``--key=value`` options override it, in that order. The script prepares the corpus
+when the YAML names one (``prepare_corpus``; main process only), validates the
 manifests, trains (or loads) the SentencePiece tokenizer, builds the data pipeline,
-then trains, and finally decodes the test set with the best checkpoint by valid WER
-(``wer_test.txt`` in the output folder). Re-running the same command resumes from the
-last checkpoint, including from the middle of an epoch.
+then trains, and finally decodes each test set with the best checkpoint by valid WER
+(or the average of the ``average_n_best`` best), writing ``wer_test.txt`` (one test
+set) or ``wer_<test set>.txt``. Re-running the same command resumes from the last
+checkpoint, including from the middle of an epoch. Under torchrun, only rank 0
+prepares data, logs and writes checkpoints.
 """
 
 import sys
@@ -21,13 +28,20 @@ from streamasr.brain import TransducerBrain
 from streamasr.recipe import (
     check_overrides,
     dataio_prepare,
+    merge_overrides,
+    prepare_data,
+    split_override_files,
+    step_limit_override,
+    test_sets,
     train_tokenizer,
     validate_manifests,
 )
 
 
 def main(argv):
+    argv, override_files = split_override_files(argv)
     hparams_file, run_opts, overrides = sb.parse_arguments(argv)
+    overrides = merge_overrides(override_files, overrides)
     # SpeechBrain 1.1.2 parses `--optimizer_step_limit=N` as a run option but keeps it a
     # string, and Brain then compares it with an int (TypeError at the first step).
     if isinstance(run_opts.get("optimizer_step_limit"), str):
@@ -36,6 +50,7 @@ def main(argv):
         run_opts = dataclasses.replace(run_opts, optimizer_step_limit=int(run_opts.get("optimizer_step_limit")))
     with open(hparams_file, encoding="utf-8") as fin:
         yaml_text = fin.read()
+    overrides = step_limit_override(run_opts, overrides, yaml_text)
     check_overrides(hparams_file, yaml_text, overrides)
     hparams = load_hyperpyyaml(yaml_text, overrides)
 
@@ -45,6 +60,7 @@ def main(argv):
         hyperparams_to_save=hparams_file,
         overrides=overrides,
     )
+    run_on_main(prepare_data, args=[hparams])
     run_on_main(validate_manifests, args=[hparams])
     run_on_main(train_tokenizer, args=[hparams])
     tokenizer = train_tokenizer(hparams)  # every process loads the trained model
@@ -65,19 +81,22 @@ def main(argv):
         train_loader_kwargs=datasets["train_loader_kwargs"],
         valid_loader_kwargs=hparams["valid_dataloader_opts"],
     )
-    brain.evaluate(
-        datasets["test"],
-        min_key="WER",
-        test_loader_kwargs=hparams["test_dataloader_opts"],
-    )
+    names = list(test_sets(hparams))
+    for name, dataset in datasets["test"].items():
+        if len(names) > 1:
+            brain.test_set_name = name
+            brain.test_wer_file = f"{hparams['output_folder']}/wer_{name}.txt"
+        brain.evaluate(dataset, min_key="WER", test_loader_kwargs=hparams["test_dataloader_opts"])
+    return brain
 
 
 if __name__ == "__main__":
     from streamasr.data.manifest import ManifestError
+    from streamasr.data.prepare import PrepareError
     from streamasr.recipe import ConfigError
 
     try:
         main(sys.argv[1:])
-    except (ManifestError, ConfigError) as error:  # bad input: a message, no traceback
+    except (ManifestError, ConfigError, PrepareError) as error:  # bad input: a message, no traceback
         print(f"train.py: error: {error}", file=sys.stderr)
         sys.exit(2)

@@ -4,11 +4,14 @@ Owns: one forward pass per batch with a sampled Dynamic Chunk Training config, t
 RNN-T + CTC objective and its schedule, greedy decoding with WER/CER on valid/test,
 checkpoint selection by valid WER, and checkpoints that an interruption cannot corrupt.
 
-Modules expected in the YAML (``modules:``): ``CNN``, ``Transformer``, ``proj_enc``,
+Modules expected in the YAML (``modules:``): ``CNN``, ``Transformer`` (called as ``enc``,
+an ``EncoderWrapper``, so that DDP sees the encoder's forward), ``proj_enc``,
 ``emb``, ``dec``, ``proj_dec``, ``Tjoint``, ``transducer_lin``, ``ctc_lin``,
 ``normalize``. Hyperparameters: ``compute_features``, ``dynchunktrain_config_sampler``,
 ``ctc_weight``, ``number_of_ctc_epochs``, ``dct_start_epoch``, ``blank_index``,
-``lr_annealing`` (any SpeechBrain per-step scheduler), optional ``wav_augment`` / ``fea_augment``.
+``lr_annealing`` (any SpeechBrain per-step scheduler), optional ``wav_augment`` / ``fea_augment``
+(training only), optional ``average_n_best`` (test with the average of the N best
+checkpoints by valid WER; default 1 = the best one).
 
 ``transducer_loss`` selects the training objective's transducer term: ``full`` (the
 whole ``[B, T, U+1, V]`` joint lattice, ``streamasr.losses.rnnt_loss``) or ``pruned``
@@ -114,8 +117,26 @@ class TransducerBrain(sb.Brain):
         if choice == "full" and "pruned_loss" in (modules or {}):
             # Unused parameters: keep them out of DDP's gradient reduction and the optimiser.
             modules["pruned_loss"].requires_grad_(False)
+        if modules is not None and "Transformer" in modules and "enc" not in modules:
+            # The Brain calls the encoder through forward(): DistributedDataParallel
+            # wraps modules and only forward() passes through it (`.encode` would not).
+            from speechbrain.lobes.models.transformer.TransformerASR import EncoderWrapper
+
+            modules = dict(modules)
+            modules["enc"] = EncoderWrapper(modules.pop("Transformer"))
         super().__init__(modules, opt_class, hparams, run_opts, checkpointer)
         self.transducer_loss = choice
+        scheduler = (hparams or {}).get("lr_annealing")
+        if isinstance(scheduler, WarmCoolDecayLRSchedule) and (
+            not self.optimizer_step_limit or self.optimizer_step_limit > scheduler.total_steps
+        ):
+            from streamasr.recipe import ConfigError
+
+            raise ConfigError(
+                f"lr_annealing cools down to lr 0 at total_steps={scheduler.total_steps} updates, "
+                f"but training may run for optimizer_step_limit={self.optimizer_step_limit} "
+                "(the learning rate would turn negative): make them equal"
+            )
 
     def on_fit_start(self):
         if isinstance(self.checkpointer, AtomicCheckpointer) and sb.utils.distributed.if_main_process():
@@ -145,9 +166,7 @@ class TransducerBrain(sb.Brain):
         if stage == sb.Stage.TRAIN and getattr(self.hparams, "fea_augment", None) is not None:
             feats, _ = self.hparams.fea_augment(feats, wav_lens)
         src = self.modules.CNN(feats)
-        return self.modules.Transformer.encode(
-            src, wav_lens, pad_idx=self.hparams.pad_index, dynchunktrain_config=config
-        )
+        return self.modules.enc(src, wav_lens, pad_idx=self.hparams.pad_index, dynchunktrain_config=config)
 
     def compute_forward(self, batch, stage) -> ForwardOutput:
         batch = batch.to(self.device)
@@ -241,6 +260,32 @@ class TransducerBrain(sb.Brain):
             scheduler(self.optimizer)
 
     # ------------------------------------------------------------------ stages
+    def on_evaluate_start(self, max_key=None, min_key=None):
+        """Load the best checkpoint (SpeechBrain), then, with ``average_n_best: N > 1``,
+        replace the model weights by the average of the N best checkpoints (normaliser
+        statistics and counters stay those of the best one)."""
+        super().on_evaluate_start(max_key=max_key, min_key=min_key)
+        count = int(getattr(self.hparams, "average_n_best", 1) or 1)
+        if count <= 1 or self.checkpointer is None:
+            return
+        from speechbrain.utils.checkpoints import average_checkpoints
+
+        checkpoints = self.checkpointer.find_checkpoints(
+            max_key=max_key, min_key=min_key, max_num_checkpoints=count
+        )
+        if len(checkpoints) < count:
+            logger.warning("average_n_best: %d asked, only %d checkpoint(s) kept (keep_checkpoints); "
+                           "averaging those", count, len(checkpoints))
+        if len(checkpoints) > 1:
+            state = average_checkpoints(
+                checkpoints, "model",
+                parameter_loader=lambda path, **_: torch.load(path, map_location="cpu"),
+            )
+            self.hparams.model.load_state_dict(state, strict=True)
+            logger.info("testing the average of %d checkpoints: %s", len(checkpoints),
+                        [c.path.name for c in checkpoints])
+        self.averaged_checkpoints = [c.path for c in checkpoints]
+
     def on_stage_start(self, stage, epoch=None):
         if stage != sb.Stage.TRAIN:
             self.wer_metric = self.hparams.error_rate_computer()
@@ -269,12 +314,13 @@ class TransducerBrain(sb.Brain):
                 num_to_keep=self.hparams.keep_checkpoints,
             )
         elif stage == sb.Stage.TEST:
-            self.hparams.train_logger.log_stats(
-                stats_meta={"Epoch loaded": self.hparams.epoch_counter.current},
-                test_stats=stats,
-            )
+            meta = {"Epoch loaded": self.hparams.epoch_counter.current}
+            if getattr(self, "test_set_name", None):
+                meta["test set"] = self.test_set_name
+            self.hparams.train_logger.log_stats(stats_meta=meta, test_stats=stats)
             if sb.utils.distributed.if_main_process():
-                with open(self.hparams.test_wer_file, "w", encoding="utf-8") as handle:
+                wer_file = getattr(self, "test_wer_file", None) or self.hparams.test_wer_file
+                with open(wer_file, "w", encoding="utf-8") as handle:
                     self.wer_metric.write_stats(handle)
                     handle.write("\n")
                     handle.write(f"%CER {stats['CER']:.2f}\n")

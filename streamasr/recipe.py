@@ -1,7 +1,8 @@
 """Glue shared by the training recipes: override checking, manifest validation,
 the SentencePiece tokenizer and the SpeechBrain data pipeline.
 
-Hyperparameter keys used here: ``train_csv``, ``valid_csv``, ``test_csv``,
+Hyperparameter keys used here: ``train_csv``, ``valid_csv``, ``test_csv`` (one path or a
+list: each test set is decoded and scored on its own),
 ``data_folder``, ``save_folder``, ``output_neurons``, ``token_type``,
 ``dynamic_batching``, ``dynamic_batch_sampler_train``, ``train_dataloader_opts``,
 ``valid_dataloader_opts``, ``test_dataloader_opts``, ``sorting``.
@@ -14,7 +15,6 @@ import io
 from pathlib import Path
 
 import speechbrain as sb
-import yaml
 
 from streamasr.data.manifest import ManifestError, validate_manifest
 
@@ -37,7 +37,9 @@ def check_overrides(hparams_file: str, yaml_text: str, overrides: str | dict | N
     if not overrides:
         return
     if isinstance(overrides, str):
-        overrides = yaml.safe_load(overrides) or {}
+        from ruamel.yaml import YAML
+
+        overrides = YAML(typ="rt").load(io.StringIO(overrides)) or {}  # keeps !ref / !name: tags
     known = set(yaml_top_level_keys(yaml_text))
     unknown = [key for key in overrides if key not in known]
     if unknown:
@@ -50,13 +52,119 @@ def check_overrides(hparams_file: str, yaml_text: str, overrides: str | dict | N
         )
 
 
+def test_sets(hparams: dict) -> dict[str, str]:
+    """``{name: manifest}`` of the test sets: ``test_csv`` is one path or a list of paths
+    (LibriSpeech's test-clean and test-other); the name is the file stem."""
+    value = hparams["test_csv"]
+    paths = [value] if isinstance(value, (str, Path)) else list(value)
+    if not paths:
+        raise ConfigError("test_csv: expected a manifest path or a non-empty list of paths")
+    names = [Path(path).stem for path in paths]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"test_csv: two test manifests share a file name: {paths}")
+    return dict(zip(names, (str(path) for path in paths)))
+
+
+def prepare_data(hparams: dict) -> None:
+    """Prepare a real corpus when the YAML says so (``prepare_corpus``: librispeech,
+    commonvoice or voxpopuli, with ``manifest_folder``, ``prepare_options`` and
+    ``skip_bad``); call it on the main process only. No-op for ``prepare_corpus: null``."""
+    corpus = hparams.get("prepare_corpus")
+    if not corpus:
+        return
+    from streamasr.data import corpora
+
+    options = dict(hparams.get("prepare_options") or {})
+    options["skip_bad"] = bool(hparams.get("skip_bad", False))
+    corpora.prepare(corpus, hparams["data_folder"], hparams["manifest_folder"], **options)
+
+
+def step_limit_override(run_opts, overrides, yaml_text: str):
+    """``--optimizer_step_limit=N`` is a SpeechBrain run option: the Brain stops after N
+    updates, but the YAML key of the same name (which the LR schedule's ``total_steps``
+    references) would keep its old value, and a schedule that cools down to 0 at the old
+    limit then goes negative. Returns the overrides with the YAML key set to N too (when
+    the YAML has that key)."""
+    limit = run_opts.get("optimizer_step_limit") if run_opts else None
+    if limit is None or "optimizer_step_limit" not in yaml_top_level_keys(yaml_text):
+        return overrides
+    from ruamel.yaml import YAML
+
+    yaml = YAML()
+    document = yaml.load(overrides) if isinstance(overrides, str) and overrides.strip() else overrides
+    document = document if document else {}
+    document["optimizer_step_limit"] = int(limit)
+    out = io.StringIO()
+    yaml.dump(dict(document) if not hasattr(document, "ca") else document, out)
+    return out.getvalue()
+
+
+def split_override_files(argv: list[str]) -> tuple[list[str], list[str]]:
+    """``train.py BASE.yaml [OVERRIDE.yaml ...] [--key=value ...]``: returns the argv for
+    SpeechBrain's parser (base YAML and options) and the override files, in order."""
+    rest, files = [], []
+    for index, arg in enumerate(argv):
+        is_option_value = index > 0 and argv[index - 1].startswith("--") and "=" not in argv[index - 1]
+        if rest and not arg.startswith("-") and not is_option_value and arg.endswith((".yaml", ".yml")):
+            files.append(arg)
+        else:
+            rest.append(arg)
+    return rest, files
+
+
+def merge_overrides(files: list[str], cli_overrides: str | dict | None):
+    """One override YAML string from YAML files (in order) and then the command line.
+
+    Nested mappings are merged key by key (hyperpyyaml semantics); tags such as
+    ``!ref`` and ``!name:`` are kept, so a recipe file may reference base keys.
+    """
+    from ruamel.yaml import YAML
+
+    if not files:
+        return cli_overrides
+    yaml = YAML()
+    merged = None
+    sources = [Path(f).read_text(encoding="utf-8") if Path(f).is_file() else None for f in files]
+    for file, text in zip(files, sources):
+        if text is None:
+            raise ConfigError(f"override file {file} does not exist")
+        try:
+            document = yaml.load(text)
+        except Exception as error:
+            raise ConfigError(f"override file {file} is not valid YAML: {error}") from error
+        if document is None:
+            continue
+        if not hasattr(document, "items"):
+            raise ConfigError(f"override file {file}: expected a mapping of top-level keys")
+        merged = document if merged is None else _merge(merged, document)
+    if cli_overrides:
+        cli = yaml.load(cli_overrides) if isinstance(cli_overrides, str) else cli_overrides
+        merged = cli if merged is None else _merge(merged, cli)
+    if merged is None:
+        return ""
+    out = io.StringIO()  # a string: hyperpyyaml resolves dict overrides in place
+    yaml.dump(merged, out)
+    return out.getvalue()
+
+
+def _merge(base, update):
+    for key, value in update.items():
+        if key in base and hasattr(base[key], "items") and hasattr(value, "items"):
+            _merge(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
 def validate_manifests(hparams: dict) -> None:
     """Check the train/valid/test manifests and their audio before any training."""
     problems = []
-    for key in ("train_csv", "valid_csv", "test_csv"):
+    manifests = [("train_csv", hparams["train_csv"]), ("valid_csv", hparams["valid_csv"])]
+    manifests += [(f"test_csv ({name})", path) for name, path in test_sets(hparams).items()]
+    for key, path in manifests:
         try:
-            summary = validate_manifest(hparams[key], data_root=hparams["data_folder"], progress=True)
-            print(f"{key}: {hparams[key]}: {summary.utterances} utterances, {summary.hours:.2f} h")
+            summary = validate_manifest(path, data_root=hparams["data_folder"], progress=True)
+            print(f"{key}: {path}: {summary.utterances} utterances, {summary.hours:.2f} h")
         except ManifestError as error:
             problems.append(f"{key}: {error}")
     if problems:
@@ -94,16 +202,19 @@ def tokenizer_model_path(hparams: dict) -> Path:
 
 
 def dataio_prepare(hparams: dict, tokenizer) -> dict:
-    """Build the train/valid/test ``DynamicItemDataset`` objects.
+    """Build the train/valid/test ``DynamicItemDataset`` objects (``"test"`` maps each
+    test set name to its dataset, see :func:`test_sets`).
 
     Each item provides ``sig`` (16 kHz float waveform), ``tokens`` and ``tokens_bos``
     (blank-prefixed, the prediction network's input) and ``wrd``.
     """
     data_root = hparams["data_folder"]
+    manifests = {"train": hparams["train_csv"], "valid": hparams["valid_csv"]}
+    manifests.update({f"test:{name}": path for name, path in test_sets(hparams).items()})
     datasets = {}
-    for split in ("train", "valid", "test"):
+    for split, path in manifests.items():
         dataset = sb.dataio.dataset.DynamicItemDataset.from_csv(
-            csv_path=hparams[f"{split}_csv"], replacements={"data_root": data_root}
+            csv_path=path, replacements={"data_root": data_root}
         )
         if split != "train" or hparams["sorting"] == "ascending":
             dataset = dataset.filtered_sorted(sort_key="duration")
@@ -149,5 +260,7 @@ def dataio_prepare(hparams: dict, tokenizer) -> dict:
     elif hparams["sorting"] != "random":
         train_loader_kwargs["shuffle"] = False
     datasets["train_loader_kwargs"] = train_loader_kwargs
+    datasets["test"] = {split[len("test:"):]: datasets.pop(split) for split in list(datasets)
+                        if split.startswith("test:")}
     return datasets
 

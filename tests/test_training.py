@@ -65,7 +65,9 @@ def test_full_size_yaml_builds_and_trains_one_step_on_cpu(tiny_corpus, tmp_path)
     # token inventory is shrunk because 24 sentences cannot train 1000 BPE units.
     result = run_train(
         FULL_YAML, tiny_corpus, out, "--output_neurons=40", "--number_of_epochs=1",
-        "--debug", "--debug_batches=1", "--train_dataloader_opts={num_workers: 0}",
+        # 2 batches = 1 update (grad_accumulation_factor 2); training in the YAML's bf16
+        # autocast, evaluation in fp32 (bf16 matmuls are slow on most CPUs)
+        "--debug", "--debug_batches=2", "--eval_precision=fp32", "--train_dataloader_opts={num_workers: 0}",
         "--dynamic_batch_sampler_train={max_batch_length: 8, num_buckets: 2, shuffle: True, batch_ordering: random}",
         timeout=900,
     )
@@ -73,7 +75,9 @@ def test_full_size_yaml_builds_and_trains_one_step_on_cpu(tiny_corpus, tmp_path)
     log = (out / "log.txt").read_text()
     millions = float(re.search(r"Total Number of Trainable Parameters: ([\d.]+)M", log).group(1))
     assert 70 < millions < 90, millions  # the ~80M-parameter reference size
-    assert "valid WER" in (out / "train_log.txt").read_text()
+    train_log = (out / "train_log.txt").read_text()
+    assert "valid WER" in train_log and "steps: 1 " in train_log, train_log
+    assert "Using training precision: `--precision=bf16`" in log
 
 
 def test_unknown_override_stops_before_any_work(tiny_corpus, tmp_path):
@@ -102,4 +106,8 @@ def test_pruned_objective_trains_end_to_end_and_the_step_limit_override_is_honou
     assert result.returncode == 0, result.stderr[-3000:]
     steps = [int(m) for m in re.findall(r"steps: (\d+)", (out / "train_log.txt").read_text())]
     assert steps and steps[-1] == 6 and all(s <= 6 for s in steps), steps
+    # the run option also sets the YAML key that the LR schedule's total_steps uses
+    assert "optimizer_step_limit: 6\n" in (out / "hyperparams.yaml").read_text()
+    rates = [float(m) for m in re.findall(r"lr: ([-\d.e+]+)", (out / "train_log.txt").read_text())]
+    assert rates and min(rates) >= 0, rates
     assert "%WER" in (out / "wer_test.txt").read_text()

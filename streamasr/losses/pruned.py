@@ -34,7 +34,12 @@ from typing import Callable, Optional
 
 import torch
 
-from streamasr.losses.transducer import flush_denormal_grad, reduce_loss, transducer_log_likelihood
+from streamasr.losses.transducer import (
+    float32_loss,
+    flush_denormal_grad,
+    reduce_loss,
+    transducer_log_likelihood,
+)
 
 # Log-weight given to pruned-away lattice arcs. Finite on purpose: the frame recursion
 # subtracts prefix sums of emission log-probs, and -inf - -inf would be NaN. Paths
@@ -123,6 +128,7 @@ def mutual_information_recursion(px: torch.Tensor, py: torch.Tensor,
     return transducer_log_likelihood(stay, emit, boundary[:, 3], boundary[:, 2])
 
 
+@float32_loss
 def rnnt_loss_simple(lm: torch.Tensor, am: torch.Tensor, symbols: torch.Tensor,
                      termination_symbol: int, boundary: Optional[torch.Tensor] = None,
                      reduction: str = "mean", return_grad: bool = False):
@@ -230,6 +236,7 @@ def do_rnnt_pruning(am: torch.Tensor, lm: torch.Tensor, ranges: torch.Tensor
     return am_pruned, lm_pruned
 
 
+@float32_loss
 def rnnt_loss_pruned(logits: torch.Tensor, symbols: torch.Tensor, ranges: torch.Tensor,
                      termination_symbol: int, boundary: Optional[torch.Tensor] = None,
                      reduction: str = "mean") -> torch.Tensor:

@@ -109,6 +109,23 @@ def transducer_log_likelihood(
     return alpha[rows, last_frame, last_label] + blank_logp[rows, last_frame, last_label]
 
 
+def float32_loss(function):
+    """Run a loss with autocast off, so mixed-precision training (``--precision=bf16``
+    or ``fp16``) never computes the lattice recursions or their normalisers in 16 bits;
+    the inputs are cast to float32 inside the functions themselves."""
+    import functools
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        tensors = [a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)]
+        device_type = tensors[0].device.type if tensors else "cpu"
+        with torch.autocast(device_type=device_type, enabled=False):
+            return function(*args, **kwargs)
+
+    return wrapper
+
+
+@float32_loss
 def rnnt_loss(
     logits: torch.Tensor,
     targets: torch.Tensor,
