@@ -136,6 +136,54 @@ def test_padding_does_not_change_a_sequence_loss():
     torch.testing.assert_close(simple_before, simple_after)
 
 
+@pytest.mark.parametrize("blank", [0, 4])
+def test_sliced_memory_lean_backward_equals_autograd_of_log_softmax(blank, monkeypatch):
+    """The hand-written backward of the pruned node log-probs (written slice by slice)
+    gives autograd's gradients of log_softmax + gather, for any slice size."""
+    import streamasr.losses.pruned as pruned
+
+    _, _, targets, frames, labels = make_batch(seed=9, blank=blank)
+    boundary = boundary_from_lengths(frames, labels)
+    ranges = get_rnnt_prune_ranges(torch.rand(5, 6, 13), torch.rand(5, 7, 12), boundary, 3)
+    base = torch.randn(5, 12, 3, 11, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+
+    def reference_loss(logits):
+        logp = logits.log_softmax(dim=3)
+        padded = torch.where(torch.arange(6)[None] < labels[:, None], targets, blank)
+        with_end = torch.cat([padded, torch.full((5, 1), blank)], dim=1)
+        window = with_end.gather(1, ranges.reshape(5, -1)).reshape(5, 12, 3)
+        emit = logp.gather(3, window.unsqueeze(3)).squeeze(3)
+        weights = torch.linspace(0.5, 2.0, emit.numel(), dtype=emit.dtype).reshape(emit.shape)
+        return (weights * emit).sum() + (weights.flip(0) * logp[..., blank]).sum()
+
+    reference = base.clone().requires_grad_()
+    reference_loss(reference).backward()
+    for slice_elements in (11, 50, 1 << 20):  # one row, several rows, everything at once
+        monkeypatch.setattr(pruned, "_SLICE_ELEMENTS", slice_elements)
+        ours = base.clone().requires_grad_()
+        padded = torch.where(torch.arange(6)[None] < labels[:, None], targets, blank)
+        with_end = torch.cat([padded, torch.full((5, 1), blank)], dim=1)
+        window = with_end.gather(1, ranges.reshape(5, -1)).reshape(5, 12, 3)
+        blank_logp, emit = pruned._PrunedNodeLogProbs.apply(ours, window, blank)
+        weights = torch.linspace(0.5, 2.0, emit.numel(), dtype=emit.dtype).reshape(emit.shape)
+        ((weights * emit).sum() + (weights.flip(0) * blank_logp).sum()).backward()
+        torch.testing.assert_close(ours.grad, reference.grad, atol=1e-12, rtol=1e-10)
+
+
+def test_confident_pruned_joint_has_no_denormal_gradients():
+    _, _, targets, frames, labels = make_batch(seed=5)
+    boundary = boundary_from_lengths(frames, labels)
+    ranges = full_ranges(5, 12, 6)[:, :, :4].contiguous()
+    logits = torch.randn(5, 12, 4, 11, generator=torch.Generator().manual_seed(6)) * 40  # very peaked
+    ours = logits.clone().requires_grad_()
+    rnnt_loss_pruned(ours, targets, ranges, 0, boundary, reduction="sum").backward()
+    tiny = ours.grad[(ours.grad != 0) & (ours.grad.abs() < torch.finfo(torch.float32).tiny)]
+    assert tiny.numel() == 0
+    exact = logits.double().requires_grad_()
+    rnnt_loss_pruned(exact, targets, ranges, 0, boundary, reduction="sum").backward()
+    torch.testing.assert_close(ours.grad.double(), exact.grad, atol=1e-5, rtol=1e-4)
+
+
 @pytest.mark.parametrize("s_range", [2, 3, 5])
 def test_prune_ranges_keep_the_lattice_connected(s_range):
     am, lm, targets, frames, labels = make_batch(batch=6, frames=15, labels=9, seed=s_range)

@@ -36,7 +36,6 @@ import torch
 
 from streamasr.losses.transducer import (
     float32_loss,
-    flush_denormal_grad,
     reduce_loss,
     transducer_log_likelihood,
 )
@@ -236,6 +235,72 @@ def do_rnnt_pruning(am: torch.Tensor, lm: torch.Tensor, ranges: torch.Tensor
     return am_pruned, lm_pruned
 
 
+# Elements per slice when a [B, T, R, V] tensor is processed piecewise (4 MB in fp32).
+_SLICE_ELEMENTS = 1 << 20
+
+
+def _logsumexp_last(logits: torch.Tensor) -> torch.Tensor:
+    """``logsumexp`` over the last dimension, slice by slice, so that the temporary
+    ``exp`` tensor never has the size of ``logits``."""
+    flat = logits.reshape(-1, logits.shape[-1])
+    out = flat.new_empty(flat.shape[0])
+    step = max(1, _SLICE_ELEMENTS // max(1, flat.shape[1]))
+    for start in range(0, flat.shape[0], step):
+        out[start:start + step] = torch.logsumexp(flat[start:start + step], dim=1)
+    return out.reshape(logits.shape[:-1])
+
+
+class _PrunedNodeLogProbs(torch.autograd.Function):
+    """``[B, T, R, V]`` logits -> blank and emission log-probabilities ``[B, T, R]``.
+
+    Autograd through ``log_softmax`` + ``gather`` keeps a softmax-sized tensor for the
+    backward pass and builds the gradient from three logits-sized pieces (softmax,
+    zero-filled scatter of the emission gradient, zero-filled scatter of the blank
+    gradient), plus the mask and copy of the denormal flush: ~6 tensors the size of the
+    logits at the peak. This function saves only the logits (alive anyway) and writes
+    the gradient into one new tensor, in place, slice by slice:
+    ``grad = -softmax * (g_blank + g_emit)``, ``+ g_emit`` at the emitted symbol,
+    ``+ g_blank`` at blank; entries below 1e-30 in magnitude are then set to 0, which
+    keeps denormal numbers out of the gradient (see ``flush_denormal_grad``).
+    """
+
+    @staticmethod
+    def forward(ctx, logits: torch.Tensor, window_symbols: torch.Tensor, blank: int):
+        normalisers = _logsumexp_last(logits)
+        emit = logits.gather(3, window_symbols.unsqueeze(3)).squeeze(3) - normalisers
+        blank_logp = logits[..., blank] - normalisers
+        ctx.save_for_backward(logits, normalisers, window_symbols)
+        ctx.blank = blank
+        return blank_logp, emit
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_blank: torch.Tensor, grad_emit: torch.Tensor):
+        from streamasr.losses.transducer import DENORMAL_FLUSH_THRESHOLD
+
+        logits, normalisers, window_symbols = ctx.saved_tensors
+        if grad_blank is None:
+            grad_blank = torch.zeros_like(normalisers)
+        if grad_emit is None:
+            grad_emit = torch.zeros_like(normalisers)
+        vocab = logits.shape[-1]
+        grad = torch.empty_like(logits)
+        flat_grad, flat_logits = grad.view(-1, vocab), logits.reshape(-1, vocab)
+        flat_norm = normalisers.reshape(-1, 1)
+        flat_blank, flat_emit = grad_blank.reshape(-1), grad_emit.reshape(-1)
+        flat_symbols = window_symbols.reshape(-1, 1)
+        step = max(1, _SLICE_ELEMENTS // max(1, vocab))
+        for start in range(0, flat_grad.shape[0], step):
+            end = start + step
+            piece = flat_grad[start:end]
+            torch.sub(flat_logits[start:end], flat_norm[start:end], out=piece).exp_()
+            piece.mul_(-(flat_blank[start:end] + flat_emit[start:end]).unsqueeze(1))
+            piece.scatter_add_(1, flat_symbols[start:end], flat_emit[start:end].unsqueeze(1))
+            piece[:, ctx.blank].add_(flat_blank[start:end])
+            piece.masked_fill_(piece.abs() < DENORMAL_FLUSH_THRESHOLD, 0.0)  # slice-sized temporaries
+        return grad, None, None
+
+
 @float32_loss
 def rnnt_loss_pruned(logits: torch.Tensor, symbols: torch.Tensor, ranges: torch.Tensor,
                      termination_symbol: int, boundary: Optional[torch.Tensor] = None,
@@ -252,14 +317,13 @@ def rnnt_loss_pruned(logits: torch.Tensor, symbols: torch.Tensor, ranges: torch.
         raise ValueError(f"ranges must be [B, T, R] = {[batch, frames, s_range]}, got {tuple(ranges.shape)}")
     boundary = _check_boundary(boundary, batch, num_symbols, frames, logits.device)
     dtype = torch.promote_types(logits.dtype, torch.float32)
-    logits = flush_denormal_grad(logits).to(dtype)
+    logits = logits.to(dtype).contiguous()
 
     padded = _padded_symbols(symbols, boundary, termination_symbol)
     with_end = torch.cat([padded, padded.new_full((batch, 1), termination_symbol)], dim=1)  # [B, S+1]
     window_symbols = with_end.gather(1, ranges.reshape(batch, -1)).reshape(batch, frames, s_range)
-    normalisers = torch.logsumexp(logits, dim=3)  # [B, T, R]
-    emit = logits.gather(3, window_symbols.unsqueeze(3)).squeeze(3) - normalisers
-    blank = logits[..., termination_symbol] - normalisers
+    # [B, T, R] each; memory-lean backward (one logits-sized gradient tensor)
+    blank, emit = _PrunedNodeLogProbs.apply(logits, window_symbols, termination_symbol)
 
     full_emit = emit.new_full((batch, frames, num_symbols + 1), PRUNED_LOGP).scatter(2, ranges, emit)
     full_blank = blank.new_full((batch, frames, num_symbols + 1), PRUNED_LOGP).scatter(2, ranges, blank)
