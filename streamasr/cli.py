@@ -230,8 +230,9 @@ def _add_export_parser(subparsers) -> None:
     )
     parser.add_argument("training_folder", help="train.py output folder")
     parser.add_argument("model_folder", help="folder to create")
-    parser.add_argument("--average", type=int, default=1,
-                        help="average the N best checkpoints by valid WER (default %(default)s)")
+    parser.add_argument("--average", type=int, default=None,
+                        help="average the N best checkpoints by valid WER (default: the run's "
+                        "average_n_best, i.e. the weights its test used; 1 if unset)")
     parser.add_argument("--example", default=None,
                         help="example audio file (default: first utterance of the run's test manifest)")
     parser.add_argument("--results", default=None,

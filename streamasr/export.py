@@ -295,6 +295,8 @@ Chunk sizes are in encoder frames (1 frame = 40 ms).
 def _read_test_results(training_folder: Path) -> dict:
     found = {}
     wer_file = training_folder / "wer_test.txt"
+    if not wer_file.is_file():  # several test sets (wer_test-clean.txt, ...): the first
+        wer_file = next(iter(sorted(training_folder.glob("wer_*.txt"))), wer_file)
     if wer_file.is_file():
         text = wer_file.read_text(encoding="utf-8")
         for key, pattern in (("test_wer", r"^%WER ([\d.]+)\s*$"), ("test_cer", r"^%CER ([\d.]+)\s*$")):
@@ -305,13 +307,14 @@ def _read_test_results(training_folder: Path) -> dict:
 
 
 # ----------------------------------------------------------------- export
-def export(training_folder: str | os.PathLike, model_folder: str | os.PathLike, average: int = 1,
+def export(training_folder: str | os.PathLike, model_folder: str | os.PathLike, average: Optional[int] = None,
            example_audio: Optional[str] = None, results: Optional[str] = None,
            overwrite: bool = False, language: str = "en", license: str = "apache-2.0",
            dataset: str = "streamasr-synthetic-espeak") -> Path:
     """Write a StreamingASR model folder from a ``train.py`` output folder; returns it.
 
-    average: number of best checkpoints (by valid WER) whose weights are averaged.
+    average: number of best checkpoints (by valid WER) whose weights are averaged
+        (default: the run's ``average_n_best``, i.e. the weights its test used; else 1).
     example_audio: audio file copied as the example (default: the first utterance of
         the training run's test manifest, when it exists).
     results: an evaluation folder (``streamasr evaluate --output``) whose
@@ -328,10 +331,12 @@ def export(training_folder: str | os.PathLike, model_folder: str | os.PathLike, 
         raise ExportError(f"{training_folder} is not a training output folder (expected hyperparams.yaml and save/)")
     if model_folder.exists() and not overwrite:
         raise ExportError(f"{model_folder} already exists (use --overwrite to replace it)")
-    if average < 1:
+    if average is not None and average < 1:
         raise ExportError(f"--average must be >= 1, got {average}")
     training_yaml = yaml_path.read_text(encoding="utf-8")
     hparams = load_hyperpyyaml(training_yaml)
+    if average is None:
+        average = int(hparams.get("average_n_best", 1) or 1)
     generated = inference_yaml(training_yaml, source=str(yaml_path))
 
     from streamasr.recipe import tokenizer_model_path
@@ -395,7 +400,9 @@ def export(training_folder: str | os.PathLike, model_folder: str | os.PathLike, 
 def _first_test_audio(hparams: dict) -> Optional[str]:
     from streamasr.data.manifest import read_manifest, resolve_path
 
-    manifest = Path(str(hparams.get("test_csv", "")))
+    test_csv = hparams.get("test_csv") or ""
+    first = test_csv if isinstance(test_csv, (str, Path)) else (list(test_csv) or [""])[0]
+    manifest = Path(str(first))
     if not manifest.is_file():
         return None
     rows = read_manifest(manifest)

@@ -335,3 +335,29 @@ def test_validated_stamp_skips_audio_check_until_manifest_changes(tmp_path):
     manifest.write_text(manifest.read_text(encoding="utf-8") + "\n", encoding="utf-8")
     with pytest.raises(Exception, match="26-495-0000.flac does not exist"):
         validate_manifest(manifest, data_root=root)
+
+
+def test_recipe_prepare_scripts_run_the_cli(tmp_path):
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[1]
+    libri = tmp_path / "LibriSpeech"
+    make_librispeech(libri)
+    cv = tmp_path / "cv" / "en"
+    make_commonvoice(cv, "en", {"train.tsv": [("Hello there.", 1.0)], "dev.tsv": [("Yes.", 1.0)],
+                                "test.tsv": [("No!", 1.0)]})
+    vox = tmp_path / "vox"
+    make_voxpopuli(vox, "fr", {"train": [("20200101-a_0", "bonjour", 1.0)], "dev": [("20200101-b_0", "oui", 1.0)],
+                               "test": [("20200101-c_0", "non", 1.0)]})
+    runs = [("LibriSpeech", [str(libri), str(tmp_path / "m1"), "--train-splits", "train-clean-100",
+                             "--valid-splits", "dev-clean", "--test-splits", "test-clean"]),
+            ("CommonVoice", [str(cv), str(tmp_path / "m2"), "--language", "en"]),
+            ("VoxPopuli", [str(vox), str(tmp_path / "m3"), "--language", "fr"])]
+    for index, (recipe, args) in enumerate(runs, start=1):
+        result = subprocess.run([sys.executable, str(repo / "recipes" / recipe / "prepare.py"), *args, "--jobs", "1"],
+                                capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert (tmp_path / f"m{index}" / "train.csv").exists()
+    assert rows_of(tmp_path / "m2" / "test.csv")["common_voice_en_test0"]["wrd"] == "NO"
+    assert rows_of(tmp_path / "m3" / "valid.csv")["20200101-b_0"]["wrd"] == "OUI"
