@@ -28,5 +28,7 @@ def prepare(corpus: str, data_folder: str | Path, manifest_folder: str | Path, *
     if corpus not in preparers:
         raise ValueError(f"unknown corpus {corpus!r}; expected one of {', '.join(CORPORA)}")
     if not Path(data_folder).is_dir():
-        raise FileNotFoundError(f"{corpus}: data folder {data_folder} does not exist")
+        from streamasr.data.prepare import PrepareError
+
+        raise PrepareError(f"{corpus}: data folder {data_folder} does not exist")
     return preparers[corpus](data_folder, manifest_folder, **options)
