@@ -268,7 +268,7 @@ class TransducerBrain(sb.Brain):
         count = int(getattr(self.hparams, "average_n_best", 1) or 1)
         if count <= 1 or self.checkpointer is None:
             return
-        from speechbrain.utils.checkpoints import average_checkpoints
+        from streamasr.export import averaged_model_state
 
         checkpoints = self.checkpointer.find_checkpoints(
             max_key=max_key, min_key=min_key, max_num_checkpoints=count
@@ -277,11 +277,7 @@ class TransducerBrain(sb.Brain):
             logger.warning("average_n_best: %d asked, only %d checkpoint(s) kept (keep_checkpoints); "
                            "averaging those", count, len(checkpoints))
         if len(checkpoints) > 1:
-            state = average_checkpoints(
-                checkpoints, "model",
-                parameter_loader=lambda path, **_: torch.load(path, map_location="cpu"),
-            )
-            self.hparams.model.load_state_dict(state, strict=True)
+            self.hparams.model.load_state_dict(averaged_model_state(checkpoints), strict=True)
             logger.info("testing the average of %d checkpoints: %s", len(checkpoints),
                         [c.path.name for c in checkpoints])
         self.averaged_checkpoints = [c.path for c in checkpoints]

@@ -88,15 +88,7 @@ def step_limit_override(run_opts, overrides, yaml_text: str):
     limit = run_opts.get("optimizer_step_limit") if run_opts else None
     if limit is None or "optimizer_step_limit" not in yaml_top_level_keys(yaml_text):
         return overrides
-    from ruamel.yaml import YAML
-
-    yaml = YAML()
-    document = yaml.load(overrides) if isinstance(overrides, str) and overrides.strip() else overrides
-    document = document if document else {}
-    document["optimizer_step_limit"] = int(limit)
-    out = io.StringIO()
-    yaml.dump(dict(document) if not hasattr(document, "ca") else document, out)
-    return out.getvalue()
+    return _merge_yaml([("command line", overrides), ("run option", {"optimizer_step_limit": int(limit)})])
 
 
 def split_override_files(argv: list[str]) -> tuple[list[str], list[str]]:
@@ -118,42 +110,42 @@ def merge_overrides(files: list[str], cli_overrides: str | dict | None):
     Nested mappings are merged key by key (hyperpyyaml semantics); tags such as
     ``!ref`` and ``!name:`` are kept, so a recipe file may reference base keys.
     """
-    from ruamel.yaml import YAML
-
     if not files:
         return cli_overrides
-    yaml = YAML()
-    merged = None
-    sources = [Path(f).read_text(encoding="utf-8") if Path(f).is_file() else None for f in files]
-    for file, text in zip(files, sources):
-        if text is None:
+    documents = []
+    for file in files:
+        if not Path(file).is_file():
             raise ConfigError(f"override file {file} does not exist")
+        documents.append((f"override file {file}", Path(file).read_text(encoding="utf-8")))
+    return _merge_yaml(documents + [("command line", cli_overrides)])
+
+
+def _merge_yaml(documents: list[tuple[str, str | dict | None]]) -> str:
+    """Merge ``(source, YAML text or mapping)`` pairs in order into one YAML string
+    (a string: hyperpyyaml resolves mapping overrides in place)."""
+    from hyperpyyaml.core import recursive_update
+    from ruamel.yaml import YAML
+
+    yaml = YAML()
+    merged = {}
+    for source, text in documents:
+        if not text:
+            continue
         try:
-            document = yaml.load(text)
+            document = yaml.load(text) if isinstance(text, str) else text
         except Exception as error:
-            raise ConfigError(f"override file {file} is not valid YAML: {error}") from error
+            raise ConfigError(f"{source} is not valid YAML: {error}") from error
         if document is None:
             continue
         if not hasattr(document, "items"):
-            raise ConfigError(f"override file {file}: expected a mapping of top-level keys")
-        merged = document if merged is None else _merge(merged, document)
-    if cli_overrides:
-        cli = yaml.load(cli_overrides) if isinstance(cli_overrides, str) else cli_overrides
-        merged = cli if merged is None else _merge(merged, cli)
-    if merged is None:
-        return ""
-    out = io.StringIO()  # a string: hyperpyyaml resolves dict overrides in place
-    yaml.dump(merged, out)
-    return out.getvalue()
-
-
-def _merge(base, update):
-    for key, value in update.items():
-        if key in base and hasattr(base[key], "items") and hasattr(value, "items"):
-            _merge(base[key], value)
+            raise ConfigError(f"{source}: expected a mapping of top-level keys")
+        if merged:
+            recursive_update(merged, document)
         else:
-            base[key] = value
-    return base
+            merged = document
+    out = io.StringIO()
+    yaml.dump(merged, out)
+    return out.getvalue() if merged else ""
 
 
 def validate_manifests(hparams: dict) -> None:

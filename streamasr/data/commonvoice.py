@@ -15,41 +15,29 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from streamasr.data.normalize import normalize_text, require_language
-from streamasr.data.prepare import Problem, Utterance, prepare_splits, read_tsv
+from streamasr.data.normalize import require_language
+from streamasr.data.prepare import TsvLayout, prepare_splits, scan_tsv
 
 SPLIT_FILES = {"train": "train.tsv", "valid": "dev.tsv", "test": "test.tsv"}
 
 
-def scan_tsv(data_folder: Path, tsv_name: str, language: str):
-    """Utterances, problems and input files of one CommonVoice TSV."""
-    tsv = Path(data_folder) / tsv_name
-    if not tsv.is_file():
-        return [], [Problem(str(tsv), f"{tsv_name} is missing; expected the CommonVoice layout "
-                            "clips/*.mp3 + train.tsv, dev.tsv, test.tsv")], []
-    rows, problems = read_tsv(tsv, required=("path", "sentence"))
-    utterances, inputs = [], [str(tsv)]
-    for number, row in rows:
-        origin = f"{tsv}:{number}"
-        clip = row["path"].strip()
+def tsv_layout(data_folder: Path, language: str) -> TsvLayout:
+    """CommonVoice rows: clip ``path`` under ``clips/``, ``sentence``, ``client_id``;
+    rows whose ``locale`` is another language are rejected."""
+
+    def other_locale(row: dict) -> str | None:
         locale = (row.get("locale") or "").strip()
-        if not clip:
-            problems.append(Problem(origin, "row has an empty 'path' field"))
-            continue
         if locale and locale.split("-")[0] != language:
-            problems.append(Problem(origin, f"row locale {locale!r} is not the language "
-                                    f"being prepared ({language!r})"))
-            continue
-        audio = Path(data_folder) / "clips" / clip
-        if not audio.is_file():
-            problems.append(Problem(origin, f"transcript row for {clip} has no audio (expected {audio})"))
-            continue
-        text = normalize_text(row["sentence"], language)
-        speaker = (row.get("client_id") or "").strip() or "unknown"
-        utterance_id = Path(clip).stem
-        utterances.append(Utterance(utterance_id, str(audio), speaker, text, origin))
-        inputs.append(str(audio))
-    return utterances, problems, inputs
+            return f"row locale {locale!r} is not the language being prepared ({language!r})"
+        return None
+
+    return TsvLayout(
+        layout_hint="the CommonVoice layout clips/*.mp3 + train.tsv, dev.tsv, test.tsv",
+        key_column="path", text_column="sentence", speaker_column="client_id",
+        audio_path=lambda clip: Path(data_folder) / "clips" / clip,
+        utterance_id=lambda clip: Path(clip).stem,
+        row_problem=other_locale,
+    )
 
 
 def prepare_commonvoice(
@@ -65,7 +53,8 @@ def prepare_commonvoice(
     ``{manifest name: tsv file}``) into ``manifest_folder``; returns ``{name: path}``."""
     require_language(language, "CommonVoice")
     splits = splits or SPLIT_FILES
-    scanned = {name: scan_tsv(Path(data_folder), tsv, language) for name, tsv in splits.items()}
+    layout = tsv_layout(Path(data_folder), language)
+    scanned = {name: scan_tsv(Path(data_folder) / tsv, layout, language) for name, tsv in splits.items()}
     return prepare_splits("CommonVoice", scanned, Path(manifest_folder), Path(data_folder),
                           options={"language": language, "splits": splits}, skip_bad=skip_bad,
                           jobs=jobs, progress=progress)

@@ -28,7 +28,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Optional, Sequence
 
 from streamasr.data.manifest import EXPECTED_SAMPLE_RATE, write_validated_stamp
 
@@ -221,7 +221,7 @@ def write_split(
     results = _map_parallel(inspect_audio, jobs_list, workers, f"audio {split}", progress)
 
     rows, bad = [], []
-    for utterance, (duration, problem, converted) in zip(unique, results):
+    for utterance, (_, target), (duration, problem, converted) in zip(unique, jobs_list, results):
         if problem is None and not utterance.text:
             problem = "transcript is empty after normalisation"
             where = utterance.origin
@@ -230,7 +230,7 @@ def write_split(
         if problem is not None:
             bad.append(Problem(where, problem))
             continue
-        wav = str(audio_folder / f"{utterance.id}.wav") if converted else utterance.audio
+        wav = target if converted else utterance.audio
         rows.append({
             "ID": utterance.id,
             "duration": f"{duration:.3f}",
@@ -384,3 +384,52 @@ def read_tsv(path: Path, required: Sequence[str]) -> tuple[list[tuple[int, dict]
             continue
         rows.append((number, dict(zip(header, fields))))
     return rows, problems
+
+
+@dataclasses.dataclass(frozen=True)
+class TsvLayout:
+    """How the rows of a corpus's TSV files map to utterances (CommonVoice, VoxPopuli).
+
+    ``key_column`` names the clip (``path`` / ``id``); ``audio_path`` and
+    ``utterance_id`` derive the audio file and the ID from it; ``row_problem`` may
+    reject a row (returns the reason) before its audio is looked at.
+    """
+
+    layout_hint: str  # shown when a TSV is missing: "the <corpus> layout ..."
+    key_column: str
+    text_column: str
+    speaker_column: str
+    audio_path: Callable[[str], Path]
+    utterance_id: Callable[[str], str] = lambda key: key
+    row_problem: Optional[Callable[[dict], Optional[str]]] = None
+
+
+def scan_tsv(tsv: Path, layout: TsvLayout, language: str):
+    """Utterances, problems and input files of one TSV of ``layout``; transcripts
+    normalised for ``language``."""
+    from streamasr.data.normalize import normalize_text
+
+    if not tsv.is_file():
+        return [], [Problem(str(tsv), f"{tsv.name} is missing; expected {layout.layout_hint}")], []
+    rows, problems = read_tsv(tsv, required=(layout.key_column, layout.text_column))
+    utterances, inputs = [], [str(tsv)]
+    for number, row in rows:
+        origin = f"{tsv}:{number}"
+        key = row[layout.key_column].strip()
+        reason = None
+        if not key:
+            reason = f"row has an empty {layout.key_column!r} field"
+        elif layout.row_problem is not None:
+            reason = layout.row_problem(row)
+        if reason is None:
+            audio = layout.audio_path(key)
+            if not audio.is_file():
+                reason = f"transcript row for {key} has no audio (expected {audio})"
+        if reason is not None:
+            problems.append(Problem(origin, reason))
+            continue
+        speaker = (row.get(layout.speaker_column) or "").strip() or "unknown"
+        text = normalize_text(row[layout.text_column], language)
+        utterances.append(Utterance(layout.utterance_id(key), str(audio), speaker, text, origin))
+        inputs.append(str(audio))
+    return utterances, problems, inputs

@@ -15,40 +15,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from streamasr.data.normalize import normalize_text, require_language
-from streamasr.data.prepare import Problem, Utterance, prepare_splits, read_tsv
+from streamasr.data.normalize import require_language
+from streamasr.data.prepare import Problem, TsvLayout, prepare_splits, scan_tsv
 
 SPLIT_FILES = {"train": "asr_train.tsv", "valid": "asr_dev.tsv", "test": "asr_test.tsv"}
 
 
 def _clip_path(language_folder: Path, utterance_id: str) -> Path:
     return language_folder / utterance_id[:4] / f"{utterance_id}.ogg"
-
-
-def scan_tsv(language_folder: Path, tsv_name: str, language: str):
-    """Utterances, problems and input files of one VoxPopuli TSV."""
-    tsv = language_folder / tsv_name
-    if not tsv.is_file():
-        return [], [Problem(str(tsv), f"{tsv_name} is missing; expected the VoxPopuli layout "
-                            "transcribed_data/<lang>/asr_{train,dev,test}.tsv + <year>/<id>.ogg")], []
-    rows, problems = read_tsv(tsv, required=("id", "normalized_text"))
-    utterances, inputs = [], [str(tsv)]
-    for number, row in rows:
-        origin = f"{tsv}:{number}"
-        utterance_id = row["id"].strip()
-        if not utterance_id:
-            problems.append(Problem(origin, "row has an empty 'id' field"))
-            continue
-        audio = _clip_path(language_folder, utterance_id)
-        if not audio.is_file():
-            problems.append(Problem(origin, f"transcript row for {utterance_id} has no audio "
-                                    f"(expected {audio})"))
-            continue
-        speaker = (row.get("speaker_id") or "").strip() or "unknown"
-        text = normalize_text(row["normalized_text"], language)
-        utterances.append(Utterance(utterance_id, str(audio), speaker, text, origin))
-        inputs.append(str(audio))
-    return utterances, problems, inputs
 
 
 def prepare_voxpopuli(
@@ -65,7 +39,12 @@ def prepare_voxpopuli(
     require_language(language, "VoxPopuli")
     language_folder = Path(data_folder) / "transcribed_data" / language
     splits = splits or SPLIT_FILES
-    scanned = {name: scan_tsv(language_folder, tsv, language) for name, tsv in splits.items()}
+    layout = TsvLayout(
+        layout_hint="the VoxPopuli layout transcribed_data/<lang>/asr_{train,dev,test}.tsv + <year>/<id>.ogg",
+        key_column="id", text_column="normalized_text", speaker_column="speaker_id",
+        audio_path=lambda utterance_id: _clip_path(language_folder, utterance_id),
+    )
+    scanned = {name: scan_tsv(language_folder / tsv, layout, language) for name, tsv in splits.items()}
     # Clips that no TSV of this language mentions: audio without a transcript. Only
     # meaningful when all three TSVs exist (get_asr_data writes the clips of all).
     mentioned = {u.audio for utterances, _, _ in scanned.values() for u in utterances}
