@@ -20,12 +20,16 @@ prepares data, logs and writes checkpoints.
 
 import sys
 
-import speechbrain as sb
-from hyperpyyaml import load_hyperpyyaml
-from speechbrain.utils.distributed import run_on_main
+from streamasr.cpu import flush_denormals
 
-from streamasr.brain import TransducerBrain
-from streamasr.recipe import (
+flush_denormals()  # before torch starts its worker threads: see streamasr/cpu.py
+
+import speechbrain as sb  # noqa: E402
+from hyperpyyaml import load_hyperpyyaml  # noqa: E402
+from speechbrain.utils.distributed import run_on_main  # noqa: E402
+
+from streamasr.brain import TransducerBrain  # noqa: E402
+from streamasr.recipe import (  # noqa: E402
     check_overrides,
     dataio_prepare,
     merge_overrides,

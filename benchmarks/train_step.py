@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
-"""Training step time of a recipe YAML with the full vs the pruned transducer loss.
+"""Training step time of a recipe YAML: full vs pruned transducer loss, or the lattice
+gradient by autograd vs forward-backward.
 
     python benchmarks/train_step.py                                   # small config
     python benchmarks/train_step.py --manifest data/synthetic/train.csv --batch-seconds 12 \
         --checkpoint results/demo/save/CKPT+...        # real utterances, trained weights
+    python benchmarks/train_step.py --compare lattice-gradient ...   # pruned loss both times;
+        # lattice gradient through autograd (transducer_log_likelihood_autograd) vs ours
 
 One batch (real utterances from a manifest, or seeded noise with random tokens), the
 same initial weights for both objectives, steps interleaved full / pruned so that
@@ -25,6 +28,8 @@ import torch
 from hyperpyyaml import load_hyperpyyaml
 from speechbrain.dataio.batch import PaddedBatch
 
+import streamasr.losses.pruned as pruned_losses
+import streamasr.losses.transducer as losses
 from streamasr.brain import TransducerBrain
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -99,28 +104,49 @@ def step(brain, optimizer, batch) -> float:
     return time.perf_counter() - start
 
 
+VARIANTS = {  # --compare: (label, transducer_loss, lattice function) x 2, baseline first
+    "objectives": (("full", "full", losses.transducer_log_likelihood),
+                   ("pruned", "pruned", losses.transducer_log_likelihood)),
+    "lattice-gradient": (("pruned, lattice gradient by autograd", "pruned",
+                          losses.transducer_log_likelihood_autograd),
+                         ("pruned, forward-backward lattice gradient", "pruned",
+                          losses.transducer_log_likelihood)),
+}
+
+
+def use_lattice(function) -> None:
+    """Point both losses at this lattice log-likelihood (they import it by name)."""
+    losses.transducer_log_likelihood = function
+    pruned_losses.transducer_log_likelihood = function
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hparams", default=str(ROOT / "hparams/conformer_transducer_small.yaml"))
     parser.add_argument("--manifest", help="take real utterances from this CSV (needs --tokenizer)")
     parser.add_argument("--tokenizer", help="SentencePiece .model for --manifest")
     parser.add_argument("--checkpoint", help="a checkpoint folder with model.ckpt (trained weights)")
+    parser.add_argument("--compare", choices=sorted(VARIANTS), default="objectives")
     parser.add_argument("--batch-seconds", type=float, default=12.0)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--output", default="/tmp/streamasr_train_step")
     args = parser.parse_args()
     torch.manual_seed(0)
+    (base_label, base_loss, base_lattice), (new_label, new_loss, new_lattice) = VARIANTS[args.compare]
 
-    brain_full, opt_full = make_brain(args.hparams, "full", args.output)
+    brain_base, opt_base = make_brain(args.hparams, base_loss, args.output)
     if args.checkpoint:
-        brain_full.hparams.model.load_state_dict(torch.load(Path(args.checkpoint) / "model.ckpt"))
-        brain_full.modules.normalize._load(Path(args.checkpoint) / "normalizer.ckpt")
-    state = {"model": copy.deepcopy(brain_full.hparams.model.state_dict()),
-             "pruned_loss": copy.deepcopy(brain_full.hparams.pruned_loss.state_dict())}
-    brain_pruned, opt_pruned = make_brain(args.hparams, "pruned", args.output, state)
+        brain_base.hparams.model.load_state_dict(torch.load(Path(args.checkpoint) / "model.ckpt"))
+        pruned_state = Path(args.checkpoint) / "pruned_loss.ckpt"
+        if pruned_state.exists():
+            brain_base.hparams.pruned_loss.load_state_dict(torch.load(pruned_state))
+        brain_base.modules.normalize._load(Path(args.checkpoint) / "normalizer.ckpt")
+    state = {"model": copy.deepcopy(brain_base.hparams.model.state_dict()),
+             "pruned_loss": copy.deepcopy(brain_base.hparams.pruned_loss.state_dict())}
+    brain_new, opt_new = make_brain(args.hparams, new_loss, args.output, state)
     if args.checkpoint:
-        brain_pruned.modules.normalize._load(Path(args.checkpoint) / "normalizer.ckpt")
-    for brain in (brain_full, brain_pruned):
+        brain_new.modules.normalize._load(Path(args.checkpoint) / "normalizer.ckpt")
+    for brain in (brain_base, brain_new):
         brain.modules.train()
         # Without a checkpoint the warm-up round computes the normaliser statistics.
         brain.modules.normalize.update_until_epoch = 0 if args.checkpoint else 10
@@ -131,30 +157,35 @@ def main():
         batch = manifest_batch(args.manifest, args.batch_seconds, args.tokenizer)
     else:
         batch = noise_batch([args.batch_seconds / 4] * 4, tokens_per_second=4.0,
-                            vocab=brain_full.hparams.output_neurons)
+                            vocab=brain_base.hparams.output_neurons)
     wav_lens = batch.sig[1]
     seconds = float((wav_lens * batch.sig[0].shape[1]).sum()) / 16000
     print(f"batch: {len(batch.id)} utterances, {seconds:.1f} s audio, "
           f"{batch.tokens[0].shape[1]} max tokens; threads={torch.get_num_threads()}")
 
-    times = {"full": [], "pruned": []}
+    times = {base_label: [], new_label: []}
     for index in range(args.steps + 1):
         torch.manual_seed(index)  # same DCT config for both in each round
-        full = step(brain_full, opt_full, batch)
+        use_lattice(base_lattice)
+        base = step(brain_base, opt_base, batch)
         torch.manual_seed(index)
-        pruned = step(brain_pruned, opt_pruned, batch)
+        use_lattice(new_lattice)
+        new = step(brain_new, opt_new, batch)
         if index == 0:  # the first round warms up; statistics frozen from here on
-            for brain in (brain_full, brain_pruned):
+            for brain in (brain_base, brain_new):
                 brain.modules.normalize.update_until_epoch = 0
         else:
-            times["full"].append(full)
-            times["pruned"].append(pruned)
-    full, pruned = statistics.median(times["full"]), statistics.median(times["pruned"])
-    print("| transducer loss | median s / step | steps |")
+            times[base_label].append(base)
+            times[new_label].append(new)
+    use_lattice(losses.transducer_log_likelihood)
+    base, new = statistics.median(times[base_label]), statistics.median(times[new_label])
+    if args.compare == "objectives":
+        new_label = f"{new_label} (prune_range {brain_new.hparams.prune_range})"
+    print("| variant | median s / step | steps |")
     print("|---|---|---|")
-    print(f"| full | {full:.3f} | {args.steps} |")
-    print(f"| pruned (prune_range {brain_pruned.hparams.prune_range}) | {pruned:.3f} | {args.steps} |")
-    print(f"speed-up full / pruned: {full / pruned:.2f}x")
+    print(f"| {base_label} | {base:.3f} | {args.steps} |")
+    print(f"| {new_label} | {new:.3f} | {args.steps} |")
+    print(f"speed-up: {base / new:.2f}x")
 
 
 if __name__ == "__main__":

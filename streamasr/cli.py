@@ -311,6 +311,9 @@ def _run_transcribe(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from streamasr.cpu import flush_denormals
+
+    flush_denormals()  # before torch starts its worker threads: see streamasr/cpu.py
     parser = argparse.ArgumentParser(prog="streamasr", description=__doc__.splitlines()[0])
     subparsers = parser.add_subparsers(dest="command", required=True)
     _add_corpus_parser(subparsers)

@@ -164,8 +164,8 @@ def test_step_limit_beyond_the_cool_down_schedule_is_a_config_error(tmp_path):
 
     with open(SMALL_YAML, encoding="utf-8") as handle:
         hparams = load_hyperpyyaml(handle, TINY.format(ctc_weight=0.3, out=tmp_path, loss="full"))
-    with pytest.raises(ConfigError, match=r"total_steps=9400 updates, but training may run for "
-                                          r"optimizer_step_limit=9999 \(the learning rate would turn negative\)"):
+    with pytest.raises(ConfigError, match=r"total_steps=12000 updates, but training may run for "
+                                          r"optimizer_step_limit=12345 \(the learning rate would turn negative\)"):
         TransducerBrain(modules=hparams["modules"], opt_class=hparams["opt_class"], hparams=hparams,
-                        run_opts={"device": "cpu", "optimizer_step_limit": 9999},
+                        run_opts={"device": "cpu", "optimizer_step_limit": 12345},
                         checkpointer=hparams["checkpointer"])

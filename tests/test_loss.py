@@ -115,3 +115,49 @@ def test_confident_model_gradients_have_no_denormals_and_match_torchaudio():
     exact = logits.detach().double().requires_grad_()  # float64: nothing to flush
     rnnt_loss(exact, targets, frames, labels, reduction="sum").backward()
     torch.testing.assert_close(ours, exact.grad.float(), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("normalised", [True, False])
+def test_lattice_backward_equals_autograd_through_the_recursion(normalised):
+    from streamasr.losses.transducer import transducer_log_likelihood, transducer_log_likelihood_autograd
+
+    generator = torch.Generator().manual_seed(3)
+    batch, frames, labels = 5, 9, 6
+    if normalised:  # blank/emit from a softmax over 4 "other" symbols
+        logp = torch.randn(batch, frames, labels + 1, 6, generator=generator, dtype=torch.float64).log_softmax(-1)
+        blank, emit = logp[..., 0], logp[:, :, :labels, 1]
+    else:  # arbitrary arc weights, as mutual_information_recursion allows
+        blank = torch.randn(batch, frames, labels + 1, generator=generator, dtype=torch.float64) * 3
+        emit = torch.randn(batch, frames, labels, generator=generator, dtype=torch.float64) * 3
+    # padding far outside any sensible range must not leak into values or gradients
+    frame_lengths = torch.tensor([9, 1, 4, 7, 2])
+    label_lengths = torch.tensor([6, 0, 3, 6, 1])
+    for b in range(batch):
+        blank[b, frame_lengths[b]:] = 400.0
+        emit[b, frame_lengths[b]:] = 400.0
+        emit[b, :, label_lengths[b]:] = 300.0
+    ours_inputs = [blank.clone().requires_grad_(), emit.clone().requires_grad_()]
+    ref_inputs = [blank.clone().requires_grad_(), emit.clone().requires_grad_()]
+    weights = torch.linspace(0.5, 2.0, batch, dtype=torch.float64)
+    ours = transducer_log_likelihood(*ours_inputs, frame_lengths, label_lengths)
+    reference = transducer_log_likelihood_autograd(*ref_inputs, frame_lengths, label_lengths)
+    torch.testing.assert_close(ours, reference, rtol=0, atol=1e-10)
+    (ours * weights).sum().backward()
+    (reference * weights).sum().backward()
+    for mine, theirs in zip(ours_inputs, ref_inputs):
+        assert torch.isfinite(mine.grad).all()
+        torch.testing.assert_close(mine.grad, theirs.grad, rtol=0, atol=1e-10)
+    # arcs past an utterance's lengths get exactly zero gradient
+    assert (ours_inputs[0].grad[1, 1:] == 0).all() and (ours_inputs[1].grad[2, :, 3:] == 0).all()
+
+
+def test_lattice_gradcheck_with_variable_lengths():
+    from streamasr.losses.transducer import transducer_log_likelihood
+
+    generator = torch.Generator().manual_seed(8)
+    blank = torch.randn(3, 5, 4, generator=generator, dtype=torch.float64, requires_grad=True)
+    emit = torch.randn(3, 5, 3, generator=generator, dtype=torch.float64, requires_grad=True)
+    frames, labels = torch.tensor([5, 2, 3]), torch.tensor([3, 1, 0])
+    assert torch.autograd.gradcheck(
+        lambda b, e: transducer_log_likelihood(b, e, frames, labels), (blank, emit), eps=1e-6, atol=1e-6
+    )
