@@ -20,16 +20,12 @@ prepares data, logs and writes checkpoints.
 
 import sys
 
-from streamasr.cpu import flush_denormals
+import speechbrain as sb
+from hyperpyyaml import load_hyperpyyaml
+from speechbrain.utils.distributed import run_on_main
 
-flush_denormals()  # before torch starts its worker threads: see streamasr/cpu.py
-
-import speechbrain as sb  # noqa: E402
-from hyperpyyaml import load_hyperpyyaml  # noqa: E402
-from speechbrain.utils.distributed import run_on_main  # noqa: E402
-
-from streamasr.brain import TransducerBrain  # noqa: E402
-from streamasr.recipe import (  # noqa: E402
+from streamasr.brain import TransducerBrain
+from streamasr.recipe import (
     check_overrides,
     dataio_prepare,
     merge_overrides,
@@ -95,6 +91,13 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    from streamasr.cpu import flush_denormals
+
+    # Before torch starts its worker threads (importing does not), so that all of them
+    # flush denormals: see streamasr/cpu.py. Not at import time: a program that imports
+    # train.py keeps its floating-point mode.
+    flush_denormals()
+
     from streamasr.data.manifest import ManifestError
     from streamasr.data.prepare import PrepareError
     from streamasr.recipe import ConfigError

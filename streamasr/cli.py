@@ -311,9 +311,6 @@ def _run_transcribe(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from streamasr.cpu import flush_denormals
-
-    flush_denormals()  # before torch starts its worker threads: see streamasr/cpu.py
     parser = argparse.ArgumentParser(prog="streamasr", description=__doc__.splitlines()[0])
     subparsers = parser.add_subparsers(dest="command", required=True)
     _add_corpus_parser(subparsers)
@@ -334,5 +331,16 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def run() -> int:
+    """The ``streamasr`` console command: the denormal flush first (before torch starts
+    its worker threads, see streamasr/cpu.py), then ``main``. ``main`` itself leaves the
+    process's floating-point mode alone, so calling it inside another program (or a
+    test run) cannot put some threads in flush-to-zero mode and not others."""
+    from streamasr.cpu import flush_denormals
+
+    flush_denormals()
+    return main()
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run())

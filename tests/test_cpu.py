@@ -38,13 +38,15 @@ def test_flush_after_the_pool_exists_misses_the_workers():
     assert 0 < run_probe("late", setup) < 512 * 512
 
 
-def test_train_py_and_cli_flush_before_importing_speechbrain():
+def test_train_py_and_the_cli_flush_first_when_run_as_programs():
     import re
     from pathlib import Path
 
     root = Path(__file__).resolve().parent.parent
     train = (root / "train.py").read_text()
-    assert train.index("flush_denormals()") < train.index("import speechbrain")
+    entry = train[train.index('if __name__ == "__main__":'):]
+    assert entry.index("flush_denormals()") < entry.index("main(sys.argv[1:])")
     cli = (root / "streamasr/cli.py").read_text()
-    main = cli[cli.index("def main("):]
-    assert re.search(r"flush_denormals\(\).*parse_args", main, re.S)
+    entry = cli[cli.index("def run("):]
+    assert re.search(r"flush_denormals\(\)\s+return main\(\)", entry)
+    assert "streamasr = streamasr.cli:run" in (root / "setup.cfg").read_text()
