@@ -15,11 +15,11 @@ difference (float64).
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 
 import torch
 
+from _interleaved import interleaved_medians
 from streamasr.losses.transducer import transducer_log_likelihood, transducer_log_likelihood_autograd
 
 DEFAULT_SHAPES = ["4,100,30", "8,50,15", "2,250,70", "16,250,60", "16,500,100"]
@@ -53,15 +53,21 @@ def main():
     for shape in args.shapes:
         batch, frames, labels = (int(value) for value in shape.split(","))
         inputs = lattice(batch, frames, labels)
-        times = {"autograd": [], "fb": []}
-        for index in range(args.repeats + 1):
-            slow, slow_blank, slow_emit = timed(transducer_log_likelihood_autograd, *inputs)
-            fast, fast_blank, fast_emit = timed(transducer_log_likelihood, *inputs)
-            if index:
-                times["autograd"].append(slow)
-                times["fb"].append(fast)
-        difference = max((slow_blank - fast_blank).abs().max().item(), (slow_emit - fast_emit).abs().max().item())
-        slow, fast = statistics.median(times["autograd"]), statistics.median(times["fb"])
+        gradients = {}
+
+        def run(function):
+            def one_round(index: int) -> float:
+                seconds, blank_grad, emit_grad = timed(function, *inputs)
+                gradients[function] = (blank_grad, emit_grad)
+                return seconds
+            return one_round
+
+        medians = interleaved_medians([("autograd", run(transducer_log_likelihood_autograd)),
+                                       ("fb", run(transducer_log_likelihood))], args.repeats)
+        (slow_blank, slow_emit), (fast_blank, fast_emit) = (gradients[transducer_log_likelihood_autograd],
+                                                            gradients[transducer_log_likelihood])
+        difference = torch.cat([(slow_blank - fast_blank).flatten(), (slow_emit - fast_emit).flatten()]).abs().max().item()
+        slow, fast = medians["autograd"], medians["fb"]
         print(f"| {batch}, {frames}, {labels} | {slow * 1e3:.1f} | {fast * 1e3:.1f} | {slow / fast:.2f}x "
               f"| {difference:.1e} |")
 

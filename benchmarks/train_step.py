@@ -18,15 +18,18 @@ time per step and the ratio.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
-import statistics
 import time
+from unittest import mock
 from pathlib import Path
 
 import speechbrain as sb
 import torch
 from hyperpyyaml import load_hyperpyyaml
 from speechbrain.dataio.batch import PaddedBatch
+
+from _interleaved import interleaved_medians
 
 import streamasr.losses.pruned as pruned_losses
 import streamasr.losses.transducer as losses
@@ -114,10 +117,13 @@ VARIANTS = {  # --compare: (label, transducer_loss, lattice function) x 2, basel
 }
 
 
-def use_lattice(function) -> None:
-    """Point both losses at this lattice log-likelihood (they import it by name)."""
-    losses.transducer_log_likelihood = function
-    pruned_losses.transducer_log_likelihood = function
+@contextlib.contextmanager
+def lattice_function(function):
+    """Both losses call the lattice log-likelihood by its module-level name; swap it
+    for this block only (a benchmark switch, restored on exit even after an error)."""
+    with mock.patch.object(losses, "transducer_log_likelihood", function), \
+            mock.patch.object(pruned_losses, "transducer_log_likelihood", function):
+        yield
 
 
 def main():
@@ -163,22 +169,19 @@ def main():
     print(f"batch: {len(batch.id)} utterances, {seconds:.1f} s audio, "
           f"{batch.tokens[0].shape[1]} max tokens; threads={torch.get_num_threads()}")
 
-    times = {base_label: [], new_label: []}
-    for index in range(args.steps + 1):
-        torch.manual_seed(index)  # same DCT config for both in each round
-        use_lattice(base_lattice)
-        base = step(brain_base, opt_base, batch)
-        torch.manual_seed(index)
-        use_lattice(new_lattice)
-        new = step(brain_new, opt_new, batch)
-        if index == 0:  # the first round warms up; statistics frozen from here on
-            for brain in (brain_base, brain_new):
+    def variant(brain, optimizer, lattice):
+        def one_round(index: int) -> float:
+            torch.manual_seed(index)  # the same DCT config for both variants in each round
+            with lattice_function(lattice):
+                seconds = step(brain, optimizer, batch)
+            if index == 0:  # the warm-up round; normaliser statistics frozen from here on
                 brain.modules.normalize.update_until_epoch = 0
-        else:
-            times[base_label].append(base)
-            times[new_label].append(new)
-    use_lattice(losses.transducer_log_likelihood)
-    base, new = statistics.median(times[base_label]), statistics.median(times[new_label])
+            return seconds
+        return one_round
+
+    medians = interleaved_medians([(base_label, variant(brain_base, opt_base, base_lattice)),
+                                   (new_label, variant(brain_new, opt_new, new_lattice))], args.steps)
+    base, new = medians[base_label], medians[new_label]
     if args.compare == "objectives":
         new_label = f"{new_label} (prune_range {brain_new.hparams.prune_range})"
     print("| variant | median s / step | steps |")

@@ -41,8 +41,9 @@ def test_chunked_features_equal_whole_utterance_features_exactly(model, num_samp
         whole = front_end(wav)
         assert whole.shape[1] == front_end.geometry.num_encoder_frames(num_samples)
     # oneDNN picks convolution kernels by input size, so with the 32-channel CNN the
-    # chunked and whole front ends can round differently (~1e-6); equal up to that
-    torch.testing.assert_close(front_end.chunk_by_chunk(wav, chunk), whole, atol=1e-4, rtol=0)
+    # chunked and whole front ends can round differently (up to 3e-6 on values ~5,
+    # float32 rounding of a few operations); equal up to that
+    torch.testing.assert_close(front_end.chunk_by_chunk(wav, chunk), whole, atol=2e-5, rtol=0)
 
 
 def test_decoding_chunk_by_chunk_with_carried_state_equals_decoding_at_once(model):
@@ -85,13 +86,24 @@ def test_true_streaming_hypotheses_equal_masked_simulation(model, utterances, co
 
 
 def test_batched_masked_simulation_equals_one_utterance_at_a_time(model, utterances):
+    """On this model batching changes only rounding (oneDNN picks convolution kernels
+    by input size), so a hypothesis may differ only where one of the two greedy
+    searches met a near-tie (margin < 1e-2 nats). (SpeechBrain's Conformer convolution
+    sees a batch's padding, see Known limitations: with trained weights that flipped
+    1 of 48 test utterances by more than a near-tie, which is why the evaluation tool
+    decodes one utterance per encoder call.)"""
     config = DynChunkTrainConfig(8, 2)
-    batched = [h.tokens for h in model.transcribe_masked([u.wav for u in utterances], config)]
-    single = [model.transcribe_masked([u.wav], config)[0].tokens for u in utterances]
-    # rounding differences (oneDNN kernels chosen by input size) may flip a near-tie
-    # of this random-weights model in a few utterances, never most of them
-    differing = sum(b != o for b, o in zip(batched, single))
-    assert differing <= max(1, len(single) // 4), (differing, len(single))
+    batched = model.transcribe_masked([u.wav for u in utterances], config)
+    single = [model.transcribe_masked([u.wav], config)[0] for u in utterances]
+    identical = 0
+    for utt, together, alone in zip(utterances, batched, single):
+        if together.tokens == alone.tokens:
+            identical += 1
+            assert together.frames == alone.frames, utt.utt_id
+        else:
+            near_tie = min(together.min_margin, alone.min_margin)
+            assert near_tie < 1e-2, f"{utt.utt_id}: batched and single differ without a near-tie ({near_tie})"
+    assert identical >= len(utterances) // 2
 
 
 def test_audio_fed_in_odd_pieces_gives_the_same_result(model, utterances):

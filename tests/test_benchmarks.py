@@ -1,0 +1,53 @@
+"""The benchmark scripts run and print their tables (timings are not asserted: speed
+targets live in the benchmarks' output, not in unit tests)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_script(*args: str) -> str:
+    result = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+def test_lattice_gradient_benchmark_prints_equal_gradients():
+    out = run_script("benchmarks/lattice_gradient.py", "--shapes", "2,12,4", "3,7,0", "--repeats", "2")
+    rows = [line for line in out.splitlines() if re.match(r"\| \d", line)]
+    assert [row.split("|")[1].strip() for row in rows] == ["2, 12, 4", "3, 7, 0"]
+    for row in rows:
+        assert float(row.split("|")[5]) < 1e-10, row  # forward-backward gradient == autograd's
+
+
+def test_train_step_benchmark_compares_lattice_gradients_and_restores_the_loss():
+    out = run_script("benchmarks/train_step.py", "--compare", "lattice-gradient", "--steps", "1",
+                     "--batch-seconds", "2")
+    assert "| pruned, lattice gradient by autograd |" in out
+    assert "| pruned, forward-backward lattice gradient |" in out
+    assert re.search(r"speed-up: \d+\.\d\dx", out), out
+
+
+def test_interleaved_medians_runs_variants_in_turn_and_drops_the_warm_up():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        from _interleaved import interleaved_medians
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    calls = []
+
+    def variant(label, seconds):
+        def run(index):
+            calls.append((label, index))
+            return seconds[index]
+        return run
+
+    medians = interleaved_medians([("a", variant("a", [100.0, 1.0, 3.0, 2.0])),
+                                   ("b", variant("b", [100.0, 5.0, 4.0, 6.0]))], repeats=3)
+    assert medians == {"a": 2.0, "b": 5.0}
+    assert calls == [("a", 0), ("b", 0), ("a", 1), ("b", 1), ("a", 2), ("b", 2), ("a", 3), ("b", 3)]

@@ -1,0 +1,97 @@
+#!/usr/bin/env python3
+"""Where inside a chunk does a chunked encoder lose? Deviation of the chunked encoder
+output from the full-context one, by a frame's distance to the end of its chunk.
+
+    python tools/chunk_position.py results/demo --manifest data/synthetic/test.csv \
+        [--chunk-ms 320,640] [--left-chunks 4] [--limit 100] [--json out.json]
+
+For each utterance (one at a time, so no padding is involved) the encoder runs twice on
+the same features: full context, and with the chunk masks of ``DynChunkTrainConfig``
+(the masked simulation, equal to true streaming; see ``streamasr evaluate``). For
+every frame of a complete chunk it takes ``|chunked - full| / |full|`` of the encoder
+output the transducer joint sees, and averages it over frames at the same distance
+from their chunk's end (1 = the chunk's last frame, which sees no future frame at all).
+
+A deviation that grows towards the chunk end says the loss comes from the missing
+look-ahead; a deviation that is high at the chunk start would point to the cut history.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Optional
+
+import torch
+from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
+from tqdm import tqdm
+
+from streamasr.evaluate import load_utterances, parse_grid
+from streamasr.model import load_model
+
+
+@torch.no_grad()
+def deviation_by_position(model, wavs, chunk: int, left: Optional[int]) -> list[float]:
+    """Mean relative deviation for frames 1..chunk before their chunk's end (index 0 =
+    the chunk's last frame). Frames of a final partial chunk are left out."""
+    config = DynChunkTrainConfig(chunk, left)
+    totals, counts = torch.zeros(chunk, dtype=torch.float64), torch.zeros(chunk, dtype=torch.float64)
+    for wav in wavs:
+        src, lengths = model.encoder_inputs([wav])
+        rel = torch.ones(1, device=src.device)
+        full = model.proj_enc(model.transformer.encode(src, rel, dynchunktrain_config=None))[0]
+        chunked = model.proj_enc(model.transformer.encode(src, rel, dynchunktrain_config=config))[0]
+        whole = int(lengths[0]) // chunk * chunk
+        if whole == 0:
+            continue
+        ratio = (chunked[:whole] - full[:whole]).norm(dim=-1) / full[:whole].norm(dim=-1).clamp_min(1e-12)
+        by_position = ratio.view(-1, chunk).double()  # [chunks, position from start]
+        totals += by_position.sum(0).flip(0).cpu()
+        counts += by_position.shape[0]
+    if not counts[0]:
+        raise ValueError(f"no utterance has a complete chunk of {chunk} frames")
+    return (totals / counts).tolist()
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model", help="train.py output folder or exported model folder")
+    parser.add_argument("--manifest", required=True, help="test manifest CSV")
+    parser.add_argument("--chunk-ms", default="320,640", help="comma-separated, multiples of the encoder frame")
+    parser.add_argument("--left-chunks", default="4", help="chunks of history, or 'unlimited'")
+    parser.add_argument("--limit", type=int, default=None, help="first N utterances (shortest first)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--json", help="also write the numbers here")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model = load_model(args.model)
+    try:
+        chunks, (left,) = parse_grid(args.chunk_ms.split(","), "ms", [args.left_chunks],
+                                     model.geometry.frame_ms)
+    except ValueError as error:
+        parser.error(str(error))
+    wavs = [u.wav for u in load_utterances(args.manifest, None, args.limit)]
+    results = {}
+    for chunk in tqdm(chunks, desc="chunk sizes", unit="size"):
+        results[chunk] = deviation_by_position(model, wavs, chunk, left)
+    frame_ms = model.geometry.frame_ms
+    left_label = "unlimited" if left is None else str(left)
+    print(f"relative deviation |chunked - full| / |full| of the encoder output, {len(wavs)} utterances, "
+          f"left context {left_label} chunks")
+    print("| frames before chunk end | " + " | ".join(f"{c * frame_ms:g} ms chunks" for c in chunks) + " |")
+    print("|---|" + "---|" * len(chunks))
+    for position in range(max(chunks)):
+        cells = [f"{results[c][position]:.3f}" if position < c else "" for c in chunks]
+        print(f"| {position + 1} | " + " | ".join(cells) + " |")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as handle:
+            json.dump({"left_chunks": left, "frame_ms": frame_ms, "utterances": len(wavs),
+                       "deviation_by_frames_before_chunk_end": {str(c): results[c] for c in chunks}},
+                      handle, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
