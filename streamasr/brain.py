@@ -18,6 +18,15 @@ whole ``[B, T, U+1, V]`` joint lattice, ``streamasr.losses.rnnt_loss``) or ``pru
 (``streamasr.losses.pruned``: simple loss + pruned loss, needs the module
 ``pruned_loss``). Valid and test losses are always the full RNN-T loss per label, so
 runs with either objective report comparable numbers.
+
+Optional ``chunk_distill_weight`` (default 0 = off): in-place distillation from full
+context to chunked mode. In a training batch with a chunked config and CTC active, the
+encoder also runs with full context on the same input (no gradient, same dropout
+mode), and the loss adds ``chunk_distill_weight * KL(full || chunked)`` of the CTC
+posteriors over the valid frames, per label like the other terms. The chunked
+encoder is taught the full-context output it cannot see the future of (the idea of
+dual-mode ASR, Yu et al., ICLR 2021, applied on the CTC head). Costs one extra
+encoder forward without backward in chunked batches.
 """
 
 from __future__ import annotations
@@ -53,6 +62,18 @@ class ForwardOutput:
     ctc_logprobs: Optional[torch.Tensor] = None  # [B, T, V], when CTC is in the loss
     hypotheses: Optional[list[list[int]]] = None  # greedy token ids (valid/test only)
     dynchunktrain_config: Optional[DynChunkTrainConfig] = None  # None = full context
+    teacher_ctc_logprobs: Optional[torch.Tensor] = None  # [B, T, V] full-context CTC (distillation)
+
+
+def chunk_distillation(teacher_logprobs: torch.Tensor, student_logprobs: torch.Tensor,
+                       frame_lengths: torch.Tensor, label_lengths: torch.Tensor) -> torch.Tensor:
+    """KL(teacher || student) of per-frame posteriors ``[B, T, V]`` (log-probabilities),
+    summed over the valid frames (``frame_lengths [B]``) and divided by the number of
+    labels in the batch, like the RNN-T and CTC terms."""
+    valid = torch.arange(student_logprobs.shape[1], device=student_logprobs.device)[None] < frame_lengths[:, None]
+    teacher_logprobs = teacher_logprobs.detach().float()
+    kl = (teacher_logprobs.exp() * (teacher_logprobs - student_logprobs.float())).sum(-1)
+    return (kl * valid).sum() / label_lengths.sum().clamp(min=1)
 
 
 class AtomicCheckpointer(Checkpointer):
@@ -159,14 +180,17 @@ class TransducerBrain(sb.Brain):
             and self.hparams.epoch_counter.current <= self.hparams.number_of_ctc_epochs
         )
 
-    def encode(self, wavs, wav_lens, stage, config):
-        """Waveforms ``[B, samples]`` -> Conformer output ``[B, T, d_model]``."""
+    def encoder_inputs(self, wavs, wav_lens, stage):
+        """Waveforms ``[B, samples]`` -> CNN front-end output ``[B, T, C]``."""
         feats = self.hparams.compute_features(wavs)
         feats = self.modules.normalize(feats, wav_lens, epoch=self.hparams.epoch_counter.current)
         if stage == sb.Stage.TRAIN and getattr(self.hparams, "fea_augment", None) is not None:
             feats, _ = self.hparams.fea_augment(feats, wav_lens)
-        src = self.modules.CNN(feats)
-        return self.modules.enc(src, wav_lens, pad_idx=self.hparams.pad_index, dynchunktrain_config=config)
+        return self.modules.CNN(feats)
+
+    def distill_active(self, stage, config) -> bool:
+        return (stage == sb.Stage.TRAIN and config is not None and self.ctc_active()
+                and getattr(self.hparams, "chunk_distill_weight", 0.0) > 0)
 
     def compute_forward(self, batch, stage) -> ForwardOutput:
         batch = batch.to(self.device)
@@ -175,7 +199,14 @@ class TransducerBrain(sb.Brain):
         if stage == sb.Stage.TRAIN and getattr(self.hparams, "wav_augment", None) is not None:
             wavs, wav_lens = self.hparams.wav_augment(wavs, wav_lens)
         config = self.dct_config(stage)
-        encoder_out = self.encode(wavs, wav_lens, stage, config)
+        src = self.encoder_inputs(wavs, wav_lens, stage)
+        encoder_out = self.modules.enc(src, wav_lens, pad_idx=self.hparams.pad_index, dynchunktrain_config=config)
+        teacher_ctc_logprobs = None
+        if self.distill_active(stage, config):
+            with torch.no_grad():
+                teacher = self.modules.enc(src.detach(), wav_lens, pad_idx=self.hparams.pad_index,
+                                           dynchunktrain_config=None)
+                teacher_ctc_logprobs = self.modules.ctc_lin(teacher).log_softmax(dim=-1)
         encoder_lengths = torch.round(wav_lens * encoder_out.shape[1]).long().clamp(min=1)
 
         enc_proj = self.modules.proj_enc(encoder_out)
@@ -195,7 +226,7 @@ class TransducerBrain(sb.Brain):
             hypotheses = [hyp.tokens for hyp in hyps]
         return ForwardOutput(
             encoder_out, encoder_lengths, logits, enc_proj, dec_out, dec_proj,
-            ctc_logprobs, hypotheses, config,
+            ctc_logprobs, hypotheses, config, teacher_ctc_logprobs,
         )
 
     def joiner(self, enc_side: torch.Tensor, dec_side: torch.Tensor) -> torch.Tensor:
@@ -242,6 +273,10 @@ class TransducerBrain(sb.Brain):
             ) / label_lengths.sum().clamp(min=1)
             weight = self.hparams.ctc_weight
             loss = (1 - weight) * transducer + weight * ctc
+        if predictions.teacher_ctc_logprobs is not None:
+            loss = loss + self.hparams.chunk_distill_weight * chunk_distillation(
+                predictions.teacher_ctc_logprobs, predictions.ctc_logprobs, predictions.encoder_lengths,
+                label_lengths)
 
         if stage != sb.Stage.TRAIN:
             words = [self.tokenizer.decode_ids(hyp).split() for hyp in predictions.hypotheses]

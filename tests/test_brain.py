@@ -7,6 +7,7 @@ import speechbrain as sb
 import torch
 from hyperpyyaml import load_hyperpyyaml
 from speechbrain.dataio.batch import PaddedBatch
+from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
 
 from conftest import SMALL_YAML
 from streamasr.brain import AtomicCheckpointer, TransducerBrain
@@ -169,3 +170,49 @@ def test_step_limit_beyond_the_cool_down_schedule_is_a_config_error(tmp_path):
         TransducerBrain(modules=hparams["modules"], opt_class=hparams["opt_class"], hparams=hparams,
                         run_opts={"device": "cpu", "optimizer_step_limit": 12345},
                         checkpointer=hparams["checkpointer"])
+
+
+def test_chunk_distillation_adds_the_kl_to_the_full_context_ctc_posteriors(tmp_path):
+    from streamasr.brain import chunk_distillation
+
+    brain = make_brain(tmp_path, 0.3)
+    batch = toy_batch()
+    tokens, lens = batch.tokens
+    labels = torch.round(lens * tokens.shape[1]).long()
+    brain.hparams.epoch_counter.current = 1
+    for module in brain.modules.modules():  # no dropout: the teacher pass is reproducible here
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+    chunked = DynChunkTrainConfig(2, 1)
+    brain.dct_config = lambda stage: chunked
+    brain.compute_forward(batch, sb.Stage.TRAIN)  # the normaliser's statistics, then frozen
+    brain.modules.normalize.update_until_epoch = 0
+
+    out = brain.compute_forward(batch, sb.Stage.TRAIN)  # chunk_distill_weight 0: off
+    assert out.teacher_ctc_logprobs is None
+    base = brain.compute_objectives(out, batch, sb.Stage.TRAIN)
+
+    brain.hparams.chunk_distill_weight = 0.25
+    out = brain.compute_forward(batch, sb.Stage.TRAIN)
+    assert not out.teacher_ctc_logprobs.requires_grad
+    full = brain.compute_forward.__func__  # the teacher equals a full-context forward pass
+    brain.dct_config = lambda stage: None
+    reference = full(brain, batch, sb.Stage.TRAIN)
+    assert reference.teacher_ctc_logprobs is None  # full-context batches are not distilled
+    torch.testing.assert_close(out.teacher_ctc_logprobs, reference.ctc_logprobs.detach())
+    assert (out.ctc_logprobs - reference.ctc_logprobs).abs().max() > 1e-3  # the chunks do differ
+
+    # KL by hand over the valid frames, per label
+    kl = 0.0
+    for row in range(2):
+        frames = int(out.encoder_lengths[row])
+        p = out.teacher_ctc_logprobs[row, :frames]
+        kl = kl + (p.exp() * (p - out.ctc_logprobs[row, :frames])).sum()
+    kl = kl / labels.sum()
+    assert chunk_distillation(out.teacher_ctc_logprobs, out.ctc_logprobs, out.encoder_lengths, labels).item() \
+        == pytest.approx(kl.item(), rel=1e-5)
+    assert kl.item() > 0
+    loss = brain.compute_objectives(out, batch, sb.Stage.TRAIN)
+    assert loss.item() == pytest.approx(base.item() + 0.25 * kl.item(), rel=1e-5)
+    loss.backward()
+    assert brain.modules.ctc_lin.w.weight.grad.abs().sum() > 0
