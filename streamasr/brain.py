@@ -204,7 +204,7 @@ class TransducerBrain(sb.Brain):
         teacher_ctc_logprobs = None
         if self.distill_active(stage, config):
             with torch.no_grad():
-                teacher = self.modules.enc(src.detach(), wav_lens, pad_idx=self.hparams.pad_index,
+                teacher = self.modules.enc(src, wav_lens, pad_idx=self.hparams.pad_index,
                                            dynchunktrain_config=None)
                 teacher_ctc_logprobs = self.modules.ctc_lin(teacher).log_softmax(dim=-1)
         encoder_lengths = torch.round(wav_lens * encoder_out.shape[1]).long().clamp(min=1)

@@ -84,10 +84,19 @@ class AsrModel:
         """Masked simulation of streaming: whole utterances ``[samples]`` each, batched,
         with the chunked attention/convolution masks of ``config`` (None = full context)."""
         src, lengths = self.encoder_inputs(wavs)
+        hyps, _ = self.decoder(self.encode_features(src, lengths, config), lengths)
+        return hyps
+
+    @torch.no_grad()
+    def encode_features(
+        self, src: torch.Tensor, lengths: torch.Tensor, config: Optional[DynChunkTrainConfig]
+    ) -> torch.Tensor:
+        """Front-end output ``[B, T_max, F]`` with frame counts ``[B]`` (from
+        ``encoder_inputs``) -> encoder output as the joint sees it (after ``proj_enc``),
+        ``[B, T_max, J]``, with the chunk masks of ``config`` (None = full context)."""
         rel = lengths.float() / src.shape[1]
         encoded = self.transformer.encode(src, rel, dynchunktrain_config=config)
-        hyps, _ = self.decoder(self.proj_enc(encoded), lengths)
-        return hyps
+        return self.proj_enc(encoded)
 
 
 def _best_checkpoint(save_folder: Path, checkpointer):

@@ -38,10 +38,9 @@ def deviation_by_position(model, wavs, chunk: int, left: Optional[int]) -> list[
     config = DynChunkTrainConfig(chunk, left)
     totals, counts = torch.zeros(chunk, dtype=torch.float64), torch.zeros(chunk, dtype=torch.float64)
     for wav in wavs:
-        src, lengths = model.encoder_inputs([wav])
-        rel = torch.ones(1, device=src.device)
-        full = model.proj_enc(model.transformer.encode(src, rel, dynchunktrain_config=None))[0]
-        chunked = model.proj_enc(model.transformer.encode(src, rel, dynchunktrain_config=config))[0]
+        src, lengths = model.encoder_inputs([wav])  # the front end once, for both passes
+        full = model.encode_features(src, lengths, None)[0]
+        chunked = model.encode_features(src, lengths, config)[0]
         whole = int(lengths[0]) // chunk * chunk
         if whole == 0:
             continue
