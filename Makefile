@@ -3,6 +3,8 @@
 #               sweep WER / latency against chunk size and left context, export the
 #               model for SpeechBrain's StreamingASR and transcribe a held-out file with it
 #   make test   install, run the test suite
+#   make gpu-wheels   download the wheels benchmarks/gpu_check.sh installs on the GPU
+#               machine (Python 3.12, x86_64; no network there)
 # Variables: STREAMASR_VENV (default ~/.cache/streamasr/venv), DATA, OUT, TRAIN_ARGS.
 
 STREAMASR_VENV ?= $(HOME)/.cache/streamasr/venv
@@ -11,7 +13,7 @@ DATA ?= data/synthetic
 OUT ?= results/demo
 TRAIN_ARGS ?=
 
-.PHONY: install corpus train evaluate export demo test
+.PHONY: install corpus train evaluate export demo test gpu-wheels
 
 install:
 	STREAMASR_VENV=$(STREAMASR_VENV) bash tools/install.sh
@@ -40,3 +42,16 @@ demo: export
 
 test: install
 	$(PYTHON) -m pytest -q tests
+
+# SpeechBrain 1.1.2 and what its import needs beyond the GPU machine's torch, numpy and
+# sentencepiece; pinned to the versions the test suite runs with.
+GPU_WHEELS := speechbrain==1.1.2 hyperpyyaml==1.2.3 ruamel.yaml==0.18.17 joblib==1.6.0 \
+	tqdm==4.70.1 packaging==26.4 cloudpickle==3.1.3 pyyaml==6.0.4 scipy==1.17.1
+GPU_PYTHON_VERSION ?= 3.12
+
+gpu-wheels: install
+	$(PYTHON) -m pip download --quiet --no-deps --only-binary=:all: \
+		--python-version $(GPU_PYTHON_VERSION) --implementation cp \
+		--platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+		--dest benchmarks/gpu_wheels $(GPU_WHEELS)
+	@du -sh benchmarks/gpu_wheels

@@ -43,6 +43,7 @@ from speechbrain.nnet.schedulers import WarmCoolDecayLRSchedule
 from speechbrain.utils.checkpoints import Checkpointer
 from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
 
+from streamasr.cpu import run_lstm
 from streamasr.decoding import GreedyTransducerDecoder, greedy_decoder_from
 from streamasr.losses import flush_denormal_grad, rnnt_loss
 
@@ -210,7 +211,7 @@ class TransducerBrain(sb.Brain):
         encoder_lengths = torch.round(wav_lens * encoder_out.shape[1]).long().clamp(min=1)
 
         enc_proj = self.modules.proj_enc(encoder_out)
-        dec_out, _ = self.modules.dec(self.modules.emb(tokens_bos))
+        dec_out, _ = run_lstm(self.modules.dec, self.modules.emb(tokens_bos))
         dec_proj = self.modules.proj_dec(dec_out)
         logits = None
         if stage != sb.Stage.TRAIN or self.transducer_loss == "full":

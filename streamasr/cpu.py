@@ -1,6 +1,7 @@
-"""Denormal floats on CPU: flush them to zero in every thread of the process.
+"""CPU quirks that change results or speed: denormal floats (flushed to zero in every
+thread of the process) and bf16 autocast on CPUs without bf16 LSTM kernels (below).
 
-Why: once a model is trained for a while, some activations, gradients and optimiser
+Denormals: once a model is trained for a while, some activations, gradients and optimiser
 moments fall below float32's smallest normal number (1.2e-38). x86 CPUs compute on
 such denormals tens of times slower than on normal numbers: a 512 x 512 matrix
 product with denormal inputs took 604 ms instead of 11 ms on 2 threads here, and the
@@ -18,7 +19,13 @@ affected by the CPU flag).
 
 from __future__ import annotations
 
+import logging
+import os
+from typing import Optional
+
 import torch
+
+logger = logging.getLogger(__name__)
 
 
 def flush_denormals() -> bool:
@@ -27,3 +34,82 @@ def flush_denormals() -> bool:
     CPU has no such mode (non-x86), True otherwise. Values below 1.2e-38 in magnitude
     become 0: far below anything a float32 model's output depends on."""
     return torch.set_flush_denormal(True)
+
+
+# ------------------------------------------------------------------ bf16 on CPUs without it
+# Why: under ``torch.autocast("cpu", dtype=torch.bfloat16)`` (the full-size YAML's
+# ``precision: bf16``) torch sends the LSTM to oneDNN's bf16 RNN primitive, which
+# exists only on CPUs with AVX-512 (AVX512_CORE and up). On an AVX2-only CPU (the AMD
+# EPYC machines here) the first training batch died with "could not create a primitive
+# descriptor for the LSTM forward propagation primitive". Everything else in the model
+# (linear, conv, attention) runs in bf16 on such CPUs through oneDNN's emulation, so
+# only the prediction network is kept in fp32 there; on GPUs and on CPUs with bf16
+# nothing changes.
+CPU_BF16_LSTM_ENV = "STREAMASR_CPU_BF16_LSTM"
+_cpu_bf16_lstm: Optional[bool] = None
+_fallback_logged = False
+
+
+def cpu_bf16_lstm_supported() -> bool:
+    """Whether an LSTM can run under CPU bf16 autocast on this machine (cached).
+
+    ``STREAMASR_CPU_BF16_LSTM=0`` / ``=1`` overrides the detection (tests force the
+    fp32 branch with it). Otherwise: oneDNN's own bf16 check
+    (``torch.ops.mkldnn._is_mkldnn_bf16_supported``, from the CPU's flags), confirmed
+    by running a 4-unit LSTM under bf16 autocast once, because ``ONEDNN_MAX_CPU_ISA``
+    (e.g. ``AVX2``) can cap oneDNN below what the flags say.
+    """
+    global _cpu_bf16_lstm
+    if _cpu_bf16_lstm is None:
+        forced = os.environ.get(CPU_BF16_LSTM_ENV, "").strip()
+        if forced in ("0", "1"):
+            _cpu_bf16_lstm = forced == "1"
+        elif forced:
+            raise ValueError(f"{CPU_BF16_LSTM_ENV}={forced!r}: expected 0 or 1 (or unset to detect)")
+        else:
+            _cpu_bf16_lstm = _onednn_bf16_flag() and _bf16_lstm_probe()
+    return _cpu_bf16_lstm
+
+
+def _onednn_bf16_flag() -> bool:
+    try:
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a build without oneDNN
+        return False
+
+
+def _bf16_lstm_probe() -> bool:
+    lstm = torch.nn.LSTM(4, 4, batch_first=True)
+    try:
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            lstm(torch.zeros(1, 2, 4))
+    except RuntimeError:
+        return False
+    return True
+
+
+def lstm_needs_fp32(device_type: str) -> bool:
+    """True inside a CPU bf16 autocast region on a CPU whose oneDNN has no bf16 LSTM."""
+    return (
+        device_type == "cpu"
+        and torch.is_autocast_enabled("cpu")
+        and torch.get_autocast_dtype("cpu") == torch.bfloat16
+        and not cpu_bf16_lstm_supported()
+    )
+
+
+def run_lstm(lstm: torch.nn.Module, inputs: torch.Tensor, hx=None):
+    """``lstm(inputs, hx=hx)``, in fp32 (autocast off, inputs and state cast to float32)
+    where the CPU cannot run it in bf16 (see ``lstm_needs_fp32``), as is otherwise.
+    ``inputs`` ``[B, U, E]``; returns what the LSTM returns (output, (h, c))."""
+    if not lstm_needs_fp32(inputs.device.type):
+        return lstm(inputs, hx=hx)
+    global _fallback_logged
+    if not _fallback_logged:
+        _fallback_logged = True
+        logger.warning("bf16 autocast on a CPU without oneDNN bf16 LSTM kernels: the prediction "
+                       "network (LSTM) runs in fp32, the rest of the model in bf16")
+    if hx is not None:
+        hx = tuple(h.float() for h in hx)
+    with torch.autocast("cpu", enabled=False):
+        return lstm(inputs.float(), hx=hx)

@@ -15,6 +15,8 @@ from typing import Optional
 
 import torch
 
+from streamasr.cpu import run_lstm
+
 
 @dataclasses.dataclass
 class GreedyState:
@@ -67,7 +69,7 @@ class GreedyTransducerDecoder:
 
     def _predict(self, tokens: torch.Tensor, hidden) -> tuple[torch.Tensor, tuple]:
         """tokens [B, 1] -> projected prediction output [B, 1, J] and new hidden."""
-        out, hidden = self.decoder(self.embedding(tokens), hx=hidden)
+        out, hidden = run_lstm(self.decoder, self.embedding(tokens), hx=hidden)
         return self.decoder_proj(out), hidden
 
     def initial_state(self, batch_size: int, device) -> GreedyState:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -53,8 +54,10 @@ def audio_paths(corpus: Path, split: str = "test") -> list[str]:
     return [resolve_path(row["wav"], str(corpus)) for row in read_manifest(corpus / f"{split}.csv")]
 
 
-def run_train(yaml: Path, corpus: Path, output: Path, *extra: str, timeout: int = 600):
-    """Run train.py in a subprocess; returns the CompletedProcess."""
+def run_train(yaml: Path, corpus: Path, output: Path, *extra: str, timeout: int = 600,
+              env: dict | None = None):
+    """Run train.py in a subprocess (``env``: extra environment variables); returns the
+    CompletedProcess."""
     cmd = [
         sys.executable,
         str(REPO / "train.py"),
@@ -63,8 +66,30 @@ def run_train(yaml: Path, corpus: Path, output: Path, *extra: str, timeout: int 
         f"--output_folder={output}",
         *extra,
     ]
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=REPO, env=env)
+
+
+def failure_report(result: subprocess.CompletedProcess, lines: int = 80) -> str:
+    """What a failed subprocess said, for an assertion message: its last traceback when
+    there is one (SpeechBrain logs it to stdout, so both streams are searched), else the
+    end of stderr without SentencePiece's trainer log (which otherwise fills the tail and
+    hides the error)."""
+    stderr = result.stderr
+    for stream in (result.stderr, result.stdout or ""):
+        if "Traceback (most recent call last)" in stream:
+            stderr = stream[stream.rindex("Traceback (most recent call last)"):]
+            break
+    kept, in_spec = [], False
+    for line in stderr.splitlines():
+        if re.match(r"^\w+\.cc\(\d+\) LOG", line) or re.match(r"^(trainer|normalizer|denormalizer)_spec \{", line):
+            in_spec = line.rstrip().endswith("{")
+            continue
+        if in_spec:
+            in_spec = line.strip() != "}"
+            continue
+        kept.append(line)
+    return f"exit status {result.returncode}\n" + "\n".join(kept[-lines:])
 
 
 def train_log_epochs(output: Path) -> list[int]:

@@ -51,3 +51,26 @@ def test_interleaved_medians_runs_variants_in_turn_and_drops_the_warm_up():
                                    ("b", variant("b", [100.0, 5.0, 4.0, 6.0]))], repeats=3)
     assert medians == {"a": 2.0, "b": 5.0}
     assert calls == [("a", 0), ("b", 0), ("a", 1), ("b", 1), ("a", 2), ("b", 2), ("a", 3), ("b", 3)]
+
+
+def test_gpu_check_runs_every_part_on_tiny_shapes_and_our_full_loss_equals_torchaudios():
+    out = run_script("benchmarks/gpu_check.py", "--device", "cpu", "--tiny")
+    for title in ("### Training the full-size YAML", "### Transducer losses", "### Evaluation and streaming"):
+        assert title in out, out
+    assert re.search(r"^\| bf16 \| [\d.]+ M \| 2 x 2 x 2 x 1 s \|", out, re.M), out
+    full_rows = [line.split("|") for line in out.splitlines() if re.match(r"\| [\d, ]+ \| full \|", line)]
+    assert len(full_rows) == 2, out
+    for row in full_rows:  # relative loss difference / largest gradient difference
+        loss_diff, grad_diff = (float(x) for x in row[8].split("/"))
+        assert loss_diff < 1e-5 and grad_diff < 1e-3, row
+    streaming = [line for line in out.splitlines() if line.startswith("| streaming engine")]
+    assert [line.split("|")[2].strip() for line in streaming] == ["1", "3"], out
+    assert "gpu_check: done" in out
+
+
+def test_gpu_check_script_without_cuda_says_so_and_succeeds():
+    result = subprocess.run(["bash", "benchmarks/gpu_check.sh"], cwd=ROOT, capture_output=True, text=True,
+                            timeout=120, env={**__import__("os").environ, "PYTHON": sys.executable,
+                                                                   "CUDA_VISIBLE_DEVICES": ""})
+    assert result.returncode == 0, result.stderr
+    assert "no CUDA device" in result.stdout

@@ -1,4 +1,5 @@
-"""Flush-to-zero for denormals must reach torch's worker threads (streamasr/cpu.py)."""
+"""CPU quirks (streamasr/cpu.py): flush-to-zero for denormals must reach torch's worker
+threads; under bf16 autocast the LSTM runs in fp32 where oneDNN has no bf16 LSTM."""
 
 import subprocess
 import sys
@@ -32,8 +33,7 @@ def test_flush_denormals_first_thing_covers_every_thread():
 def test_flush_after_the_pool_exists_misses_the_workers():
     """Why the call has to come first (and why torch.set_flush_denormal was not enough
     where the losses called it): the worker threads keep computing on denormals."""
-    if torch.get_num_threads() < 2:
-        pytest.skip("needs 2 threads")
+    # the probe sets 2 threads itself, so this holds on any machine (1 core included)
     setup = "from streamasr.cpu import flush_denormals\nflush_denormals()"
     assert 0 < run_probe("late", setup) < 512 * 512
 
@@ -50,3 +50,62 @@ def test_train_py_and_the_cli_flush_first_when_run_as_programs():
     entry = cli[cli.index("def run("):]
     assert re.search(r"flush_denormals\(\)\s+return main\(\)", entry)
     assert "streamasr = streamasr.cli:run" in (root / "setup.cfg").read_text()
+
+
+BF16_PROBE = """
+import sys, torch, speechbrain.nnet.RNN as rnn
+from streamasr.cpu import cpu_bf16_lstm_supported, run_lstm
+torch.manual_seed(0)
+lstm = rnn.LSTM(hidden_size=16, input_shape=[None, None, 8], num_layers=1)
+x, h = torch.randn(2, 5, 8), (torch.randn(1, 2, 16), torch.randn(1, 2, 16))
+reference, (h_ref, c_ref) = lstm(x, hx=h)
+state = (h[0].bfloat16(), h[1].bfloat16()) if sys.argv[1] == "bf16-state" else h
+with torch.autocast("cpu", dtype=torch.bfloat16):
+    out, (h_out, c_out) = run_lstm(lstm, x, hx=state)
+print(cpu_bf16_lstm_supported(), out.dtype, float((out.float() - reference).abs().max()))
+"""
+
+
+def run_bf16_probe(state: str, **env) -> list[str]:
+    import os
+
+    result = subprocess.run([sys.executable, "-c", BF16_PROBE, state], capture_output=True, text=True,
+                            env={**os.environ, **env})
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout.split()
+
+
+def test_without_bf16_lstm_kernels_the_lstm_runs_in_fp32_inside_bf16_autocast():
+    # oneDNN capped at AVX2 (what an AVX2-only CPU has): detection must see it, and the
+    # LSTM must give the fp32 result instead of oneDNN's "could not create a primitive"
+    supported, dtype, difference = run_bf16_probe("bf16-state", ONEDNN_MAX_CPU_ISA="AVX2")
+    assert supported == "False" and dtype == "torch.float32"
+    # the initial state was rounded to bf16 by the caller; the LSTM itself ran in fp32
+    assert float(difference) < 2e-2
+
+
+def test_forced_fp32_branch_equals_the_fp32_lstm_on_any_cpu():
+    supported, dtype, difference = run_bf16_probe("fp32-state", STREAMASR_CPU_BF16_LSTM="0")
+    assert supported == "False" and dtype == "torch.float32"
+    assert float(difference) == 0.0
+
+
+def test_bf16_lstm_override_rejects_other_values(monkeypatch):
+    import streamasr.cpu as cpu
+
+    monkeypatch.setattr(cpu, "_cpu_bf16_lstm", None)
+    monkeypatch.setenv(cpu.CPU_BF16_LSTM_ENV, "yes")
+    with pytest.raises(ValueError, match="STREAMASR_CPU_BF16_LSTM='yes': expected 0 or 1"):
+        cpu.cpu_bf16_lstm_supported()
+
+
+def test_outside_cpu_bf16_autocast_the_lstm_is_left_alone(monkeypatch):
+    import streamasr.cpu as cpu
+
+    monkeypatch.setattr(cpu, "_cpu_bf16_lstm", False)
+    assert not cpu.lstm_needs_fp32("cpu")  # no autocast
+    with torch.autocast("cpu", dtype=torch.float16):
+        assert not cpu.lstm_needs_fp32("cpu")  # another dtype
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert cpu.lstm_needs_fp32("cpu")
+        assert not cpu.lstm_needs_fp32("cuda")  # CUDA kernels have bf16 LSTMs

@@ -7,7 +7,6 @@ import json
 import subprocess
 import sys
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -121,11 +120,19 @@ def test_transcriber_api_from_another_thread(model, wavs):
 
 def test_full_buffer_raises_or_blocks_never_drops(model):
     transcriber = Transcriber(model, chunk_ms=640, left_chunks=4, max_buffer_seconds=0.1, on_full="raise")
-    gate = threading.Event()
+    gate, taken = threading.Event(), threading.Event()
     original = transcriber.recognizer.accept_audio
-    transcriber.recognizer.accept_audio = lambda state, block: (gate.wait(), original(state, block))[1]
+
+    def held(state, block):
+        taken.set()
+        gate.wait()
+        return original(state, block)
+
+    transcriber.recognizer.accept_audio = held
     transcriber.push(np.zeros(1000, np.float32))
-    time.sleep(0.2)  # the worker takes the first block and waits at the gate
+    # the worker takes the first block and waits at the gate (an event, not a sleep:
+    # a busy machine may take longer than any fixed delay)
+    assert taken.wait(timeout=60)
     transcriber.push(np.zeros(1000, np.float32))  # 1000 of 1600 samples pending
     with pytest.raises(BufferFull, match="buffer full: 1000 of 1600 samples pending, 1000 more pushed"):
         transcriber.push(np.zeros(1000, np.float32))

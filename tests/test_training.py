@@ -11,7 +11,11 @@ import time
 from pathlib import Path
 
 
-from conftest import FULL_YAML, REPO, SMALL_YAML, TINY_MODEL_OVERRIDES, run_train, train_log_epochs
+import pytest
+from conftest import (FULL_YAML, REPO, SMALL_YAML, TINY_MODEL_OVERRIDES, failure_report, run_train,
+                      train_log_epochs)
+
+from streamasr.cpu import CPU_BF16_LSTM_ENV, cpu_bf16_lstm_supported
 
 
 def train_losses(output: Path) -> list[float]:
@@ -59,8 +63,13 @@ def test_killed_run_resumes_from_its_last_checkpoint_without_losing_epochs(tiny_
     assert "Loading a checkpoint from" in (out / "log.txt").read_text()
 
 
-def test_full_size_yaml_builds_and_trains_one_step_on_cpu(tiny_corpus, tmp_path):
+# On every CPU, both branches of the bf16 prediction network: as detected on this machine
+# (native bf16 LSTM on AVX-512 CPUs, fp32 LSTM on AVX2-only ones), and forced to the
+# AVX2 branch (oneDNN capped at AVX2, detection overridden) whatever this machine is.
+@pytest.mark.parametrize("cpu", ["detected", "avx2"])
+def test_full_size_yaml_builds_and_trains_one_step_on_cpu(tiny_corpus, tmp_path, cpu):
     out = tmp_path / "full"
+    env = {CPU_BF16_LSTM_ENV: "0", "ONEDNN_MAX_CPU_ISA": "AVX2"} if cpu == "avx2" else {}
     # Full architecture (12 x 512, 8 heads, d_ffn 2048, augmentation on); only the
     # token inventory is shrunk because 24 sentences cannot train 1000 BPE units.
     result = run_train(
@@ -69,15 +78,17 @@ def test_full_size_yaml_builds_and_trains_one_step_on_cpu(tiny_corpus, tmp_path)
         # autocast, evaluation in fp32 (bf16 matmuls are slow on most CPUs)
         "--debug", "--debug_batches=2", "--eval_precision=fp32", "--train_dataloader_opts={num_workers: 0}",
         "--dynamic_batch_sampler_train={max_batch_length: 8, num_buckets: 2, shuffle: True, batch_ordering: random}",
-        timeout=900,
+        timeout=900, env=env,
     )
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.returncode == 0, failure_report(result)
     log = (out / "log.txt").read_text()
     millions = float(re.search(r"Total Number of Trainable Parameters: ([\d.]+)M", log).group(1))
     assert 70 < millions < 90, millions  # the ~80M-parameter reference size
     train_log = (out / "train_log.txt").read_text()
     assert "valid WER" in train_log and "steps: 1 " in train_log, train_log
     assert "Using training precision: `--precision=bf16`" in log
+    fp32_lstm = "the prediction network (LSTM) runs in fp32" in log
+    assert fp32_lstm == (cpu == "avx2" or not cpu_bf16_lstm_supported()), log[-2000:]
 
 
 def test_unknown_override_stops_before_any_work(tiny_corpus, tmp_path):

@@ -12,14 +12,20 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 venv=${STREAMASR_VENV:-$HOME/.cache/streamasr/venv}
 python=${STREAMASR_PYTHON:-python3}
 
-if ! command -v espeak-ng >/dev/null 2>&1; then
+# System programs: espeak-ng synthesises the built-in corpus; ffmpeg decodes what
+# libsndfile cannot (other formats, URLs) for `streamasr transcribe`. The tests use both.
+missing=()
+command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
+command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
+if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "[install] espeak-ng is missing: installing it with apt-get"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng >/dev/null
+    echo "[install] missing: ${missing[*]}: installing with apt-get"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   else
-    echo "[install] WARNING: espeak-ng is missing and cannot be installed here (needs root + apt)."
-    echo "[install]          Install it yourself (Debian/Ubuntu: sudo apt-get install espeak-ng;"
-    echo "[install]          macOS: brew install espeak-ng); the built-in corpus needs it."
+    echo "[install] WARNING: ${missing[*]} missing and cannot be installed here (needs root + apt)."
+    echo "[install]          Install it yourself (Debian/Ubuntu: sudo apt-get install ${missing[*]};"
+    echo "[install]          macOS: brew install ${missing[*]}): the built-in corpus needs espeak-ng,"
+    echo "[install]          non-libsndfile formats and URLs need ffmpeg, the tests need both."
   fi
 fi
 
