@@ -24,8 +24,10 @@ import speechbrain as sb
 from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.distributed import run_on_main
 
-from streamasr.brain import TransducerBrain
-from streamasr.recipe import (
+from streamasr.cpu import flush_denormals
+from streamasr.errors import StreamAsrError
+from streamasr.training.brain import TransducerBrain
+from streamasr.training.recipe import (
     check_overrides,
     dataio_prepare,
     merge_overrides,
@@ -91,19 +93,12 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    from streamasr.cpu import flush_denormals
-
     # Before torch starts its worker threads (importing does not), so that all of them
     # flush denormals: see streamasr/cpu.py. Not at import time: a program that imports
     # train.py keeps its floating-point mode.
     flush_denormals()
-
-    from streamasr.data.manifest import ManifestError
-    from streamasr.data.prepare import PrepareError
-    from streamasr.recipe import ConfigError
-
     try:
         main(sys.argv[1:])
-    except (ManifestError, ConfigError, PrepareError) as error:  # bad input: a message, no traceback
+    except StreamAsrError as error:  # bad input: a message, no traceback
         print(f"train.py: error: {error}", file=sys.stderr)
         sys.exit(2)

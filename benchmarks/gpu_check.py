@@ -49,7 +49,7 @@ from speechbrain.dataio.batch import PaddedBatch  # noqa: E402
 from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig  # noqa: E402
 
 from rnnt_loss import loss_fn, make_inputs  # noqa: E402
-from streamasr.brain import TransducerBrain  # noqa: E402
+from streamasr.training import TransducerBrain  # noqa: E402
 
 FULL_YAML = ROOT / "hparams" / "conformer_transducer.yaml"
 SAMPLE_RATE = 16000

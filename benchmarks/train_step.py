@@ -33,7 +33,7 @@ from _interleaved import interleaved_medians
 
 import streamasr.losses.pruned as pruned_losses
 import streamasr.losses.transducer as losses
-from streamasr.brain import TransducerBrain
+from streamasr.training import TransducerBrain
 
 ROOT = Path(__file__).resolve().parent.parent
 

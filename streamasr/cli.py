@@ -9,6 +9,10 @@ evaluate         WER / latency / compute against chunk size and left context
 check-streaming  prove (or refute) that no encoder output depends on a later chunk
 export           package a trained model for SpeechBrain's StreamingASR / the HF hub
 transcribe       live chunk-by-chunk transcription of a file, stdin, a URL or a microphone
+
+This module only parses arguments and calls the library. Errors: only
+``StreamAsrError`` (bad input, described in words) becomes a one-line message with exit
+status 2; anything else keeps its traceback.
 """
 
 from __future__ import annotations
@@ -17,10 +21,22 @@ import argparse
 import os
 import sys
 
+import torch
 
-def _add_corpus_parser(subparsers) -> None:
-    from streamasr.data.synthetic import CorpusConfig
+from streamasr.cpu import flush_denormals
+from streamasr.data import corpora
+from streamasr.data.manifest import validate_manifest
+from streamasr.data.synthetic import CorpusConfig, build_corpus
+from streamasr.errors import ConfigError, StreamAsrError
+from streamasr.evaluate import evaluate, markdown_table
+from streamasr.evaluate.dependency import check_encoder, encoder_from
+from streamasr.export import export, push_to_hub
+from streamasr.live import open_source, transcribe_source
+from streamasr.model import load_model
+from streamasr.units import DEFAULT_CHUNK_MS, parse_left_context
 
+
+def _add_corpus_parser(subparsers: argparse._SubParsersAction) -> None:
     defaults = CorpusConfig()
     parser = subparsers.add_parser(
         "build-corpus",
@@ -46,9 +62,7 @@ def _add_corpus_parser(subparsers) -> None:
     parser.set_defaults(handler=_run_build_corpus)
 
 
-def _run_build_corpus(args) -> int:
-    from streamasr.data.synthetic import CorpusConfig, build_corpus
-
+def _run_build_corpus(args: argparse.Namespace) -> int:
     for name in ("train_utterances", "valid_utterances", "test_utterances"):
         if getattr(args, name) < 1:
             raise SystemExit(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
@@ -65,7 +79,7 @@ def _run_build_corpus(args) -> int:
     return 0
 
 
-def _add_prepare_parser(subparsers) -> None:
+def _add_prepare_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "prepare",
         help="write manifests for LibriSpeech, CommonVoice or VoxPopuli",
@@ -92,9 +106,7 @@ def _add_prepare_parser(subparsers) -> None:
     parser.set_defaults(handler=_run_prepare)
 
 
-def _run_prepare(args) -> int:
-    from streamasr.data import corpora
-
+def _run_prepare(args: argparse.Namespace) -> int:
     options = {"skip_bad": args.skip_bad, "jobs": args.jobs}
     if args.corpus == "librispeech":
         for name in ("train_splits", "valid_splits", "test_splits"):
@@ -108,7 +120,7 @@ def _run_prepare(args) -> int:
     return 0
 
 
-def _add_validate_parser(subparsers) -> None:
+def _add_validate_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "validate", help="check a manifest (audio files, sample rate, transcripts)"
     )
@@ -117,18 +129,14 @@ def _add_validate_parser(subparsers) -> None:
     parser.set_defaults(handler=_run_validate)
 
 
-def _run_validate(args) -> int:
-    from streamasr.data.manifest import validate_manifest
-
+def _run_validate(args: argparse.Namespace) -> int:
     for manifest in args.manifest:
         summary = validate_manifest(manifest, data_root=args.data_root)
         print(f"{manifest}: {summary.utterances} utterances, {summary.hours:.2f} h, OK")
     return 0
 
 
-def _add_evaluate_parser(subparsers) -> None:
-    from streamasr.evaluate import DEFAULT_CHUNK_MS
-
+def _add_evaluate_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "evaluate",
         help="WER, latency and compute against chunk size and left context",
@@ -166,9 +174,7 @@ def _add_evaluate_parser(subparsers) -> None:
     parser.set_defaults(handler=_run_evaluate)
 
 
-def _run_evaluate(args) -> int:
-    from streamasr.evaluate import evaluate, markdown_table
-
+def _run_evaluate(args: argparse.Namespace) -> int:
     if args.chunk_frames:
         values, unit = args.chunk_frames.split(","), "frames"
     else:
@@ -194,7 +200,7 @@ def _run_evaluate(args) -> int:
     return 0
 
 
-def _add_check_parser(subparsers) -> None:
+def _add_check_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "check-streaming",
         help="plot the encoder's dependency matrix; fail if an output sees a later chunk",
@@ -207,20 +213,17 @@ def _add_check_parser(subparsers) -> None:
     parser.set_defaults(handler=_run_check)
 
 
-def _run_check(args) -> int:
-    from streamasr.check import check_encoder, encoder_from
-    from streamasr.evaluate import parse_grid
-
-    _, lefts = parse_grid(["1"], "frames", [args.left_chunks], 40.0)
+def _run_check(args: argparse.Namespace) -> int:
+    left = parse_left_context(args.left_chunks)
     if args.chunk_frames < 1:
-        raise ValueError(f"--chunk-frames must be >= 1, got {args.chunk_frames}")
-    report = check_encoder(encoder_from(args.model), args.chunk_frames, lefts[0], args.chunks, args.plot)
+        raise ConfigError(f"--chunk-frames must be >= 1, got {args.chunk_frames}")
+    report = check_encoder(encoder_from(args.model), args.chunk_frames, left, args.chunks, args.plot)
     print(report.describe())
     print(f"dependency matrix: {report.plot}")
     return 0 if report.ok else 1
 
 
-def _add_export_parser(subparsers) -> None:
+def _add_export_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "export",
         help="write a model folder that stock SpeechBrain StreamingASR loads (and push it to the hub)",
@@ -248,9 +251,7 @@ def _add_export_parser(subparsers) -> None:
     parser.set_defaults(handler=_run_export)
 
 
-def _run_export(args) -> int:
-    from streamasr.export import export, push_to_hub
-
+def _run_export(args: argparse.Namespace) -> int:
     folder = export(
         args.training_folder, args.model_folder, average=args.average, example_audio=args.example,
         results=args.results, overwrite=args.overwrite, language=args.language,
@@ -263,7 +264,7 @@ def _run_export(args) -> int:
     return 0
 
 
-def _add_transcribe_parser(subparsers) -> None:
+def _add_transcribe_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "transcribe",
         help="transcribe audio chunk by chunk as it arrives (file, stdin PCM, URL, microphone)",
@@ -287,20 +288,14 @@ def _add_transcribe_parser(subparsers) -> None:
     parser.set_defaults(handler=_run_transcribe)
 
 
-def _run_transcribe(args) -> int:
-    import torch
-
-    from streamasr.evaluate import parse_grid
-    from streamasr.live import open_source, transcribe_source
-    from streamasr.model import load_model
-
+def _run_transcribe(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
-    _, lefts = parse_grid(["1"], "frames", [args.left_chunks], 40.0)
+    left = parse_left_context(args.left_chunks)
     model = load_model(args.model, device=args.device)
-    model.front_end.geometry.frames_from_ms(args.chunk_ms)  # bad chunk sizes fail before reading audio
+    model.geometry.frames_from_ms(args.chunk_ms)  # bad chunk sizes fail before reading audio
     source = open_source(args.source, pcm_rate=args.rate, pcm_channels=args.channels)
-    for event in transcribe_source(model, source, args.chunk_ms, lefts[0], frontend=args.frontend):
+    for event in transcribe_source(model, source, args.chunk_ms, left, frontend=args.frontend):
         if args.json:
             print(event.to_json(), flush=True)
         elif event.kind == "partial" and event.text:
@@ -323,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.handler(args)
-    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as error:
+    except StreamAsrError as error:
         print(f"streamasr {args.command}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -336,8 +331,6 @@ def run() -> int:
     its worker threads, see streamasr/cpu.py), then ``main``. ``main`` itself leaves the
     process's floating-point mode alone, so calling it inside another program (or a
     test run) cannot put some threads in flush-to-zero mode and not others."""
-    from streamasr.cpu import flush_denormals
-
     flush_denormals()
     return main()
 

@@ -1,48 +1,69 @@
-"""A trained recogniser as one object: loading it, masked (batched) and streaming use.
+"""A trained recogniser as one object (``AsrModel``), and loading one from a folder.
 
-Owns: finding the YAML, checkpoint and tokenizer of a training output folder, checking
-that they fit together, and the masked-simulation decoding path (whole utterances,
-``dynchunktrain_config`` passed to the encoder).
+Owns: finding the YAML, checkpoint and tokenizer of a training output folder or an
+exported folder, checking that they fit together, assembling the typed parts (front
+end, encoder, decoder = prediction network, joiner; ``streamasr.parts``) and the
+masked-simulation decoding path (whole utterances, ``dynchunktrain_config`` passed to
+the encoder, greedy search).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 from typing import Optional
 
+import sentencepiece
 import torch
+from hyperpyyaml import load_hyperpyyaml
+from speechbrain.utils.checkpoints import Checkpointer
 from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
 
-from streamasr.decoding import GreedyTransducerDecoder, Hypothesis, greedy_decoder_from
-from streamasr.frontend import FrontEnd
+from streamasr.checkpoints import ranked_checkpoints
+from streamasr.decoding import GreedySearch, Hypothesis
+from streamasr.errors import ModelLoadError
+from streamasr.frontend import FrontEnd, FrontEndGeometry
+from streamasr.keys import KEYS
+from streamasr.parts import Joiner, PredictionNetwork
+from streamasr.tokenizer import load_tokenizer, tokenizer_model_path
 
-
-class ModelLoadError(ValueError):
-    """A model folder is incomplete or its parts do not fit together."""
+# What `streamasr export` writes and an exported folder must hold.
+EXPORTED_FILES = ("hyperparams.yaml", "model.ckpt", "normalizer.ckpt", "tokenizer.ckpt")
 
 
 @dataclasses.dataclass
 class AsrModel:
+    """A transducer ready for inference (eval mode), with its tokenizer.
+
+    ``search`` is the greedy search over ``decoder`` and ``joiner``, built once.
+    """
+
     front_end: FrontEnd
-    transformer: torch.nn.Module  # speechbrain TransformerASR (Conformer encoder)
-    proj_enc: torch.nn.Module
-    decoder: GreedyTransducerDecoder
-    tokenizer: object  # sentencepiece.SentencePieceProcessor
+    encoder: torch.nn.Module  # speechbrain TransformerASR (Conformer encoder)
+    encoder_proj: torch.nn.Module  # encoder output -> joiner dimension
+    decoder: PredictionNetwork
+    joiner: Joiner
+    tokenizer: sentencepiece.SentencePieceProcessor
     hparams: dict
     source: str = ""
+    blank_id: int = 0
+    search: GreedySearch = dataclasses.field(init=False)
+
+    def __post_init__(self):
+        self.search = GreedySearch(self.decoder, self.joiner, blank_id=self.blank_id)
 
     @property
-    def geometry(self):
+    def geometry(self) -> FrontEndGeometry:
         return self.front_end.geometry
 
     @property
     def device(self) -> torch.device:
-        return next(self.proj_enc.parameters()).device
+        return next(self.encoder_proj.parameters()).device
 
     @property
     def dtype(self) -> torch.dtype:
-        return next(self.proj_enc.parameters()).dtype
+        return next(self.encoder_proj.parameters()).dtype
 
     def to(self, *args, **kwargs) -> "AsrModel":
         """Move/cast every module (e.g. ``model.to(torch.float64)`` for exact checks)."""
@@ -52,7 +73,7 @@ class AsrModel:
         dtype = next((a for a in args if isinstance(a, torch.dtype)), kwargs.get("dtype"))
         if dtype is not None:
             # RelPosEncXL keeps its output dtype in a plain attribute, not a buffer.
-            for module in self.transformer.modules():
+            for module in self.encoder.modules():
                 if hasattr(module, "emb_dtype"):
                     module.emb_dtype = dtype
         return self
@@ -84,7 +105,7 @@ class AsrModel:
         """Masked simulation of streaming: whole utterances ``[samples]`` each, batched,
         with the chunked attention/convolution masks of ``config`` (None = full context)."""
         src, lengths = self.encoder_inputs(wavs)
-        hyps, _ = self.decoder(self.encode_features(src, lengths, config), lengths)
+        hyps, _ = self.search(self.encode_features(src, lengths, config), lengths)
         return hyps
 
     @torch.no_grad()
@@ -92,25 +113,16 @@ class AsrModel:
         self, src: torch.Tensor, lengths: torch.Tensor, config: Optional[DynChunkTrainConfig]
     ) -> torch.Tensor:
         """Front-end output ``[B, T_max, F]`` with frame counts ``[B]`` (from
-        ``encoder_inputs``) -> encoder output as the joint sees it (after ``proj_enc``),
+        ``encoder_inputs``) -> encoder output as the joiner sees it (after ``proj_enc``),
         ``[B, T_max, J]``, with the chunk masks of ``config`` (None = full context)."""
         rel = lengths.float() / src.shape[1]
-        encoded = self.transformer.encode(src, rel, dynchunktrain_config=config)
-        return self.proj_enc(encoded)
+        encoded = self.encoder.encode(src, rel, dynchunktrain_config=config)
+        return self.encoder_proj(encoded)
 
 
-def _best_checkpoint(save_folder: Path, checkpointer):
-    checkpoints = checkpointer.list_checkpoints()
-    if not checkpoints:
-        raise ModelLoadError(f"no checkpoint in {save_folder}")
-    scored = [c for c in checkpoints if "WER" in c.meta]
-    if scored:
-        return min(scored, key=lambda c: c.meta["WER"])
-    return max(checkpoints, key=lambda c: c.meta["unixtime"])
-
-
-def load_model(path: str | Path, device: str = "cpu") -> AsrModel:
-    """Load a recogniser from a ``train.py`` output folder (best checkpoint by valid WER)."""
+def load_model(path: str | os.PathLike, device: str = "cpu") -> AsrModel:
+    """Load a recogniser from a ``train.py`` output folder (best checkpoint by valid
+    WER) or a ``streamasr export`` folder."""
     path = Path(path)
     if not path.is_dir():
         raise ModelLoadError(f"model folder {path} does not exist")
@@ -124,74 +136,84 @@ def load_model(path: str | Path, device: str = "cpu") -> AsrModel:
     )
 
 
-def load_exported_folder(folder: str | Path, device: str = "cpu") -> AsrModel:
-    """Load a ``streamasr export`` folder (the files stock StreamingASR reads)."""
-    from hyperpyyaml import load_hyperpyyaml
-
-    from streamasr.export import ExportError, check_model_folder
-
+def check_model_folder(folder: str | os.PathLike, error: type[Exception] = ModelLoadError) -> dict:
+    """Raise ``error`` (default ``ModelLoadError``) naming the problem unless ``folder``
+    is a loadable export: all files present, the YAML instantiates, ``model.ckpt``
+    matches it exactly. Returns the instantiated hyperparameters, weights loaded."""
     folder = Path(folder)
+    missing = [name for name in EXPORTED_FILES if not (folder / name).is_file()]
+    if missing:
+        raise error(f"model folder {folder} is missing {', '.join(missing)}")
     try:
-        check_model_folder(folder)  # every file present, YAML loads, checkpoint matches
-    except ExportError as error:
-        raise ModelLoadError(str(error)) from None
-    with open(folder / "hyperparams.yaml", encoding="utf-8") as handle:
-        hparams = load_hyperpyyaml(handle)
-    hparams["model"].load_state_dict(torch.load(folder / "model.ckpt", map_location="cpu"))
-    hparams["normalize"]._load(folder / "normalizer.ckpt")
-    import sentencepiece
+        hparams = load_hyperpyyaml((folder / "hyperparams.yaml").read_text(encoding="utf-8"))
+    except Exception as failure:  # hyperpyyaml raises many types
+        raise error(f"{folder / 'hyperparams.yaml'} does not load: {failure}") from None
+    try:
+        state = torch.load(folder / "model.ckpt", map_location="cpu")
+    except Exception as failure:
+        raise error(f"{folder / 'model.ckpt'} is not a readable checkpoint: {failure}") from None
+    try:
+        hparams[KEYS.model].load_state_dict(state, strict=True)
+    except RuntimeError as failure:
+        first = str(failure).splitlines()
+        detail = " ".join(line.strip() for line in first[:2])
+        raise error(f"{folder / 'model.ckpt'} does not match {folder / 'hyperparams.yaml'}: {detail}") from None
+    return hparams
 
-    tokenizer = sentencepiece.SentencePieceProcessor()
-    tokenizer.load(str(folder / "tokenizer.ckpt"))
+
+def load_exported_folder(folder: str | os.PathLike, device: str = "cpu") -> AsrModel:
+    """Load a ``streamasr export`` folder (the files stock StreamingASR reads)."""
+    folder = Path(folder)
+    hparams = check_model_folder(folder)  # every file present, YAML loads, checkpoint matches
+    hparams[KEYS.normalize]._load(folder / "normalizer.ckpt")
+    tokenizer = load_tokenizer(folder / "tokenizer.ckpt")
+    # The exported `modules` hold the encoder as `enc` (StreamingASR's EncoderWrapper).
     modules = dict(hparams["modules"])
-    modules.update(normalize=hparams["normalize"], Transformer=hparams["Transformer"])
+    modules.update({KEYS.normalize: hparams[KEYS.normalize], KEYS.encoder: hparams[KEYS.encoder]})
     return build_model({**hparams, "modules": modules}, tokenizer, device, source=str(folder))
 
 
-def load_training_folder(folder: str | Path, device: str = "cpu") -> AsrModel:
+def load_training_folder(folder: str | os.PathLike, device: str = "cpu") -> AsrModel:
     """Load the best checkpoint (lowest valid WER) of a ``train.py`` output folder."""
-    from hyperpyyaml import load_hyperpyyaml
-
-    from streamasr.recipe import tokenizer_model_path
-
     folder = Path(folder)
     yaml_path = folder / "hyperparams.yaml"
     if not yaml_path.is_file():
         raise ModelLoadError(f"{folder} is not a training output folder: {yaml_path} is missing")
     with open(yaml_path, encoding="utf-8") as handle:
         hparams = load_hyperpyyaml(handle)
-    from speechbrain.utils.checkpoints import Checkpointer
-
     # The folder may have moved since training: read checkpoints from where it is now.
     save_folder = folder / "save"
-    checkpointer = Checkpointer(save_folder, recoverables=hparams["checkpointer"].recoverables)
-    checkpoint = _best_checkpoint(save_folder, checkpointer)
+    recoverables = hparams["checkpointer"].recoverables
+    ranked = ranked_checkpoints(save_folder, recoverables)
+    if not ranked:
+        raise ModelLoadError(f"no checkpoint in {save_folder}")
+    checkpoint = ranked[0]
     try:
-        checkpointer.load_checkpoint(checkpoint)
+        Checkpointer(save_folder, recoverables=recoverables).load_checkpoint(checkpoint)
     except RuntimeError as error:  # torch's size-mismatch message
         raise ModelLoadError(
             f"checkpoint {checkpoint.path} does not match {yaml_path}: {str(error).splitlines()[0]}"
             f"{' ' + str(error).splitlines()[1].strip() if len(str(error).splitlines()) > 1 else ''}"
         ) from None
-    import sentencepiece
-
-    tokenizer_path = save_folder / "tokenizer" / tokenizer_model_path(hparams).name
-    if not tokenizer_path.is_file():
-        raise ModelLoadError(f"tokenizer {tokenizer_path} is missing")
-    tokenizer = sentencepiece.SentencePieceProcessor()
-    tokenizer.load(str(tokenizer_path))
+    tokenizer = load_tokenizer(save_folder / "tokenizer" / tokenizer_model_path(hparams).name)
     return build_model(hparams, tokenizer, device, source=str(folder))
 
 
-def build_model(hparams: dict, tokenizer, device: str = "cpu", source: str = "") -> AsrModel:
+def build_model(hparams: dict, tokenizer: sentencepiece.SentencePieceProcessor, device: str = "cpu",
+                source: str = "") -> AsrModel:
     """Assemble an AsrModel from instantiated hyperparameters (weights already loaded)."""
     modules = hparams["modules"]
     for module in modules.values():
         module.to(device).eval()
-    front_end = FrontEnd(
-        hparams["compute_features"], modules["normalize"], modules["CNN"], hparams["sample_rate"]
-    ).to(device).eval()
-    decoder = greedy_decoder_from(modules, hparams["blank_index"])
+    front_end = FrontEnd.from_hparams(hparams, modules).to(device).eval()
     return AsrModel(
-        front_end, modules["Transformer"], modules["proj_enc"], decoder, tokenizer, hparams, source
+        front_end=front_end,
+        encoder=modules[KEYS.encoder],
+        encoder_proj=modules[KEYS.encoder_proj],
+        decoder=PredictionNetwork.from_modules(modules),
+        joiner=Joiner.from_modules(modules),
+        tokenizer=tokenizer,
+        hparams=hparams,
+        source=source,
+        blank_id=hparams[KEYS.blank_index],
     )

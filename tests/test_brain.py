@@ -10,7 +10,8 @@ from speechbrain.dataio.batch import PaddedBatch
 from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
 
 from conftest import SMALL_YAML
-from streamasr.brain import AtomicCheckpointer, TransducerBrain
+from streamasr.checkpoints import AtomicCheckpointer
+from streamasr.training import TransducerBrain
 from streamasr.losses import rnnt_loss
 
 TINY = """
@@ -113,7 +114,7 @@ def test_pruned_objective_trains_on_the_pruned_lattice_and_validates_on_the_full
 
 
 def test_unknown_transducer_loss_is_a_config_error(tmp_path):
-    from streamasr.recipe import ConfigError
+    from streamasr.errors import ConfigError
 
     with pytest.raises(ConfigError, match="transducer_loss: 'prunned' is not one of full, pruned"):
         make_brain(tmp_path, 0.3, loss="prunned")
@@ -161,7 +162,7 @@ def test_an_interrupted_save_never_replaces_the_last_good_checkpoint(tmp_path, m
 
 
 def test_step_limit_beyond_the_cool_down_schedule_is_a_config_error(tmp_path):
-    from streamasr.recipe import ConfigError
+    from streamasr.errors import ConfigError
 
     with open(SMALL_YAML, encoding="utf-8") as handle:
         hparams = load_hyperpyyaml(handle, TINY.format(ctc_weight=0.3, out=tmp_path, loss="full"))
@@ -173,7 +174,7 @@ def test_step_limit_beyond_the_cool_down_schedule_is_a_config_error(tmp_path):
 
 
 def test_chunk_distillation_adds_the_kl_to_the_full_context_ctc_posteriors(tmp_path):
-    from streamasr.brain import chunk_distillation
+    from streamasr.training import chunk_distillation
 
     brain = make_brain(tmp_path, 0.3)
     batch = toy_batch()

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from conftest import REPO, SMALL_YAML
-from streamasr.check import dependency_report
+from streamasr.evaluate.dependency import dependency_report
 from streamasr.cli import main as cli
 from streamasr.evaluate import evaluate, parse_grid
 

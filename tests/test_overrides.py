@@ -3,7 +3,8 @@
 import pytest
 
 from conftest import SMALL_YAML
-from streamasr.recipe import ConfigError, check_overrides
+from streamasr.errors import ConfigError
+from streamasr.training.recipe import check_overrides
 
 
 def test_unknown_override_is_rejected_with_a_suggestion():

@@ -172,7 +172,7 @@ def test_augmentation_runs_in_training_only(tiny_corpus):
     from hyperpyyaml import load_hyperpyyaml
     from speechbrain.dataio.batch import PaddedBatch
 
-    from streamasr.brain import TransducerBrain
+    from streamasr.training import TransducerBrain
 
     overrides = {"data_folder": str(tiny_corpus), "output_folder": "/tmp/unused", "d_model": 32, "nhead": 2,
                  "num_encoder_layers": 1, "d_ffn": 64, "dec_dim": 32, "joint_dim": 32, "output_neurons": 40}

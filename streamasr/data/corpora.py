@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from streamasr.data.commonvoice import prepare_commonvoice
+from streamasr.data.librispeech import prepare_librispeech
+from streamasr.data.voxpopuli import prepare_voxpopuli
+from streamasr.errors import ConfigError, PrepareError
 
-def _preparers():
-    from streamasr.data.commonvoice import prepare_commonvoice
-    from streamasr.data.librispeech import prepare_librispeech
-    from streamasr.data.voxpopuli import prepare_voxpopuli
 
+def _preparers() -> dict:
     return {"librispeech": prepare_librispeech, "commonvoice": prepare_commonvoice,
             "voxpopuli": prepare_voxpopuli}
 
@@ -26,9 +27,7 @@ def prepare(corpus: str, data_folder: str | Path, manifest_folder: str | Path, *
     """Run the preparer of ``corpus`` (one of :data:`CORPORA`); returns the manifests."""
     preparers = _preparers()
     if corpus not in preparers:
-        raise ValueError(f"unknown corpus {corpus!r}; expected one of {', '.join(CORPORA)}")
+        raise ConfigError(f"unknown corpus {corpus!r}; expected one of {', '.join(CORPORA)}")
     if not Path(data_folder).is_dir():
-        from streamasr.data.prepare import PrepareError
-
         raise PrepareError(f"{corpus}: data folder {data_folder} does not exist")
     return preparers[corpus](data_folder, manifest_folder, **options)

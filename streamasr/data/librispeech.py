@@ -20,6 +20,7 @@ from typing import Sequence
 
 from streamasr.data.normalize import normalize_text
 from streamasr.data.prepare import Problem, Utterance, prepare_splits, read_text_lines
+from streamasr.errors import ConfigError
 
 SPLITS = ("train-clean-100", "train-clean-360", "train-other-500",
           "dev-clean", "dev-other", "test-clean", "test-other")
@@ -80,7 +81,7 @@ def prepare_librispeech(
     into ``manifest_folder``; returns ``{name: path}``. See the module docstring."""
     for split in (*train_splits, *valid_splits, *test_splits):
         if split not in SPLITS:
-            raise ValueError(f"unknown LibriSpeech split {split!r}; expected any of {', '.join(SPLITS)}")
+            raise ConfigError(f"unknown LibriSpeech split {split!r}; expected any of {', '.join(SPLITS)}")
     groups = {"train": list(train_splits), "valid": list(valid_splits)}
     groups.update({split: [split] for split in test_splits})
     splits = {}

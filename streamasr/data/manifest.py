@@ -15,12 +15,15 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-REQUIRED_FIELDS = ("ID", "duration", "wav", "wrd")
-EXPECTED_SAMPLE_RATE = 16000
+from streamasr.errors import ManifestError
+from streamasr.units import SAMPLE_RATE
 
+MANIFEST_FIELDS = ("ID", "duration", "wav", "spk_id", "wrd")  # the columns we write
+REQUIRED_FIELDS = ("ID", "duration", "wav", "wrd")  # the columns we need to read one
+EXPECTED_SAMPLE_RATE = SAMPLE_RATE
 
-class ManifestError(ValueError):
-    """A manifest, or audio it points to, is not usable. The message lists every problem."""
+__all__ = ["MANIFEST_FIELDS", "REQUIRED_FIELDS", "ManifestError", "ManifestSummary", "check_audio",
+           "read_manifest", "resolve_path", "validate_manifest", "write_manifest"]
 
 
 @dataclasses.dataclass
@@ -31,6 +34,25 @@ class ManifestSummary:
     @property
     def hours(self) -> float:
         return self.seconds / 3600
+
+
+def write_manifest(path: str | os.PathLike, rows: list[dict]) -> Path:
+    """Write ``rows`` (dicts with the ``MANIFEST_FIELDS`` keys) as a SpeechBrain CSV,
+    atomically: the file appears complete or not at all. Returns the path."""
+    import tempfile
+
+    path = Path(path)
+    handle, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+    try:
+        with os.fdopen(handle, "w", newline="", encoding="utf-8") as out:
+            writer = csv.DictWriter(out, fieldnames=MANIFEST_FIELDS)
+            writer.writeheader()
+            writer.writerows(rows)
+        os.replace(partial, path)
+    finally:
+        if os.path.exists(partial):
+            os.remove(partial)
+    return path
 
 
 def resolve_path(path: str, data_root: str | os.PathLike | None) -> str:

@@ -24,6 +24,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from streamasr.errors import NormalizationError  # noqa: F401  (re-exported)
+
 SUPPORTED_LANGUAGES = ("en", "fr", "it")
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "\u00b4": "'", "`": "'"})
 # Italian: vowel + apostrophe at the end of a word stands for the accented vowel.
@@ -36,8 +38,6 @@ _ITALIAN_ELISIONS = {"l", "un", "dell", "nell", "all", "dall", "sull", "coll", "
                      "bell", "sant", "c", "d", "m", "t", "s", "v", "po", "mo", "de"}
 
 
-class NormalizationError(ValueError):
-    """Unknown language code."""
 
 
 def require_language(language: str, what: str = "text") -> str:

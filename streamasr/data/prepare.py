@@ -21,7 +21,6 @@ a transcript, malformed or non-UTF-8 rows). :func:`write_split` does the rest:
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import hashlib
 import json
@@ -30,15 +29,14 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Iterable, Optional, Sequence
 
-from streamasr.data.manifest import EXPECTED_SAMPLE_RATE, write_validated_stamp
+from streamasr.data.manifest import EXPECTED_SAMPLE_RATE, write_manifest, write_validated_stamp
+from streamasr.data.normalize import normalize_text
+from streamasr.errors import PrepareError  # noqa: F401  (re-exported)
 
-MANIFEST_FIELDS = ("ID", "duration", "wav", "spk_id", "wrd")
 _NATIVE_FORMATS = {"FLAC", "WAV", "OGG", "WAVEX"}
 STAMP_VERSION = 1
 
 
-class PrepareError(RuntimeError):
-    """The corpus has bad items and ``skip_bad`` is off. The message lists them all."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -258,7 +256,7 @@ def write_split(
                 handle.write(f"{problem.path}\t{problem.message}\n")
     elif skipped.exists():
         skipped.unlink()
-    _write_csv_atomic(manifest, rows)
+    write_manifest(manifest, rows)
     seconds = sum(float(row["duration"]) for row in rows)
     summary = {"split": split, "utterances": len(rows), "hours": round(seconds / 3600, 4),
                "skipped": len(problems)}
@@ -283,19 +281,6 @@ def _append_report(report: Path, split: str, problems: Sequence[Problem]) -> Non
         handle.write(f"# split {split}: {len(problems)} bad item(s)\n")
         for problem in problems:
             handle.write(f"{problem}\n")
-
-
-def _write_csv_atomic(path: Path, rows: list[dict]) -> None:
-    handle, partial = tempfile.mkstemp(dir=path.parent, suffix=".partial.csv")
-    try:
-        with os.fdopen(handle, "w", newline="", encoding="utf-8") as out:
-            writer = csv.DictWriter(out, fieldnames=MANIFEST_FIELDS)
-            writer.writeheader()
-            writer.writerows(rows)
-        os.replace(partial, path)
-    finally:
-        if os.path.exists(partial):
-            os.remove(partial)
 
 
 def read_text_lines(path: Path) -> tuple[list[tuple[int, str]], list[Problem]]:
@@ -407,8 +392,6 @@ class TsvLayout:
 def scan_tsv(tsv: Path, layout: TsvLayout, language: str):
     """Utterances, problems and input files of one TSV of ``layout``; transcripts
     normalised for ``language``."""
-    from streamasr.data.normalize import normalize_text
-
     if not tsv.is_file():
         return [], [Problem(str(tsv), f"{tsv.name} is missing; expected {layout.layout_hint}")], []
     rows, problems = read_tsv(tsv, required=(layout.key_column, layout.text_column))

@@ -13,7 +13,6 @@ arguments gives byte-identical manifests and audio, and only synthesises what is
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import hashlib
 import io
@@ -29,9 +28,11 @@ from typing import Sequence
 import numpy as np
 import soundfile as sf
 
+from streamasr.data.manifest import write_manifest
 from streamasr.data.text import generate_sentences
+from streamasr.errors import ConfigError, EspeakMissingError
+from streamasr.units import SAMPLE_RATE
 
-SAMPLE_RATE = 16000
 ESPEAK_RATE = 22050
 
 # The eSpeak NG English voices that synthesise without extra data (no MBROLA).
@@ -47,12 +48,9 @@ ENGLISH_VOICES = (
 )
 # Whispered variants carry no voicing at all; they are a different task, left out.
 EXCLUDED_VARIANTS = frozenset({"whisper", "whisperf"})
-MANIFEST_FIELDS = ("ID", "duration", "wav", "spk_id", "wrd")
 SPLITS = ("train", "valid", "test")
 
 
-class EspeakMissingError(RuntimeError):
-    """espeak-ng is not installed or does not run."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,7 +133,7 @@ def split_speakers(
     combos = [(voice, variant) for voice in sorted(voices) for variant in sorted(variants)]
     needed = config.valid_speakers + config.test_speakers
     if needed >= len(combos):
-        raise ValueError(
+        raise ConfigError(
             f"valid_speakers + test_speakers = {needed} leaves no training voice out of "
             f"{len(combos)} voice+variant combinations"
         )
@@ -271,7 +269,7 @@ def build_corpus(
     if stamp.exists():
         previous = json.loads(stamp.read_text())
         if previous.get("fingerprint") != description["fingerprint"]:
-            raise ValueError(
+            raise ConfigError(
                 f"{root} already holds a corpus built with other settings ({stamp}); "
                 "use another --data-folder or delete it"
             )
@@ -293,25 +291,12 @@ def build_corpus(
 
     manifests = {}
     for split in SPLITS:
-        path = root / f"{split}.csv"
-        tmp = path.with_suffix(".csv.tmp")
-        with open(tmp, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(MANIFEST_FIELDS)
-            for spec in specs:
-                if spec.split != split:
-                    continue
-                writer.writerow(
-                    [
-                        spec.utt_id,
-                        f"{durations[spec.utt_id]:.3f}",
-                        f"$data_root/{spec.relative_path}",
-                        spec.speaker,
-                        spec.text,
-                    ]
-                )
-        os.replace(tmp, path)
-        manifests[split] = path
+        rows = [
+            {"ID": spec.utt_id, "duration": f"{durations[spec.utt_id]:.3f}",
+             "wav": f"$data_root/{spec.relative_path}", "spk_id": spec.speaker, "wrd": spec.text}
+            for spec in specs if spec.split == split
+        ]
+        manifests[split] = write_manifest(root / f"{split}.csv", rows)
     if progress:
         hours = sum(durations.values()) / 3600
         print(

@@ -35,6 +35,7 @@ from typing import Callable, Optional
 import torch
 
 from streamasr.losses.transducer import (
+    DENORMAL_FLUSH_THRESHOLD,
     float32_loss,
     reduce_loss,
     transducer_log_likelihood,
@@ -276,8 +277,6 @@ class _PrunedNodeLogProbs(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_blank: torch.Tensor, grad_emit: torch.Tensor):
-        from streamasr.losses.transducer import DENORMAL_FLUSH_THRESHOLD
-
         logits, normalisers, window_symbols = ctx.saved_tensors
         if grad_blank is None:
             grad_blank = torch.zeros_like(normalisers)

@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 import train  # noqa: E402
-from streamasr.brain import TransducerBrain  # noqa: E402
+from streamasr.training import TransducerBrain  # noqa: E402
 
 
 def fixed_input(seconds: float = 1.5) -> torch.Tensor:

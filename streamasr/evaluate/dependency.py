@@ -13,7 +13,13 @@ from pathlib import Path
 from typing import Callable, Optional
 
 import torch
+from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
+from speechbrain.utils.streaming import infer_dependency_matrix
+
+from streamasr.errors import ConfigError
+from streamasr.keys import KEYS
+from streamasr.model import load_model
 
 
 @dataclasses.dataclass
@@ -48,8 +54,6 @@ def dependency_report(
     plot: Optional[str | Path] = None,
 ) -> DependencyReport:
     """Probe ``model`` (``[1, frames, input_dim]`` -> ``[1, frames, D]``, eval mode)."""
-    from speechbrain.utils.streaming import infer_dependency_matrix
-
     torch.manual_seed(0)
     deps = infer_dependency_matrix(model, seq_shape=[1, frames, input_dim])  # [in, out]
     chunk = torch.arange(deps.shape[0]) // chunk_size
@@ -88,32 +92,28 @@ def _plot(deps: torch.Tensor, chunk_size: int, report: DependencyReport) -> None
     plt.close(fig)
 
 
-def encoder_from(path: str | Path):
-    """The Conformer ``Transformer`` of a YAML (random weights) or a training folder."""
+def encoder_from(path: str | Path) -> torch.nn.Module:
+    """The Conformer encoder of a YAML (random weights) or a model folder."""
     path = Path(path)
     if path.is_dir():
-        from streamasr.model import load_model
-
-        return load_model(path).transformer
-    from hyperpyyaml import load_hyperpyyaml
-
+        return load_model(path).encoder
     if not path.is_file():
-        raise FileNotFoundError(f"{path} is neither a YAML file nor a model folder")
+        raise ConfigError(f"{path} is neither a YAML file nor a model folder")
     text = path.read_text(encoding="utf-8")
     overrides = {"data_folder": "unused"} if "data_folder: !PLACEHOLDER" in text else {}
     hparams = load_hyperpyyaml(text, overrides)
-    if "Transformer" not in hparams:
-        raise ValueError(f"{path} defines no 'Transformer' encoder")
-    return hparams["Transformer"].eval()
+    if KEYS.encoder not in hparams:
+        raise ConfigError(f"{path} defines no '{KEYS.encoder}' encoder")
+    return hparams[KEYS.encoder].eval()
 
 
 def check_encoder(
-    transformer, chunk_size: int, left_chunks: Optional[int], chunks: int = 4, plot=None
+    transformer: torch.nn.Module, chunk_size: int, left_chunks: Optional[int], chunks: int = 4, plot=None
 ) -> DependencyReport:
     config = DynChunkTrainConfig(chunk_size, left_chunks)
     input_dim = transformer.custom_src_module.layers[0].w.in_features
 
-    def model(x):
+    def model(x: torch.Tensor) -> torch.Tensor:
         return transformer.encode(x, dynchunktrain_config=config)
 
     return dependency_report(model, input_dim, chunks * chunk_size, chunk_size, left_chunks, plot)

@@ -10,69 +10,38 @@ searcher's on unpadded input, and it returns the frame and posterior of every to
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Optional
 
 import torch
 
-from streamasr.cpu import run_lstm
+from streamasr.decoding.hypothesis import GreedyState, Hypothesis
+from streamasr.parts import Joiner, PredictionNetwork
 
 
-@dataclasses.dataclass
-class GreedyState:
-    """Prediction-network state carried between chunks (one row per stream)."""
-
-    decoder_out: torch.Tensor  # [B, 1, joint_dim] projected prediction-network output
-    hidden: tuple  # LSTM (h, c), each [layers, B, hidden]
-    min_margins: list  # per stream, smallest decision margin so far (see Hypothesis)
-
-
-@dataclasses.dataclass
-class Hypothesis:
-    tokens: list[int]
-    frames: list[int]  # encoder frame index (within the decoded input) of each token
-    confidences: list[float]  # posterior probability of each emitted token
-    # Smallest log-probability gap between the best and second-best symbol over every
-    # decision taken: tiny values mean float noise could flip the search (near-ties).
-    min_margin: float = float("inf")
-
-
-class GreedyTransducerDecoder:
-    """Batched greedy search over ``proj_enc`` outputs.
+class GreedySearch:
+    """Batched greedy search over projected encoder frames (``proj_enc`` outputs).
 
     Arguments
     ---------
-    embedding, decoder, decoder_proj: prediction network (token embedding, LSTM, linear).
-    joint: ``Transducer_joint`` combining ``[B, T, 1, J]`` and ``[B, 1, U, J]``.
-    classifier: final linear layer mapping the joint to vocabulary logits.
+    decoder: the prediction network.
+    joiner: the joiner (joint network + output layer).
     blank_id: index of blank.
     max_symbols_per_step: as in SpeechBrain (up to this + 1 symbols per frame).
     """
 
-    def __init__(
-        self,
-        embedding,
-        decoder,
-        decoder_proj,
-        joint,
-        classifier,
-        blank_id: int = 0,
-        max_symbols_per_step: int = 5,
-    ):
-        self.embedding = embedding
+    def __init__(self, decoder: PredictionNetwork, joiner: Joiner, blank_id: int = 0,
+                 max_symbols_per_step: int = 5):
         self.decoder = decoder
-        self.decoder_proj = decoder_proj
-        self.joint = joint
-        self.classifier = classifier
+        self.joiner = joiner
         self.blank_id = blank_id
         self.max_symbols_per_step = max_symbols_per_step
 
     def _predict(self, tokens: torch.Tensor, hidden) -> tuple[torch.Tensor, tuple]:
         """tokens [B, 1] -> projected prediction output [B, 1, J] and new hidden."""
-        out, hidden = run_lstm(self.decoder, self.embedding(tokens), hx=hidden)
-        return self.decoder_proj(out), hidden
+        projected, _, hidden = self.decoder(tokens, hidden)
+        return projected, hidden
 
-    def initial_state(self, batch_size: int, device) -> GreedyState:
+    def initial_state(self, batch_size: int, device: torch.device | str) -> GreedyState:
         tokens = torch.full((batch_size, 1), self.blank_id, dtype=torch.long, device=device)
         decoder_out, hidden = self._predict(tokens, None)
         return GreedyState(decoder_out, hidden, [float("inf")] * batch_size)
@@ -102,9 +71,7 @@ class GreedyTransducerDecoder:
         for frame in range(frames):
             active = lengths > frame
             for _ in range(self.max_symbols_per_step + 1):
-                logits = self.classifier(
-                    self.joint(encoder_out[:, frame : frame + 1, None, :], decoder_out[:, None])
-                )[:, 0, 0, :]
+                logits = self.joiner(encoder_out[:, frame : frame + 1, None, :], decoder_out[:, None])[:, 0, 0, :]
                 top = logits.log_softmax(dim=-1).topk(2, dim=-1)
                 best_logp, best = top.values[:, 0], top.indices[:, 0]
                 margins = (top.values[:, 0] - top.values[:, 1]).tolist()
@@ -125,16 +92,3 @@ class GreedyTransducerDecoder:
                     h[:, rows] = new
                 active = emit
         return hyps, GreedyState(decoder_out, hidden, [h.min_margin for h in hyps])
-
-
-def greedy_decoder_from(modules, blank_id: int) -> GreedyTransducerDecoder:
-    """The greedy search over a recipe's ``emb``/``dec``/``proj_dec``/``Tjoint``/
-    ``transducer_lin`` modules (a dict or ``ModuleDict``)."""
-    return GreedyTransducerDecoder(
-        modules["emb"],
-        modules["dec"],
-        modules["proj_dec"],
-        modules["Tjoint"],
-        modules["transducer_lin"],
-        blank_id=blank_id,
-    )

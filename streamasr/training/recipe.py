@@ -15,18 +15,24 @@ import io
 from pathlib import Path
 
 import speechbrain as sb
+import torch
+from hyperpyyaml.core import recursive_update
+from ruamel.yaml import YAML
+from speechbrain.tokenizers.SentencePiece import SentencePiece
 
+from streamasr.data import corpora
+from streamasr.data.batching import CurriculumBatchSampler
 from streamasr.data.manifest import ManifestError, validate_manifest
+from streamasr.errors import ConfigError
+from streamasr.tokenizer import tokenizer_model_path
 
-
-class ConfigError(ValueError):
-    """A YAML file or a command-line override is wrong."""
+__all__ = ["ConfigError", "check_overrides", "dataio_prepare", "merge_overrides", "prepare_data",
+           "split_override_files", "step_limit_override", "test_sets", "tokenizer_model_path",
+           "train_tokenizer", "validate_manifests", "yaml_top_level_keys"]
 
 
 def yaml_top_level_keys(yaml_text: str) -> list[str]:
     """Top-level keys of a hyperpyyaml document, without instantiating anything."""
-    from ruamel.yaml import YAML
-
     document = YAML(typ="rt").load(io.StringIO(yaml_text))
     return list(document.keys()) if document else []
 
@@ -37,8 +43,6 @@ def check_overrides(hparams_file: str, yaml_text: str, overrides: str | dict | N
     if not overrides:
         return
     if isinstance(overrides, str):
-        from ruamel.yaml import YAML
-
         overrides = YAML(typ="rt").load(io.StringIO(overrides)) or {}  # keeps !ref / !name: tags
     known = set(yaml_top_level_keys(yaml_text))
     unknown = [key for key in overrides if key not in known]
@@ -72,8 +76,6 @@ def prepare_data(hparams: dict) -> None:
     corpus = hparams.get("prepare_corpus")
     if not corpus:
         return
-    from streamasr.data import corpora
-
     options = dict(hparams.get("prepare_options") or {})
     options["skip_bad"] = bool(hparams.get("skip_bad", False))
     corpora.prepare(corpus, hparams["data_folder"], hparams["manifest_folder"], **options)
@@ -123,9 +125,6 @@ def merge_overrides(files: list[str], cli_overrides: str | dict | None):
 def _merge_yaml(documents: list[tuple[str, str | dict | None]]) -> str:
     """Merge ``(source, YAML text or mapping)`` pairs in order into one YAML string
     (a string: hyperpyyaml resolves mapping overrides in place)."""
-    from hyperpyyaml.core import recursive_update
-    from ruamel.yaml import YAML
-
     yaml = YAML()
     merged = {}
     for source, text in documents:
@@ -170,8 +169,6 @@ def train_tokenizer(hparams: dict):
     ``<save_folder>/tokenizer/<vocab>_<type>.model``. Id 0 is ``<unk>`` and doubles as
     the transducer/CTC blank, as in SpeechBrain's transducer recipes.
     """
-    from speechbrain.tokenizers.SentencePiece import SentencePiece
-
     folder = Path(hparams["save_folder"]) / "tokenizer"
     folder.mkdir(parents=True, exist_ok=True)
     spm = SentencePiece(
@@ -185,12 +182,6 @@ def train_tokenizer(hparams: dict):
         eos_id=-1,
     )
     return spm.sp
-
-
-def tokenizer_model_path(hparams: dict) -> Path:
-    return Path(hparams["save_folder"]) / "tokenizer" / (
-        f"{hparams['output_neurons']}_{hparams['token_type']}.model"
-    )
 
 
 def dataio_prepare(hparams: dict, tokenizer) -> dict:
@@ -224,8 +215,6 @@ def dataio_prepare(hparams: dict, tokenizer) -> dict:
     @sb.utils.data_pipeline.takes("wrd")
     @sb.utils.data_pipeline.provides("tokens_list", "tokens_bos", "tokens")
     def text_pipeline(wrd):
-        import torch
-
         tokens_list = tokenizer.encode_as_ids(wrd)
         yield tokens_list
         yield torch.LongTensor([blank] + tokens_list)
@@ -238,8 +227,6 @@ def dataio_prepare(hparams: dict, tokenizer) -> dict:
 
     train_loader_kwargs = dict(hparams["train_dataloader_opts"])
     if hparams.get("dynamic_batching", False):
-        from streamasr.data.batching import CurriculumBatchSampler
-
         sampler = CurriculumBatchSampler(
             datasets["train"],
             length_func=lambda item: float(item["duration"]),

@@ -1,0 +1,66 @@
+"""What the evaluation measures: one ``CellResult`` per grid cell, and the test
+utterances it runs on."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Optional
+
+import torch
+from speechbrain.dataio.dataio import read_audio
+
+from streamasr.data.manifest import read_manifest, resolve_path, validate_manifest
+from streamasr.units import left_context_label
+
+
+@dataclasses.dataclass
+class CellResult:
+    """One grid cell. ``chunk_frames`` None = full context (masked only)."""
+
+    chunk_frames: Optional[int]
+    chunk_ms: Optional[float]
+    left_chunks: Optional[int]  # None = unlimited
+    utterances: int
+    masked_wer: float
+    masked_cer: float
+    streaming_wer: Optional[float] = None
+    streaming_cer: Optional[float] = None
+    differing_hypotheses: Optional[int] = None
+    algorithmic_latency_ms: Optional[float] = None
+    chunk_compute_ms_median: Optional[float] = None
+    chunk_compute_ms_p95: Optional[float] = None
+    real_time_factor: Optional[float] = None
+    first_token_latency_ms: Optional[float] = None
+    final_token_latency_ms: Optional[float] = None
+    mean_token_latency_ms: Optional[float] = None
+    threads: int = 1
+
+    @property
+    def left_label(self) -> str:
+        if self.chunk_frames is None:
+            return "full"
+        return left_context_label(self.left_chunks)
+
+
+@dataclasses.dataclass
+class Utterance:
+    utt_id: str
+    words: str
+    wav: torch.Tensor  # [samples] 16 kHz
+
+
+def load_utterances(manifest: str | os.PathLike, data_root: Optional[str], limit: Optional[int]) -> list[Utterance]:
+    """Read and validate a test manifest (missing/bad audio is an error before work)."""
+    if data_root is None:
+        data_root = str(Path(manifest).resolve().parent)
+    validate_manifest(manifest, data_root=data_root)
+    rows = read_manifest(manifest)
+    rows.sort(key=lambda row: float(row["duration"]))
+    if limit:
+        rows = rows[:limit]
+    return [
+        Utterance(row["ID"], row["wrd"], read_audio(resolve_path(row["wav"], data_root)).float())
+        for row in rows
+    ]

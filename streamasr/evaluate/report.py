@@ -1,0 +1,115 @@
+"""Writing a sweep's results: ``results.json``, ``results.csv``, ``results.md`` (the
+table: rows left context, columns chunk size) and two PNG plots."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+from pathlib import Path
+from typing import Optional
+
+from streamasr.evaluate.cells import CellResult
+
+RESULT_FILES = ("results.json", "results.csv", "results.md", "wer_vs_chunk.png", "wer_vs_latency.png")
+
+
+def markdown_table(results: list[CellResult]) -> str:
+    """Rows: left context (chunks); columns: chunk size (ms); cells: streaming WER
+    (masked WER when streaming was not run); full-context WER in its own column."""
+    full = next((r for r in results if r.chunk_frames is None), None)
+    chunked = [r for r in results if r.chunk_frames is not None]
+    sizes = sorted({r.chunk_ms for r in chunked})
+    lefts = []
+    for r in chunked:
+        if r.left_label not in lefts:
+            lefts.append(r.left_label)
+    header = "| left context (chunks) | " + " | ".join(f"{s:g} ms" for s in sizes) + " | full context |"
+    lines = [header, "|" + "---|" * (len(sizes) + 2)]
+    for left in lefts:
+        cells = []
+        for size in sizes:
+            match = [r for r in chunked if r.left_label == left and r.chunk_ms == size]
+            if match:
+                r = match[0]
+                value = r.streaming_wer if r.streaming_wer is not None else r.masked_wer
+                cells.append(f"{value:.2f}")
+            else:
+                cells.append("")
+        full_cell = f"{full.masked_wer:.2f}" if full else ""
+        lines.append(f"| {left} | " + " | ".join(cells) + f" | {full_cell} |")
+    return "\n".join(lines)
+
+
+def write_results(results: list[CellResult], folder: Path, meta: dict) -> None:
+    rows = [dataclasses.asdict(r) | {"left_context": r.left_label} for r in results]
+    (folder / "results.json").write_text(json.dumps({"meta": meta, "cells": rows}, indent=2) + "\n")
+    with open(folder / "results.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    text = [
+        "# WER (%) against chunk size and left context\n",
+        f"Model: `{meta.get('model')}`; test set: `{meta.get('manifest')}` ({results[0].utterances} utterances); "
+        f"greedy decoding; cells are true-streaming WER, full context is the whole-utterance WER.\n",
+        markdown_table(results),
+        "\n\n## Every cell\n",
+        "| chunk ms | left | masked WER | streaming WER | differing hyps | algorithmic latency ms | compute/chunk ms (median / p95) | RTF | first / final token latency ms |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        if r.chunk_frames is None:
+            text.append(f"| full | - | {r.masked_wer:.2f} | - | - | - | - | - | - |")
+            continue
+        stream = f"{r.streaming_wer:.2f}" if r.streaming_wer is not None else "-"
+        timing = (
+            f"{r.algorithmic_latency_ms:.1f} | {r.chunk_compute_ms_median:.1f} / {r.chunk_compute_ms_p95:.1f} | "
+            f"{r.real_time_factor:.3f} | {_fmt(r.first_token_latency_ms)} / {_fmt(r.final_token_latency_ms)}"
+            if r.streaming_wer is not None
+            else "- | - | - | -"
+        )
+        differing = r.differing_hypotheses if r.differing_hypotheses is not None else "-"
+        text.append(f"| {r.chunk_ms:g} | {r.left_label} | {r.masked_wer:.2f} | {stream} | {differing} | {timing} |")
+    text.append(f"\nCompute measured with {results[0].threads} thread(s) per stream.\n")
+    (folder / "results.md").write_text("\n".join(text))
+    plot_results(results, folder)
+
+
+def _fmt(value: Optional[float]) -> str:
+    return "-" if value is None else f"{value:.0f}"
+
+
+def plot_results(results: list[CellResult], folder: Path) -> None:
+    import matplotlib  # optional heavy dependency: imported where used
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    full = next((r for r in results if r.chunk_frames is None), None)
+    chunked = [r for r in results if r.chunk_frames is not None]
+    lefts = []
+    for r in chunked:
+        if r.left_label not in lefts:
+            lefts.append(r.left_label)
+
+    def wer(r):
+        return r.streaming_wer if r.streaming_wer is not None else r.masked_wer
+
+    for name, xkey, xlabel in (
+        ("wer_vs_chunk.png", "chunk_ms", "chunk size (ms)"),
+        ("wer_vs_latency.png", "algorithmic_latency_ms", "algorithmic latency (ms): chunk + front-end look-ahead"),
+    ):
+        fig, ax = plt.subplots(figsize=(6.4, 4.2))
+        for left in lefts:
+            cells = sorted((r for r in chunked if r.left_label == left), key=lambda r: r.chunk_ms)
+            xs = [getattr(r, xkey) if getattr(r, xkey) is not None else r.chunk_ms for r in cells]
+            ax.plot(xs, [wer(r) for r in cells], marker="o", label=f"left context {left}")
+        if full is not None:
+            ax.axhline(full.masked_wer, linestyle="--", color="black", label="full context")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("WER (%)")
+        ax.grid(alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(folder / name, dpi=120)
+        plt.close(fig)

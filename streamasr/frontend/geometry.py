@@ -1,0 +1,86 @@
+"""Sample / frame arithmetic of the front end (Fbank hop, CNN stride, receptive field).
+
+Owns the one place that turns "encoder frames per chunk" into audio samples and back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+from speechbrain.utils.filter_analysis import stack_filter_properties
+
+from streamasr.units import SAMPLE_RATE, chunk_frames_from_ms
+
+
+@dataclasses.dataclass(frozen=True)
+class FrontEndGeometry:
+    """Sample/frame arithmetic of Fbank + CNN (defaults: 160-sample hop, 4x stride).
+
+    Attributes
+    ----------
+    hop_samples: Fbank hop (160 samples = 10 ms at 16 kHz).
+    frame_samples: samples per encoder frame (640 = 40 ms).
+    receptive_samples: samples one encoder frame depends on (1361 by default).
+    sample_rate: Hz.
+    """
+
+    hop_samples: int
+    frame_samples: int
+    receptive_samples: int
+    sample_rate: int
+
+    @property
+    def subsampling(self) -> int:
+        return self.frame_samples // self.hop_samples
+
+    @property
+    def frame_ms(self) -> float:
+        return 1000.0 * self.frame_samples / self.sample_rate
+
+    @property
+    def lookahead_samples(self) -> int:
+        """Samples needed after the end of a chunk (``frame_samples`` x frames) before
+        its last encoder frame can be computed: the feature extractor's look-ahead."""
+        half = (self.receptive_samples - 1) // 2
+        return max(0, half - (self.frame_samples - 1))
+
+    @property
+    def lookahead_ms(self) -> float:
+        return 1000.0 * self.lookahead_samples / self.sample_rate
+
+    @property
+    def margin_frames(self) -> int:
+        """Past encoder frames recomputed with each chunk so no frame sees a window edge."""
+        half = (self.receptive_samples - 1) // 2
+        return math.ceil(half / self.frame_samples) + 1
+
+    def chunk_samples(self, chunk_frames: int) -> int:
+        return chunk_frames * self.frame_samples
+
+    def chunk_ms(self, chunk_frames: int) -> float:
+        return chunk_frames * self.frame_ms
+
+    def frames_from_ms(self, chunk_ms: float) -> int:
+        """Encoder frames in ``chunk_ms``; raises ``ConfigError`` (a ``ValueError``)
+        unless it is a positive multiple of the encoder frame duration."""
+        return chunk_frames_from_ms(chunk_ms, self.frame_ms)
+
+    def num_fbank_frames(self, num_samples: int) -> int:
+        return 1 + num_samples // self.hop_samples  # centred STFT
+
+    def num_encoder_frames(self, num_samples: int) -> int:
+        fbank = self.num_fbank_frames(num_samples)
+        return -(-fbank // self.subsampling)
+
+
+def front_end_geometry(compute_features, cnn, sample_rate: int = SAMPLE_RATE) -> FrontEndGeometry:
+    """Geometry of a SpeechBrain ``Fbank`` followed by a ``ConvolutionFrontEnd``."""
+    fbank_props = compute_features.get_filter_properties()
+    stacked = stack_filter_properties([fbank_props, cnn.get_filter_properties()])
+    return FrontEndGeometry(
+        hop_samples=fbank_props.stride,
+        frame_samples=stacked.stride,
+        receptive_samples=stacked.window_size,
+        sample_rate=sample_rate,
+    )

@@ -1,0 +1,180 @@
+"""How a stream's audio becomes encoder-input chunks: the feature path, chosen once.
+
+Two strategies with the same interface (the streaming engine and the evaluation's
+latency model call only these methods and never branch on which one runs):
+
+* ``ExactPath`` (``exact``, the default): a chunk runs once its samples plus the front
+  end's look-ahead have arrived; its encoder inputs equal the whole-utterance ones
+  (``FrontEnd.chunk``); the last chunk of a stream may be shorter.
+* ``StockPath`` (``stock``): what SpeechBrain's ``StreamingASR`` does with an exported
+  folder (``StreamingFeatureWrapper``, ``(stride - 1) x chunk`` samples per chunk, a
+  short last chunk, then the wrapper's recommended zero chunks), so hypotheses equal
+  stock SpeechBrain's; its frames drift off the training grid and its token times lag
+  by the wrapper's padding.
+
+A path works on a stream's audio cursor (``StreamAudio``): the buffered samples, the
+index of the first one, the encoder frames done and the path's own context.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator, Protocol
+
+import torch
+
+from streamasr.errors import ConfigError
+from streamasr.frontend.features import FrontEnd, _unwrapped
+from streamasr.frontend.stock import stock_feature_wrapper
+
+FEATURE_PATHS = ("exact", "stock")
+
+
+class StreamAudio(Protocol):
+    buffer: torch.Tensor  # [B, n] samples from buffer_offset on
+    buffer_offset: int
+    frames_done: int
+    feature_context: object
+
+    @property
+    def samples_received(self) -> int: ...
+
+
+class FeaturePath:
+    """Interface (see the module docstring). ``chunks`` yields the encoder inputs of
+    every chunk that became computable, ``[B, n, F]`` with a flag telling whether it is
+    the stream's last; ``finish`` those left at the end of input."""
+
+    name: str = ""
+    time_shift_frames: int = 0  # added to a token's frame for its start time
+
+    def __init__(self, front_end: FrontEnd):
+        self.front_end = front_end
+        self.geometry = front_end.geometry
+
+    def chunk_samples(self, chunk_frames: int) -> int:
+        """Samples a live source should deliver per chunk."""
+        raise NotImplementedError
+
+    def new_context(self) -> object:
+        return None
+
+    def chunks(self, stream: StreamAudio, chunk_frames: int) -> Iterator[tuple[torch.Tensor, bool]]:
+        raise NotImplementedError
+
+    def finish(self, stream: StreamAudio, chunk_frames: int) -> Iterator[tuple[torch.Tensor, bool]]:
+        raise NotImplementedError
+
+    def ready_samples(self, chunk_index: int, end_frame: int, final: bool, chunk_frames: int,
+                      total_samples: int) -> int:
+        """Samples a real-time source must have delivered before this chunk can run."""
+        raise NotImplementedError
+
+
+class ExactPath(FeaturePath):
+    name = "exact"
+
+    def chunk_samples(self, chunk_frames: int) -> int:
+        return self.geometry.chunk_samples(chunk_frames)
+
+    def chunks(self, stream: StreamAudio, chunk_frames: int) -> Iterator[tuple[torch.Tensor, bool]]:
+        while stream.samples_received >= self.front_end.samples_needed(stream.frames_done + chunk_frames):
+            yield self._chunk(stream, stream.frames_done + chunk_frames, final=False), False
+
+    def finish(self, stream: StreamAudio, chunk_frames: int) -> Iterator[tuple[torch.Tensor, bool]]:
+        if stream.samples_received == 0:  # nothing was ever received: no chunk, empty result
+            return
+        # Input shorter than one encoder frame (e.g. a stream cut after a few samples):
+        # the CNN's padding needs a few feature frames, so complete it with silence.
+        minimum = self.geometry.frame_samples
+        if stream.samples_received < minimum and stream.buffer_offset == 0:
+            pad = torch.zeros(stream.buffer.shape[0], minimum - stream.buffer.shape[1], device=stream.buffer.device)
+            stream.buffer = torch.cat([stream.buffer, pad], dim=1)
+        total = self.geometry.num_encoder_frames(stream.samples_received)
+        while stream.frames_done < total:
+            end = min(total, stream.frames_done + chunk_frames)
+            # Past the end of input, a chunk uses what there is (as whole-utterance
+            # features do: zero padding after the last sample).
+            short = self.front_end.samples_needed(end) > stream.samples_received
+            yield self._chunk(stream, end, final=short), short  # the last chunk is always short
+
+    def _chunk(self, stream: StreamAudio, end_frame: int, final: bool) -> torch.Tensor:
+        src = self.front_end.chunk(stream.buffer, stream.frames_done, end_frame, final, stream.buffer_offset)
+        # Drop samples no future chunk reads.
+        keep_from = self.front_end.history_start(end_frame)
+        if keep_from > stream.buffer_offset:
+            stream.buffer = stream.buffer[:, keep_from - stream.buffer_offset :]
+            stream.buffer_offset = keep_from
+        return src
+
+    def ready_samples(self, chunk_index: int, end_frame: int, final: bool, chunk_frames: int,
+                      total_samples: int) -> int:
+        return total_samples if final else min(total_samples, self.front_end.samples_needed(end_frame))
+
+
+class StockPath(FeaturePath):
+    name = "stock"
+
+    def __init__(self, front_end: FrontEnd):
+        super().__init__(front_end)
+        self.wrapper = stock_feature_wrapper(front_end.compute_features, front_end.normalize,
+                                             _unwrapped(front_end.cnn))
+        # Stock features lag the audio by the wrapper's padding (two frames by default).
+        self.time_shift_frames = -self.wrapper.get_output_count_per_pad_frame()
+
+    def chunk_samples(self, chunk_frames: int) -> int:
+        return (self.wrapper.properties.stride - 1) * chunk_frames
+
+    def new_context(self) -> object:
+        return self.wrapper.make_streaming_context()
+
+    def chunks(self, stream: StreamAudio, chunk_frames: int) -> Iterator[tuple[torch.Tensor, bool]]:
+        size = self.chunk_samples(chunk_frames)
+        while stream.buffer.shape[1] >= size:
+            yield self._features(stream, stream.buffer[:, :size], consume=True), False
+
+    def finish(self, stream: StreamAudio, chunk_frames: int) -> Iterator[tuple[torch.Tensor, bool]]:
+        size = self.chunk_samples(chunk_frames)
+        count = self.wrapper.get_recommended_final_chunk_count(size)
+        if stream.buffer.shape[1]:  # the short last chunk, as stock transcribe_file
+            yield self._features(stream, stream.buffer, consume=True), count == 0
+        zeros = torch.zeros(stream.buffer.shape[0], size, device=stream.buffer.device)
+        for index in range(count):
+            yield self._features(stream, zeros, consume=False), index == count - 1
+
+    def _features(self, stream: StreamAudio, chunk: torch.Tensor, consume: bool) -> torch.Tensor:
+        src = self.wrapper(chunk, context=stream.feature_context,
+                           lengths=torch.ones(chunk.shape[0], device=chunk.device))
+        if src.dim() == 4:
+            src = src.flatten(start_dim=2)
+        if consume:
+            stream.buffer = stream.buffer[:, chunk.shape[1]:]
+            stream.buffer_offset += chunk.shape[1]
+        return src
+
+    def ready_samples(self, chunk_index: int, end_frame: int, final: bool, chunk_frames: int,
+                      total_samples: int) -> int:
+        # a chunk runs when its fixed-size block has arrived
+        return min(total_samples, (chunk_index + 1) * self.chunk_samples(chunk_frames))
+
+
+def feature_path(name: str | FeaturePath, front_end: FrontEnd) -> FeaturePath:
+    """The path called ``name`` (``exact`` or ``stock``) over ``front_end``; a path
+    object is returned as it is. ``ConfigError`` for any other name."""
+    if isinstance(name, FeaturePath):
+        return name
+    if name == "exact":
+        return ExactPath(front_end)
+    if name == "stock":
+        return StockPath(front_end)
+    raise ConfigError(f"frontend must be one of {', '.join(FEATURE_PATHS)}, got {name!r}")
+
+
+def validate_feature_path(name: str) -> str:
+    """Check a feature-path name before any work (``ConfigError`` otherwise)."""
+    if name not in FEATURE_PATHS:
+        raise ConfigError(f"frontend must be one of {', '.join(FEATURE_PATHS)}, got {name!r}")
+    return name
+
+
+__all__ = ["FEATURE_PATHS", "ExactPath", "FeaturePath", "StockPath", "StreamAudio", "feature_path",
+           "validate_feature_path"]

@@ -1,0 +1,31 @@
+"""Transcription events and their JSON-lines format (``streamasr transcribe --json``)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Optional
+
+
+@dataclasses.dataclass
+class Event:
+    """One transcription event. ``kind`` is ``partial`` (new text of a chunk) or
+    ``final`` (the whole transcript at end of input)."""
+
+    kind: str
+    text: str
+    chunk: int = -1
+    audio_ms: float = 0.0  # audio consumed by the recogniser when the event was made
+    compute_ms: float = 0.0  # compute time of this chunk (partial) / of all chunks (final)
+    tokens: list = dataclasses.field(default_factory=list)  # [{token, piece, start_ms, confidence}]
+    rtf: Optional[float] = None  # final only: compute time / audio duration
+
+    def to_json(self) -> str:
+        record = {"type": self.kind, "text": self.text}
+        if self.kind == "partial":
+            record.update(chunk=self.chunk, audio_ms=round(self.audio_ms, 1),
+                          compute_ms=round(self.compute_ms, 2), tokens=self.tokens)
+        else:
+            record.update(audio_ms=round(self.audio_ms, 1), compute_ms=round(self.compute_ms, 1),
+                          rtf=None if self.rtf is None else round(self.rtf, 4))
+        return json.dumps(record, ensure_ascii=False)

@@ -1,0 +1,183 @@
+"""The producer/consumer ``Transcriber`` (push samples from any thread, read ``Event``
+objects out; recognition on a worker thread) and ``transcribe_source`` (a whole source).
+
+Memory stays flat for hours-long input: the recogniser drops audio no future chunk
+reads (``StreamingRecognizer``). With unlimited left context the encoder's attention
+cache grows with the stream; use a finite ``left_chunks`` for endless streams.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from typing import Iterator, Optional
+
+import numpy as np
+import torch
+from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
+
+from streamasr.errors import BufferFull, ConfigError, StreamStateError
+from streamasr.live.events import Event
+from streamasr.live.sources import AudioSource
+from streamasr.model import AsrModel
+from streamasr.streaming import StreamingRecognizer
+from streamasr.units import SAMPLE_RATE
+
+
+_END = object()
+
+
+class Transcriber:
+    """Push audio in, read events out; recognition runs on a worker thread.
+
+    ``push(samples)`` takes 16 kHz mono float samples (any length) from any thread;
+    the buffer holds at most ``max_buffer_seconds`` of audio not yet recognised, and a
+    push that would overflow it blocks until there is room (``on_full="block"``,
+    optionally with ``timeout``) or raises ``BufferFull`` (``on_full="raise"``):
+    audio is never dropped silently. ``close()`` ends the input; ``events()`` yields
+    ``Event`` objects until the final one. Errors in the worker are re-raised by
+    ``events()``.
+    """
+
+    def __init__(self, model: AsrModel, chunk_ms: float = 640, left_chunks: Optional[int] = 4,
+                 max_buffer_seconds: float = 30.0, on_full: str = "block", frontend: str = "exact"):
+        if on_full not in ("block", "raise"):
+            raise ConfigError(f"on_full must be 'block' or 'raise', got {on_full!r}")
+        if max_buffer_seconds <= 0:
+            raise ConfigError(f"max_buffer_seconds must be > 0, got {max_buffer_seconds}")
+        if left_chunks is not None and left_chunks < 0:
+            raise ConfigError(f"left_chunks must be >= 0 or None (unlimited), got {left_chunks}")
+        geometry = model.front_end.geometry
+        frames = geometry.frames_from_ms(chunk_ms)
+        self.model = model
+        self.recognizer = StreamingRecognizer(model, DynChunkTrainConfig(frames, left_chunks), frontend)
+        self.capacity = int(max_buffer_seconds * SAMPLE_RATE)
+        self.on_full = on_full
+        self._audio: "queue.Queue" = queue.Queue()
+        self._events: "queue.Queue" = queue.Queue()
+        self._room = threading.Condition()
+        self._buffered = 0
+        self._closed = False
+        self._error: Optional[BaseException] = None
+        self._worker = threading.Thread(target=self._run, name="streamasr-transcriber", daemon=True)
+        self._worker.start()
+
+    # producer side
+    def push(self, samples, timeout: Optional[float] = None) -> None:
+        block = torch.as_tensor(np.asarray(samples, dtype=np.float32)).reshape(-1)
+        if self._closed:
+            raise StreamStateError("push after close()")
+        if len(block) > self.capacity:
+            raise ConfigError(f"a push of {len(block)} samples exceeds the buffer ({self.capacity} samples)")
+        with self._room:
+            if self._buffered + len(block) > self.capacity:
+                if self.on_full == "raise":
+                    raise BufferFull(
+                        f"buffer full: {self._buffered} of {self.capacity} samples pending, "
+                        f"{len(block)} more pushed"
+                    )
+                if not self._room.wait_for(lambda: self._buffered + len(block) <= self.capacity
+                                           or self._error is not None, timeout=timeout):
+                    raise BufferFull(f"buffer still full after {timeout} s")
+            self._buffered += len(block)
+        self._audio.put(block)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._audio.put(_END)
+
+    # consumer side
+    def events(self, timeout: Optional[float] = None) -> Iterator[Event]:
+        while True:
+            item = self._events.get(timeout=timeout)
+            if isinstance(item, BaseException):
+                self._worker.join()
+                raise item
+            if item.kind == "final":
+                self._worker.join()  # no thread left running inside torch at exit
+                yield item
+                return
+            yield item
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    # worker
+    def _run(self) -> None:
+        recognizer = self.recognizer
+        state = recognizer.init_state(1)
+        compute = 0.0
+        samples = 0
+        try:
+            while True:
+                block = self._audio.get()
+                if block is _END:
+                    outputs = recognizer.finalize(state)
+                else:
+                    with self._room:
+                        self._buffered -= len(block)
+                        self._room.notify_all()
+                    samples += len(block)
+                    outputs = recognizer.accept_audio(state, block[None])
+                for output in outputs:
+                    compute += output.compute_seconds
+                    tokens = [
+                        {"token": e.token_id, "piece": e.piece, "start_ms": round(e.start_ms, 1),
+                         "confidence": round(e.confidence, 4)}
+                        for e in output.tokens[0]
+                    ]
+                    self._events.put(Event(
+                        "partial", output.text[0], output.chunk_index,
+                        min(samples, output.end_frame * recognizer.geometry.frame_samples) * 1000 / SAMPLE_RATE,
+                        output.compute_seconds * 1000, tokens,
+                    ))
+                if block is _END:
+                    audio_ms = samples * 1000 / SAMPLE_RATE
+                    self._events.put(Event(
+                        "final", state.texts[0].strip(), state.chunks_done, audio_ms, compute * 1000,
+                        rtf=compute / (audio_ms / 1000) if samples else None,
+                    ))
+                    return
+        except BaseException as error:  # surfaced to the consumer
+            self._error = error
+            with self._room:
+                self._room.notify_all()
+            self._events.put(error)
+
+
+def transcribe_source(model: AsrModel, source: AudioSource, chunk_ms: float = 640, left_chunks: Optional[int] = 4,
+                      frontend: str = "exact", max_buffer_seconds: float = 30.0) -> Iterator[Event]:
+    """Events for a whole source: a reader thread pushes (blocking when the buffer is
+    full, so a fast file never outruns recognition), this generator yields events."""
+    transcriber = Transcriber(model, chunk_ms, left_chunks, max_buffer_seconds, "block", frontend)
+    failure: list = []
+
+    def produce():
+        try:
+            for block in source.blocks():
+                transcriber.push(block)
+        except BaseException as error:  # reported after the events so far
+            failure.append(error)
+        finally:
+            transcriber.close()
+
+    reader = threading.Thread(target=produce, name="streamasr-reader", daemon=True)
+    reader.start()
+    try:
+        for event in transcriber.events():
+            if event.kind == "final" and failure:
+                raise failure[0]
+            yield event
+    except Exception:
+        reader.join(timeout=5)
+        if failure:  # the source's error is the cause; report it, not its aftermath
+            raise failure[0] from None
+        raise
+    reader.join()
+    if failure:
+        raise failure[0]

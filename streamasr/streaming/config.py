@@ -1,0 +1,29 @@
+"""Chunking configurations: SpeechBrain's ``DynChunkTrainConfig`` (chunk size in encoder
+frames, left context in chunks, ``None`` = unlimited), built from what users give.
+
+Chunk sizes reach users in milliseconds as well as frames (1 encoder frame = 40 ms with
+the default front end); the checks live in ``streamasr.units``.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
+
+from streamasr.frontend import FrontEndGeometry
+from streamasr.units import left_context_label, parse_left_context
+
+
+def chunk_config(geometry: FrontEndGeometry, chunk_ms: float, left_chunks: Optional[int | str]) -> DynChunkTrainConfig:
+    """The config of ``chunk_ms`` milliseconds (a multiple of the encoder frame) and
+    ``left_chunks`` chunks of left context (``None`` / ``"unlimited"`` = unlimited);
+    ``ConfigError`` for a value off the grid or negative."""
+    return DynChunkTrainConfig(geometry.frames_from_ms(chunk_ms), parse_left_context(left_chunks))
+
+
+def describe(config: Optional[DynChunkTrainConfig], geometry: FrontEndGeometry) -> str:
+    """``640 ms / 4 left chunks``, ``full context``."""
+    if config is None:
+        return "full context"
+    return f"{geometry.chunk_ms(config.chunk_size):g} ms / {left_context_label(config.left_context_size)} left chunks"

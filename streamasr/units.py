@@ -1,0 +1,65 @@
+"""Units and the checks that go with them: one home for each.
+
+* ``SAMPLE_RATE``: every model, manifest and live stream works at 16 kHz.
+* Chunk sizes: given in milliseconds (a positive multiple of the encoder frame, 40 ms
+  with the default front end) or in encoder frames (a positive whole number).
+* Left context: a whole number of chunks >= 0, or unlimited (``None``; spelt
+  ``unlimited``, ``none``, ``inf`` or ``-1`` on command lines).
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from streamasr.errors import ConfigError
+
+SAMPLE_RATE = 16000  # Hz
+UNLIMITED_SPELLINGS = ("unlimited", "none", "inf", "-1")
+# The default evaluation grid (`streamasr evaluate`): chunk sizes in ms, left contexts in chunks.
+DEFAULT_CHUNK_MS = (160, 320, 640, 960, 1280)
+DEFAULT_LEFT_CHUNKS = (2, 4, None)
+
+
+def chunk_frames_from_ms(chunk_ms: float | str, frame_ms: float) -> int:
+    """Encoder frames in ``chunk_ms``; ``ConfigError`` unless it is a positive multiple
+    of the encoder frame duration ``frame_ms``."""
+    number = _number(chunk_ms, "chunk size")
+    frames = number / frame_ms
+    if number <= 0 or abs(frames - round(frames)) > 1e-6:
+        raise ConfigError(
+            f"chunk size {number:g} ms is not a positive multiple of the encoder frame ({frame_ms:g} ms)"
+        )
+    return int(round(frames))
+
+
+def chunk_frames_from_count(frames: float | str) -> int:
+    """A chunk size given in encoder frames; ``ConfigError`` unless a positive whole number."""
+    number = _number(frames, "chunk size")
+    if number <= 0 or number != int(number):
+        raise ConfigError(f"chunk size {frames} frames is not a positive whole number")
+    return int(number)
+
+
+def parse_left_context(value: Optional[int | str]) -> Optional[int]:
+    """Left context in chunks (``None`` = unlimited) from an int, None or a command-line
+    string; ``ConfigError`` for anything else or a negative count."""
+    if value is None or str(value).strip().lower() in UNLIMITED_SPELLINGS:
+        return None
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"left context {value!r} is not a whole number of chunks or 'unlimited'") from None
+    if number < 0:
+        raise ConfigError(f"left context {value} is negative; expected >= 0 chunks or 'unlimited'")
+    return number
+
+
+def left_context_label(left_chunks: Optional[int]) -> str:
+    return "unlimited" if left_chunks is None else str(left_chunks)
+
+
+def _number(value: float | str, what: str) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{what} {value!r} is not a number") from None
