@@ -2,7 +2,8 @@
 #   make demo   install, build the built-in corpus, train the small model, test WER,
 #               sweep WER / latency against chunk size and left context, export the
 #               model for SpeechBrain's StreamingASR and transcribe a held-out file with it
-#   make test   install, run the test suite
+#   make test   install, run the test suite (both tiers)
+#   make test-unit   install, run the unit tier only (pytest -m "not slow", ~1 minute)
 #   make gpu-wheels   download the wheels benchmarks/gpu_check.sh installs on the GPU
 #               machine (Python 3.12, x86_64; no network there)
 # Variables: STREAMASR_VENV (default ~/.cache/streamasr/venv), DATA, OUT, TRAIN_ARGS.
@@ -13,7 +14,7 @@ DATA ?= data/synthetic
 OUT ?= results/demo
 TRAIN_ARGS ?=
 
-.PHONY: install corpus train evaluate export demo test gpu-wheels
+.PHONY: install corpus train evaluate export demo test test-unit gpu-wheels
 
 install:
 	STREAMASR_VENV=$(STREAMASR_VENV) bash tools/install.sh
@@ -42,6 +43,9 @@ demo: export
 
 test: install
 	$(PYTHON) -m pytest -q tests
+
+test-unit: install
+	$(PYTHON) -m pytest -q -m "not slow" tests
 
 # SpeechBrain 1.1.2 and what its import needs beyond the GPU machine's torch, numpy and
 # sentencepiece; pinned to the versions the test suite runs with.

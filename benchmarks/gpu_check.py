@@ -45,10 +45,10 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import speechbrain as sb  # noqa: E402
 from hyperpyyaml import load_hyperpyyaml  # noqa: E402
+from rnnt_loss import loss_fn, make_inputs  # noqa: E402
 from speechbrain.dataio.batch import PaddedBatch  # noqa: E402
 from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig  # noqa: E402
 
-from rnnt_loss import loss_fn, make_inputs  # noqa: E402
 from streamasr.training import TransducerBrain  # noqa: E402
 
 FULL_YAML = ROOT / "hparams" / "conformer_transducer.yaml"

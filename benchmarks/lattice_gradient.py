@@ -18,8 +18,8 @@ import argparse
 import time
 
 import torch
-
 from _interleaved import interleaved_medians
+
 from streamasr.losses.transducer import transducer_log_likelihood, transducer_log_likelihood_autograd
 
 DEFAULT_SHAPES = ["4,100,30", "8,50,15", "2,250,70", "16,250,60", "16,500,100"]

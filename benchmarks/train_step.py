@@ -21,15 +21,14 @@ import argparse
 import contextlib
 import copy
 import time
-from unittest import mock
 from pathlib import Path
+from unittest import mock
 
 import speechbrain as sb
 import torch
+from _interleaved import interleaved_medians
 from hyperpyyaml import load_hyperpyyaml
 from speechbrain.dataio.batch import PaddedBatch
-
-from _interleaved import interleaved_medians
 
 import streamasr.losses.pruned as pruned_losses
 import streamasr.losses.transducer as losses

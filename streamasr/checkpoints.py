@@ -15,7 +15,7 @@ import logging
 import os
 import shutil
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
 
 import torch
 from speechbrain.utils.checkpoints import Checkpoint, Checkpointer, average_checkpoints
@@ -42,7 +42,8 @@ class AtomicCheckpointer(Checkpointer):
         self._final_meta = Path(fpath)
         return super()._save_checkpoint_metafile(self._pending_meta, meta_to_include, end_of_epoch)
 
-    def save_checkpoint(self, meta={}, end_of_epoch=True, name=None, verbosity=logging.INFO):
+    def save_checkpoint(self, meta: dict = {}, end_of_epoch: bool = True, name: Optional[str] = None,
+                        verbosity: int = logging.INFO) -> Checkpoint:
         self._pending_meta = None
         checkpoint = super().save_checkpoint(meta, end_of_epoch, name, verbosity)
         if self._pending_meta is not None:  # main process only

@@ -31,9 +31,10 @@ from streamasr.errors import ConfigError, StreamAsrError
 from streamasr.evaluate import evaluate, markdown_table
 from streamasr.evaluate.dependency import check_encoder, encoder_from
 from streamasr.export import export, push_to_hub
+from streamasr.frontend import FEATURE_PATHS
 from streamasr.live import open_source, transcribe_source
 from streamasr.model import load_model
-from streamasr.units import DEFAULT_CHUNK_MS, parse_left_context
+from streamasr.units import DEFAULT_CHUNK_MS, SAMPLE_RATE, parse_left_context
 
 
 def _add_corpus_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -166,7 +167,7 @@ def _add_evaluate_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--limit", type=int, default=None, help="only the N shortest utterances")
     parser.add_argument("--masked-only", action="store_true", help="skip true streaming")
-    parser.add_argument("--frontend", choices=["exact", "stock"], default="exact",
+    parser.add_argument("--frontend", choices=FEATURE_PATHS, default="exact",
                         help="true-streaming features: exact (ours, default) or stock "
                         "(SpeechBrain StreamingASR's StreamingFeatureWrapper path)")
     parser.add_argument("--device", default="cpu")
@@ -279,9 +280,9 @@ def _add_transcribe_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--left-chunks", default="4", help="left context in chunks, or 'unlimited' (default %(default)s)")
     parser.add_argument("--json", action="store_true",
                         help="one JSON event per line: partial (per chunk, with tokens) and final")
-    parser.add_argument("--frontend", choices=["exact", "stock"], default="exact",
+    parser.add_argument("--frontend", choices=FEATURE_PATHS, default="exact",
                         help="exact (default): features equal to training; stock: as SpeechBrain's StreamingASR")
-    parser.add_argument("--rate", type=int, default=16000, help="sample rate of PCM on stdin (default %(default)s)")
+    parser.add_argument("--rate", type=int, default=SAMPLE_RATE, help="sample rate of PCM on stdin (default %(default)s)")
     parser.add_argument("--channels", type=int, default=1, help="channels of PCM on stdin (default %(default)s)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's default)")
     parser.add_argument("--device", default="cpu")

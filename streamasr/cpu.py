@@ -98,7 +98,8 @@ def lstm_needs_fp32(device_type: str) -> bool:
     )
 
 
-def run_lstm(lstm: torch.nn.Module, inputs: torch.Tensor, hx=None):
+def run_lstm(lstm: torch.nn.Module, inputs: torch.Tensor, hx: Optional[tuple[torch.Tensor, torch.Tensor]] = None
+             ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
     """``lstm(inputs, hx=hx)``, in fp32 (autocast off, inputs and state cast to float32)
     where the CPU cannot run it in bf16 (see ``lstm_needs_fp32``), as is otherwise.
     ``inputs`` ``[B, U, E]``; returns what the LSTM returns (output, (h, c))."""

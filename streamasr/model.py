@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import sentencepiece
 import torch
@@ -65,7 +65,7 @@ class AsrModel:
     def dtype(self) -> torch.dtype:
         return next(self.encoder_proj.parameters()).dtype
 
-    def to(self, *args, **kwargs) -> "AsrModel":
+    def to(self, *args: Any, **kwargs: Any) -> "AsrModel":
         """Move/cast every module (e.g. ``model.to(torch.float64)`` for exact checks)."""
         for module in self.hparams["modules"].values():
             module.to(*args, **kwargs)

@@ -118,7 +118,7 @@ def _validation_key(path: Path, data_root, expected_rate: int) -> str:
     return digest.hexdigest()
 
 
-def write_validated_stamp(path: str | os.PathLike, data_root=None,
+def write_validated_stamp(path: str | os.PathLike, data_root: str | os.PathLike | None = None,
                           expected_rate: int = EXPECTED_SAMPLE_RATE) -> None:
     """Record that every audio file of this exact manifest passed ``check_audio``,
     so ``validate_manifest`` does not decode a large corpus again at every start."""
@@ -130,7 +130,7 @@ def write_validated_stamp(path: str | os.PathLike, data_root=None,
     )
 
 
-def audio_already_validated(path: Path, data_root, expected_rate: int) -> bool:
+def audio_already_validated(path: Path, data_root: str | os.PathLike | None, expected_rate: int) -> bool:
     """True when a stamp says this manifest's audio was checked (same manifest bytes,
     same data root). Files changed on disk afterwards are not noticed: delete the
     ``.validated.json`` stamp to force a new check."""

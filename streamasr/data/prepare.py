@@ -389,7 +389,7 @@ class TsvLayout:
     row_problem: Optional[Callable[[dict], Optional[str]]] = None
 
 
-def scan_tsv(tsv: Path, layout: TsvLayout, language: str):
+def scan_tsv(tsv: Path, layout: TsvLayout, language: str) -> tuple[list[Utterance], list[Problem], list[str]]:
     """Utterances, problems and input files of one TSV of ``layout``; transcripts
     normalised for ``language``."""
     if not tsv.is_file():

@@ -108,7 +108,8 @@ def encoder_from(path: str | Path) -> torch.nn.Module:
 
 
 def check_encoder(
-    transformer: torch.nn.Module, chunk_size: int, left_chunks: Optional[int], chunks: int = 4, plot=None
+    transformer: torch.nn.Module, chunk_size: int, left_chunks: Optional[int], chunks: int = 4,
+    plot: Optional[str | Path] = None,
 ) -> DependencyReport:
     config = DynChunkTrainConfig(chunk_size, left_chunks)
     input_dim = transformer.custom_src_module.layers[0].w.in_features

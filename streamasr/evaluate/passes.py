@@ -34,7 +34,8 @@ def _error_rates(ids, hyps: list[str], refs: list[str]) -> tuple[float, float]:
     return wer.summarize("error_rate"), cer.summarize("error_rate")
 
 
-def masked_hypotheses(model: AsrModel, utterances: list[Utterance], config, batch_size: int = 1) -> list[list[int]]:
+def masked_hypotheses(model: AsrModel, utterances: list[Utterance], config: Optional[DynChunkTrainConfig],
+                      batch_size: int = 1) -> list[list[int]]:
     """Masked simulation, ``batch_size`` utterances per encoder call. The default is 1:
     in SpeechBrain 1.1.2's Conformer the convolution module sees the padded frames of
     a batch (it masks them only after the convolution), so a padded utterance's last

@@ -22,6 +22,7 @@ from __future__ import annotations
 from typing import Callable, Mapping, Optional
 
 import torch
+from speechbrain.lobes.features import StreamingFeatureWrapper
 
 from streamasr.errors import ConfigError
 from streamasr.frontend.geometry import FrontEndGeometry, front_end_geometry
@@ -137,7 +138,7 @@ class FrontEnd(torch.nn.Module):
             pieces.append(self.chunk(available, start, end, final, offset_samples=offset))
         return torch.cat(pieces, dim=1)
 
-    def stock_wrapper(self):
+    def stock_wrapper(self) -> StreamingFeatureWrapper:
         """SpeechBrain's ``StreamingFeatureWrapper`` over this front end, as an exported
         folder builds it (``streamasr.frontend.stock``)."""
         return stock_feature_wrapper(self.compute_features, self.normalize, _unwrapped(self.cnn))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import torch
 from speechbrain.utils.filter_analysis import stack_filter_properties
 
 from streamasr.units import SAMPLE_RATE, chunk_frames_from_ms
@@ -74,7 +75,8 @@ class FrontEndGeometry:
         return -(-fbank // self.subsampling)
 
 
-def front_end_geometry(compute_features, cnn, sample_rate: int = SAMPLE_RATE) -> FrontEndGeometry:
+def front_end_geometry(compute_features: torch.nn.Module, cnn: torch.nn.Module, sample_rate: int = SAMPLE_RATE
+                       ) -> FrontEndGeometry:
     """Geometry of a SpeechBrain ``Fbank`` followed by a ``ConvolutionFrontEnd``."""
     fbank_props = compute_features.get_filter_properties()
     stacked = stack_filter_properties([fbank_props, cnn.get_filter_properties()])

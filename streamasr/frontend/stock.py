@@ -12,6 +12,7 @@ frame (DESIGN.md, "Known pitfalls").
 
 from __future__ import annotations
 
+import torch
 from speechbrain.lobes.features import StreamingFeatureWrapper
 from speechbrain.nnet.containers import LengthsCapableSequential
 from speechbrain.utils.filter_analysis import stack_filter_properties
@@ -19,7 +20,8 @@ from speechbrain.utils.filter_analysis import stack_filter_properties
 from streamasr.keys import KEYS
 
 
-def stock_feature_wrapper(compute_features, normalize, cnn) -> StreamingFeatureWrapper:
+def stock_feature_wrapper(compute_features: torch.nn.Module, normalize: torch.nn.Module, cnn: torch.nn.Module
+                          ) -> StreamingFeatureWrapper:
     """The wrapper: the normaliser is in the module chain but not in the filter chain
     (it works frame by frame with frozen statistics)."""
     properties = stack_filter_properties([compute_features, cnn])

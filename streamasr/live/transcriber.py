@@ -23,7 +23,6 @@ from streamasr.model import AsrModel
 from streamasr.streaming import StreamingRecognizer
 from streamasr.units import SAMPLE_RATE
 
-
 _END = object()
 
 
@@ -63,7 +62,7 @@ class Transcriber:
         self._worker.start()
 
     # producer side
-    def push(self, samples, timeout: Optional[float] = None) -> None:
+    def push(self, samples: np.ndarray | torch.Tensor | list[float], timeout: Optional[float] = None) -> None:
         block = torch.as_tensor(np.asarray(samples, dtype=np.float32)).reshape(-1)
         if self._closed:
             raise StreamStateError("push after close()")

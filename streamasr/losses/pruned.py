@@ -30,7 +30,7 @@ holding ``(0, 0, S_b, T_b)`` per sequence. Only the "regular" RNN-T topology
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import torch
 
@@ -131,7 +131,8 @@ def mutual_information_recursion(px: torch.Tensor, py: torch.Tensor,
 @float32_loss
 def rnnt_loss_simple(lm: torch.Tensor, am: torch.Tensor, symbols: torch.Tensor,
                      termination_symbol: int, boundary: Optional[torch.Tensor] = None,
-                     reduction: str = "mean", return_grad: bool = False):
+                     reduction: str = "mean", return_grad: bool = False
+                     ) -> torch.Tensor | tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
     """Transducer loss of the factorised joiner ``log_softmax(am[b, t] + lm[b, s])``.
 
     Arguments
@@ -266,7 +267,8 @@ class _PrunedNodeLogProbs(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, logits: torch.Tensor, window_symbols: torch.Tensor, blank: int):
+    def forward(ctx: Any, logits: torch.Tensor, window_symbols: torch.Tensor, blank: int
+                ) -> tuple[torch.Tensor, torch.Tensor]:
         normalisers = _logsumexp_last(logits)
         emit = logits.gather(3, window_symbols.unsqueeze(3)).squeeze(3) - normalisers
         blank_logp = logits[..., blank] - normalisers
@@ -276,7 +278,7 @@ class _PrunedNodeLogProbs(torch.autograd.Function):
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_blank: torch.Tensor, grad_emit: torch.Tensor):
+    def backward(ctx: Any, grad_blank: torch.Tensor, grad_emit: torch.Tensor) -> tuple:
         logits, normalisers, window_symbols = ctx.saved_tensors
         if grad_blank is None:
             grad_blank = torch.zeros_like(normalisers)

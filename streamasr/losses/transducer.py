@@ -23,19 +23,20 @@ below 1e-30 in magnitude become 0, which changes no gradient by a measurable amo
 
 from __future__ import annotations
 
-import torch
+from typing import Any, Callable
 
+import torch
 
 DENORMAL_FLUSH_THRESHOLD = 1e-30
 
 
 class _FlushDenormalGrad(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, tensor):
+    def forward(ctx: Any, tensor: torch.Tensor) -> torch.Tensor:
         return tensor.view_as(tensor)
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
         return grad.masked_fill(grad.abs() < DENORMAL_FLUSH_THRESHOLD, 0.0)
 
 
@@ -153,7 +154,8 @@ class _LatticeLogLikelihood(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, blank_logp, emit_logp, frame_lengths, label_lengths):
+    def forward(ctx: Any, blank_logp: torch.Tensor, emit_logp: torch.Tensor, frame_lengths: torch.Tensor,
+                label_lengths: torch.Tensor) -> torch.Tensor:
         batch, frames, _ = blank_logp.shape
         prefix = _label_prefix(emit_logp)
         # alpha[t, u] = C[t, u] + logcumsumexp_k (alpha[t-1, k] + blank[t-1, k] - C[t, k])
@@ -171,7 +173,7 @@ class _LatticeLogLikelihood(torch.autograd.Function):
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_output):
+    def backward(ctx: Any, grad_output: torch.Tensor) -> tuple:
         blank_logp, emit_logp, frame_lengths, label_lengths, alpha, prefix, log_likelihood = ctx.saved_tensors
         batch, frames, labels_plus_one = blank_logp.shape
         minus_inf = float("-inf")
@@ -208,14 +210,14 @@ class _LatticeLogLikelihood(torch.autograd.Function):
         return grad_blank, grad_emit, None, None
 
 
-def float32_loss(function):
+def float32_loss(function: Callable) -> Callable:
     """Run a loss with autocast off, so mixed-precision training (``--precision=bf16``
     or ``fp16``) never computes the lattice recursions or their normalisers in 16 bits;
     the inputs are cast to float32 inside the functions themselves."""
     import functools
 
     @functools.wraps(function)
-    def wrapper(*args, **kwargs):
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
         tensors = [a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)]
         device_type = tensors[0].device.type if tensors else "cpu"
         with torch.autocast(device_type=device_type, enabled=False):

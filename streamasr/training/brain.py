@@ -37,6 +37,7 @@ from typing import Optional
 
 import speechbrain as sb
 import torch
+from speechbrain.dataio.batch import PaddedBatch
 from speechbrain.lobes.models.transformer.TransformerASR import EncoderWrapper
 from speechbrain.nnet.schedulers import WarmCoolDecayLRSchedule
 from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
@@ -112,13 +113,13 @@ class TransducerBrain(sb.Brain):
                 "(the learning rate would turn negative): make them equal"
             )
 
-    def on_fit_start(self):
+    def on_fit_start(self) -> None:
         if isinstance(self.checkpointer, AtomicCheckpointer) and sb.utils.distributed.if_main_process():
             self.checkpointer.remove_partial_checkpoints()
         super().on_fit_start()
 
     # ----------------------------------------------------------------- forward
-    def dct_config(self, stage) -> Optional[DynChunkTrainConfig]:
+    def dct_config(self, stage: sb.Stage) -> Optional[DynChunkTrainConfig]:
         """The chunking config of this batch: sampled in TRAIN (after
         ``dct_start_epoch``), the sampler's fixed valid/test config otherwise; always
         full context (None) with ``streaming: False`` (a full-context model from the
@@ -154,11 +155,11 @@ class TransducerBrain(sb.Brain):
         augment = getattr(self.hparams, "fea_augment", None) if stage == sb.Stage.TRAIN else None
         return self.front_end(wavs, wav_lens, epoch=self.hparams.epoch_counter.current, augment=augment)
 
-    def distill_active(self, stage, config) -> bool:
+    def distill_active(self, stage: sb.Stage, config: Optional[DynChunkTrainConfig]) -> bool:
         return (stage == sb.Stage.TRAIN and config is not None and self.ctc_active()
                 and getattr(self.hparams, "chunk_distill_weight", 0.0) > 0)
 
-    def compute_forward(self, batch, stage) -> ForwardOutput:
+    def compute_forward(self, batch: PaddedBatch, stage: sb.Stage) -> ForwardOutput:
         batch = batch.to(self.device)
         wavs, wav_lens = batch.sig
         tokens_bos, _ = batch.tokens_bos
@@ -207,7 +208,7 @@ class TransducerBrain(sb.Brain):
         return GreedySearch(PredictionNetwork.from_modules(self.modules), self.joiner, self.hparams.blank_index)
 
     # -------------------------------------------------------------- objectives
-    def compute_objectives(self, predictions: ForwardOutput, batch, stage) -> torch.Tensor:
+    def compute_objectives(self, predictions: ForwardOutput, batch: PaddedBatch, stage: sb.Stage) -> torch.Tensor:
         tokens, token_lens = batch.tokens
         label_lengths = torch.round(token_lens * tokens.shape[1]).long()
         # Both losses are normalised per label so their weights mean what they say
@@ -253,7 +254,8 @@ class TransducerBrain(sb.Brain):
             self.cer_metric.append(batch.id, words, targets)
         return loss
 
-    def on_fit_batch_end(self, batch, outputs, loss, should_step):
+    def on_fit_batch_end(self, batch: PaddedBatch, outputs: ForwardOutput, loss: torch.Tensor,
+                         should_step: bool) -> None:
         if not should_step:
             return
         scheduler = self.hparams.lr_annealing
@@ -263,7 +265,7 @@ class TransducerBrain(sb.Brain):
             scheduler(self.optimizer)
 
     # ------------------------------------------------------------------ stages
-    def on_evaluate_start(self, max_key=None, min_key=None):
+    def on_evaluate_start(self, max_key: Optional[str] = None, min_key: Optional[str] = None) -> None:
         """Load the best checkpoint (SpeechBrain), then, with ``average_n_best: N > 1``,
         replace the model weights by the average of the N best checkpoints (normaliser
         statistics and counters stay those of the best one)."""
@@ -283,12 +285,12 @@ class TransducerBrain(sb.Brain):
                         [c.path.name for c in checkpoints])
         self.averaged_checkpoints = [c.path for c in checkpoints]
 
-    def on_stage_start(self, stage, epoch=None):
+    def on_stage_start(self, stage: sb.Stage, epoch: Optional[int] = None) -> None:
         if stage != sb.Stage.TRAIN:
             self.wer_metric = self.hparams.error_rate_computer()
             self.cer_metric = self.hparams.cer_computer()
 
-    def on_stage_end(self, stage, stage_loss, epoch=None):
+    def on_stage_end(self, stage: sb.Stage, stage_loss: float, epoch: Optional[int] = None) -> None:
         stats = {"loss": stage_loss}
         if stage == sb.Stage.TRAIN:
             self.train_stats = stats

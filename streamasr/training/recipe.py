@@ -13,7 +13,9 @@ from __future__ import annotations
 import difflib
 import io
 from pathlib import Path
+from typing import Mapping
 
+import sentencepiece
 import speechbrain as sb
 import torch
 from hyperpyyaml.core import recursive_update
@@ -81,7 +83,7 @@ def prepare_data(hparams: dict) -> None:
     corpora.prepare(corpus, hparams["data_folder"], hparams["manifest_folder"], **options)
 
 
-def step_limit_override(run_opts, overrides, yaml_text: str):
+def step_limit_override(run_opts: Mapping | None, overrides: str | dict | None, yaml_text: str) -> str | dict | None:
     """``--optimizer_step_limit=N`` is a SpeechBrain run option: the Brain stops after N
     updates, but the YAML key of the same name (which the LR schedule's ``total_steps``
     references) would keep its old value, and a schedule that cools down to 0 at the old
@@ -106,7 +108,7 @@ def split_override_files(argv: list[str]) -> tuple[list[str], list[str]]:
     return rest, files
 
 
-def merge_overrides(files: list[str], cli_overrides: str | dict | None):
+def merge_overrides(files: list[str], cli_overrides: str | dict | None) -> str | dict | None:
     """One override YAML string from YAML files (in order) and then the command line.
 
     Nested mappings are merged key by key (hyperpyyaml semantics); tags such as
@@ -162,7 +164,7 @@ def validate_manifests(hparams: dict) -> None:
         raise ManifestError("\n".join(problems))
 
 
-def train_tokenizer(hparams: dict):
+def train_tokenizer(hparams: dict) -> sentencepiece.SentencePieceProcessor:
     """Train (once) or load the SentencePiece model on the train transcripts.
 
     Returns a ``sentencepiece.SentencePieceProcessor``; the model file is
@@ -184,7 +186,7 @@ def train_tokenizer(hparams: dict):
     return spm.sp
 
 
-def dataio_prepare(hparams: dict, tokenizer) -> dict:
+def dataio_prepare(hparams: dict, tokenizer: sentencepiece.SentencePieceProcessor) -> dict:
     """Build the train/valid/test ``DynamicItemDataset`` objects (``"test"`` maps each
     test set name to its dataset, see :func:`test_sets`).
 

@@ -1,4 +1,4 @@
-"""Bad manifest rows are reported with the manifest, row, file and expectation."""
+"""Manifest validation: every bad row named with its file and the expectation."""
 
 from __future__ import annotations
 

@@ -1,17 +1,14 @@
-"""``streamasr evaluate`` and ``streamasr check-streaming`` end to end on a tiny model."""
+"""``streamasr evaluate`` on a tiny model: the sweep, its files and plots, streaming =
+simulation, bad inputs before any work."""
 
 from __future__ import annotations
 
 import csv
 import json
-import subprocess
-import sys
 
 import pytest
 import torch
 
-from conftest import REPO, SMALL_YAML
-from streamasr.evaluate.dependency import dependency_report
 from streamasr.cli import main as cli
 from streamasr.evaluate import evaluate, parse_grid
 
@@ -26,6 +23,17 @@ def sweep(tiny_model_folder, tiny_corpus, tmp_path_factory):
         chunk_values=["160", "320"], unit="ms", left_values=["2", "unlimited"], progress=False,
     )
     return out, results
+
+
+class LeakyEncoder(torch.nn.Module):
+    """A non-causal convolution with no chunk masking: sees 2 frames ahead."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv1d(3, 3, kernel_size=5, padding=2)
+
+    def forward(self, x):
+        return self.conv(x.transpose(1, 2)).transpose(1, 2)
 
 
 def test_sweep_covers_full_context_and_every_cell(sweep):
@@ -108,36 +116,3 @@ def test_checkpoint_that_does_not_match_the_yaml_is_a_clear_error(tiny_model_fol
 
     with pytest.raises(ModelLoadError, match=r"checkpoint .*CKPT.* does not match .*hyperparams.yaml"):
         load_model(copy)
-
-
-def test_check_streaming_passes_for_the_dct_encoder(tmp_path):
-    plot = tmp_path / "deps.png"
-    result = subprocess.run(
-        [sys.executable, "-m", "streamasr.cli", "check-streaming", str(SMALL_YAML), "--chunk-frames", "4",
-         "--left-chunks", "1", "--plot", str(plot)],
-        capture_output=True, text=True, cwd=REPO,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert "OK: no output frame depends on a later chunk" in result.stdout
-    assert plot.read_bytes()[:8] == PNG_MAGIC
-
-
-class LeakyEncoder(torch.nn.Module):
-    """A non-causal convolution with no chunk masking: sees 2 frames ahead."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv = torch.nn.Conv1d(3, 3, kernel_size=5, padding=2)
-
-    def forward(self, x):
-        return self.conv(x.transpose(1, 2)).transpose(1, 2)
-
-
-def test_check_streaming_fails_for_a_leaky_module_naming_the_frames(tmp_path):
-    report = dependency_report(LeakyEncoder().eval(), input_dim=3, frames=12, chunk_size=4, plot=tmp_path / "leak.png")
-    assert not report.ok
-    # the last two outputs of each chunk see the first frames of the next chunk
-    assert (3, 4) in report.leaks and (2, 4) in report.leaks and (3, 5) in report.leaks
-    assert all(i // 4 > o // 4 for o, i in report.leaks)
-    assert "LEAK" in report.describe() and "out 2 <- in 4" in report.describe()
-    assert (tmp_path / "leak.png").read_bytes()[:8] == PNG_MAGIC

@@ -1,8 +1,9 @@
-"""Unknown ``--key=value`` overrides are rejected before any work, with a hint."""
+"""Command-line overrides are checked against the YAML's keys."""
+
 
 import pytest
 
-from conftest import SMALL_YAML
+from helpers.common import SMALL_YAML
 from streamasr.errors import ConfigError
 from streamasr.training.recipe import check_overrides
 

@@ -1,4 +1,5 @@
-"""The Brain's objective schedule and its crash-safe checkpoints, in process."""
+"""The Brain: loss weighting, pruned objective, DCT start, atomic checkpoints, step limit,
+chunk distillation."""
 
 from __future__ import annotations
 
@@ -9,10 +10,10 @@ from hyperpyyaml import load_hyperpyyaml
 from speechbrain.dataio.batch import PaddedBatch
 from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
 
-from conftest import SMALL_YAML
+from helpers.common import SMALL_YAML
 from streamasr.checkpoints import AtomicCheckpointer
-from streamasr.training import TransducerBrain
 from streamasr.losses import rnnt_loss
+from streamasr.training import TransducerBrain
 
 TINY = """
 d_model: 32
@@ -133,6 +134,19 @@ def test_full_context_before_dct_start_epoch(tmp_path):
     brain.hparams.epoch_counter.current = 2
     torch.manual_seed(0)
     assert any(brain.dct_config(sb.Stage.TRAIN) is not None for _ in range(50))
+
+
+def test_streaming_false_trains_and_validates_with_full_context(tmp_path):
+    brain = make_brain(tmp_path, 0.3)
+    assert brain.hparams.streaming is True  # the shipped YAMLs train streaming models
+    brain.hparams.epoch_counter.current = 5
+    brain.hparams.dynchunktrain_config_sampler.valid_config = DynChunkTrainConfig(8, 2)
+    torch.manual_seed(0)
+    assert any(brain.dct_config(sb.Stage.TRAIN) is not None for _ in range(50))
+    assert brain.dct_config(sb.Stage.VALID) == DynChunkTrainConfig(8, 2)
+    brain.hparams.streaming = False
+    assert all(brain.dct_config(stage) is None for stage in (sb.Stage.TRAIN, sb.Stage.VALID, sb.Stage.TEST)
+               for _ in range(50))
 
 
 def test_an_interrupted_save_never_replaces_the_last_good_checkpoint(tmp_path, monkeypatch):

@@ -1,4 +1,5 @@
-"""The built-in espeak-ng corpus: voice-disjoint splits, determinism, resumability."""
+"""The built-in espeak-ng corpus: voice-disjoint splits, SpeechBrain manifests of 16 kHz
+mono audio, determinism, resumption, vocabulary size, a clear error without espeak-ng."""
 
 from __future__ import annotations
 
@@ -8,9 +9,15 @@ import hashlib
 import pytest
 import soundfile as sf
 
-from conftest import TINY_CORPUS
+from helpers.common import TINY_CORPUS
 from streamasr.data import synthetic
-from streamasr.data.synthetic import CorpusConfig, build_corpus, list_variants, plan_corpus, split_speakers
+from streamasr.data.synthetic import (
+    CorpusConfig,
+    build_corpus,
+    list_variants,
+    plan_corpus,
+    split_speakers,
+)
 
 
 def rows(path):

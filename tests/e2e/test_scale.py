@@ -1,6 +1,5 @@
-"""Training at scale: a recipe override file preparing LibriSpeech inside train.py,
-2-process DDP on CPU (gloo), checkpoint averaging before the test, dynamic batching
-budgets, augmentation only in training."""
+"""Training at scale: the LibriSpeech recipe inside train.py, 2-process DDP on CPU,
+the average of the N best checkpoints is what gets tested."""
 
 from __future__ import annotations
 
@@ -13,9 +12,17 @@ import pytest
 import soundfile as sf
 import torch
 
-from conftest import FULL_YAML, REPO, SMALL_YAML, TINY_MODEL_OVERRIDES, run_train, train_log_epochs
+from helpers.common import (
+    REPO,
+    SMALL_YAML,
+    TINY_MODEL_OVERRIDES,
+    run_train,
+    train_log_epochs,
+)
 
 LIBRISPEECH_YAML = REPO / "recipes" / "LibriSpeech" / "librispeech.yaml"
+
+
 TINY_SPLITS = "--prepare_options={train_splits: [train-clean-100], valid_splits: [dev-clean], " \
               "test_splits: [test-clean, test-other]}"
 
@@ -88,9 +95,9 @@ def test_two_process_ddp_on_cpu_trains_and_its_checkpoint_reloads(tiny_librispee
     rank 0 prepares, logs and checkpoints, and the checkpoint reproduces the trained
     encoder's output in a single process."""
     sys.path.insert(0, str(REPO / "tests" / "helpers"))
-    from ddp_probe import encoder_output, fixed_input
-
     import socket
+
+    from ddp_probe import encoder_output, fixed_input
 
     with socket.socket() as probe:  # a free port for the rendezvous
         probe.bind(("127.0.0.1", 0))
@@ -124,8 +131,9 @@ def test_two_process_ddp_on_cpu_trains_and_its_checkpoint_reloads(tiny_librispee
 
 def test_average_of_n_best_checkpoints_is_tested(tiny_corpus, tmp_path):
     sys.path.insert(0, str(REPO))
-    import train
     from speechbrain.utils.checkpoints import average_checkpoints
+
+    import train
 
     out = tmp_path / "avg"
     brain = train.main([str(SMALL_YAML), f"--data_folder={tiny_corpus}", f"--output_folder={out}",
@@ -140,65 +148,3 @@ def test_average_of_n_best_checkpoints_is_tested(tiny_corpus, tmp_path):
     # and it is not simply the best checkpoint
     best = torch.load(kept[0].paramfiles["model"])
     assert any(not torch.equal(best[name], tested[name]) for name in best if best[name].is_floating_point())
-
-
-def test_dynamic_batches_never_exceed_their_duration_budget(tiny_corpus):
-    import speechbrain as sb
-
-    from streamasr.data.batching import CurriculumBatchSampler
-
-    dataset = sb.dataio.dataset.DynamicItemDataset.from_csv(
-        csv_path=str(tiny_corpus / "train.csv"), replacements={"data_root": str(tiny_corpus)}
-    )
-    ids = list(dataset.data_ids)
-    durations = {i: float(dataset.data[i]["duration"]) for i in ids}
-    longest = max(durations.values())
-    for budget in (longest, 1.7 * longest, 5 * longest):
-        sampler = CurriculumBatchSampler(dataset, max_batch_length=budget, num_buckets=4, shuffle=True,
-                                         batch_ordering="random", length_func=lambda x: float(x["duration"]),
-                                         ascending_epochs=1)
-        seen = []
-        for epoch in range(3):
-            sampler.set_epoch(epoch)
-            for batch in sampler:
-                lengths = [durations[ids[i]] for i in batch]
-                assert max(lengths) * len(lengths) <= budget + 1e-6, (budget, lengths)  # padded size
-                seen.extend(batch)
-        assert sorted(seen) == sorted(list(range(len(ids))) * 3)  # every utterance, once an epoch
-
-
-def test_augmentation_runs_in_training_only(tiny_corpus):
-    import speechbrain as sb
-    from hyperpyyaml import load_hyperpyyaml
-    from speechbrain.dataio.batch import PaddedBatch
-
-    from streamasr.training import TransducerBrain
-
-    overrides = {"data_folder": str(tiny_corpus), "output_folder": "/tmp/unused", "d_model": 32, "nhead": 2,
-                 "num_encoder_layers": 1, "d_ffn": 64, "dec_dim": 32, "joint_dim": 32, "output_neurons": 40}
-    with open(FULL_YAML, encoding="utf-8") as handle:
-        hparams = load_hyperpyyaml(handle, overrides)
-    calls = {"wav_augment": [], "fea_augment": []}
-    for name in calls:
-        module = hparams[name]
-        original = module.forward
-
-        def spy(*args, _name=name, _original=original, **kwargs):
-            calls[_name].append(1)
-            return _original(*args, **kwargs)
-
-        module.forward = spy
-    brain = TransducerBrain(modules=hparams["modules"], opt_class=hparams["opt_class"], hparams=hparams,
-                            run_opts={"device": "cpu"}, checkpointer=None)
-    brain.tokenizer = None
-    generator = torch.Generator().manual_seed(0)
-    batch = PaddedBatch([{"id": f"u{i}", "sig": torch.randn(16000, generator=generator) * 0.1,
-                          "tokens_bos": torch.tensor([0, 5, 6, 7]), "tokens": torch.tensor([5, 6, 7]),
-                          "wrd": "A B"} for i in range(2)])
-    for stage, expected in ((sb.Stage.TRAIN, 1), (sb.Stage.VALID, 0), (sb.Stage.TEST, 0)):
-        before = {name: len(c) for name, c in calls.items()}
-        brain.modules.eval() if stage != sb.Stage.TRAIN else brain.modules.train()
-        with torch.no_grad():
-            brain.compute_forward(batch, stage)
-        assert {name: len(c) - before[name] for name, c in calls.items()} == {
-            "wav_augment": expected, "fea_augment": expected}, stage

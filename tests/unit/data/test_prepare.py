@@ -1,5 +1,5 @@
-"""Real-corpus preparation on tiny fixture trees in the official layouts (made here):
-rows, normalised text, durations to 10 ms, bad-input reports, --skip_bad, resumption."""
+"""Real-corpus preparation on fixture trees in the official layouts: rows, normalised
+text, durations to 10 ms, bad-input reports, --skip_bad, resumption."""
 
 from __future__ import annotations
 
@@ -35,30 +35,6 @@ def rows_of(manifest: Path) -> dict[str, dict]:
         return {row["ID"]: row for row in csv.DictReader(handle)}
 
 
-# ------------------------------------------------------------------ normalisation
-@pytest.mark.parametrize("language, raw, expected", [
-    ("en", "Hello, world! It's a well-known \u201cfact\u201d.", "HELLO WORLD IT'S A WELL KNOWN FACT"),
-    ("en", "  'Quoted'  words\u2019 end ", "QUOTED WORDS END"),
-    ("en", "Don\u2019t stop: 42 times?", "DON'T STOP 42 TIMES"),
-    ("fr", "L\u2019homme qu'il a vu, peut-\u00eatre \u00ab demain \u00bb\u202f!", "L'HOMME QU'IL A VU PEUT \u00caTRE DEMAIN"),
-    ("fr", "\u0152uvre na\u00efve \u00e0 c\u00f4t\u00e9 d'aujourd'hui.", "\u0152UVRE NA\u00cfVE \u00c0 C\u00d4T\u00c9 D'AUJOURD'HUI"),
-    ("it", "Perche' la citta' e' bella? Dell'anno, un po' di caff\u00e8.",
-     "PERCH\u00c9 LA CITT\u00c0 \u00c8 BELLA DELL'ANNO UN PO DI CAFF\u00c8"),
-    ("it", "L'Italia, pi\u00f9 o meno... s\u00ec!", "L'ITALIA PI\u00d9 O MENO S\u00cc"),
-])
-def test_normalize_text_exact(language, raw, expected):
-    assert normalize_text(raw, language) == expected
-
-
-def test_normalize_text_decomposed_accents_are_composed():
-    assert normalize_text("cafe\u0301", "fr") == "CAF\u00c9"
-
-
-def test_normalize_text_unknown_language():
-    with pytest.raises(NormalizationError, match="language 'de' has no text normalisation"):
-        normalize_text("Hallo", "de")
-
-
 # ------------------------------------------------------------------ LibriSpeech
 LIBRI = {
     "train-clean-100": {("19", "198"): {"0001": ("CHAPTER ONE MISSUS RACHEL", 1.23),
@@ -82,6 +58,70 @@ def make_librispeech(root: Path, tree=LIBRI) -> dict[str, int]:
                 lines.append(f"{utt_id} {text}\n")
             (folder / f"{speaker}-{chapter}.trans.txt").write_text("".join(lines), encoding="utf-8")
     return frames
+
+
+# ------------------------------------------------------------------ CommonVoice
+CV_HEADER = ("client_id\tpath\tsentence_id\tsentence\tsentence_domain\tup_votes\tdown_votes\t"
+             "age\tgender\taccents\tvariant\tlocale\tsegment")
+
+
+def cv_row(client: str, clip: str, sentence: str, locale: str) -> str:
+    return "\t".join([client, clip, "s1", sentence, "", "2", "0", "", "", "", "", locale, ""])
+
+
+def make_commonvoice(root: Path, locale: str, sentences: dict[str, list[tuple[str, float]]]):
+    frames = {}
+    for tsv, items in sentences.items():
+        lines = [CV_HEADER]
+        for index, (sentence, seconds) in enumerate(items):
+            clip = f"common_voice_{locale}_{tsv[:-4]}{index}.mp3"
+            source_frames = tone(root / "clips" / clip, seconds, 48000, format="MP3")
+            frames[Path(clip).stem] = source_frames / 3  # at 16 kHz
+            lines.append(cv_row(f"client{index % 2}", clip, sentence, locale))
+        (root / tsv).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return frames
+
+
+# ------------------------------------------------------------------ VoxPopuli
+VOX_HEADER = "id\traw_text\tnormalized_text\tspeaker_id\tsplit\tgender\tis_gold_transcript\taccent"
+
+
+def make_voxpopuli(root: Path, language: str, splits: dict[str, list[tuple[str, str, float]]]):
+    folder = root / "transcribed_data" / language
+    frames = {}
+    for name, items in splits.items():
+        lines = [VOX_HEADER]
+        for utt_id, text, seconds in items:
+            frames[utt_id] = tone(folder / utt_id[:4] / f"{utt_id}.ogg", seconds, 16000,
+                                  format="OGG", subtype="VORBIS")
+            lines.append("\t".join([utt_id, text.capitalize() + ".", text, "1234", name, "female",
+                                    "True", "None"]))
+        (folder / f"asr_{name}.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return frames
+
+
+# ------------------------------------------------------------------ normalisation
+@pytest.mark.parametrize("language, raw, expected", [
+    ("en", "Hello, world! It's a well-known \u201cfact\u201d.", "HELLO WORLD IT'S A WELL KNOWN FACT"),
+    ("en", "  'Quoted'  words\u2019 end ", "QUOTED WORDS END"),
+    ("en", "Don\u2019t stop: 42 times?", "DON'T STOP 42 TIMES"),
+    ("fr", "L\u2019homme qu'il a vu, peut-\u00eatre \u00ab demain \u00bb\u202f!", "L'HOMME QU'IL A VU PEUT \u00caTRE DEMAIN"),
+    ("fr", "\u0152uvre na\u00efve \u00e0 c\u00f4t\u00e9 d'aujourd'hui.", "\u0152UVRE NA\u00cfVE \u00c0 C\u00d4T\u00c9 D'AUJOURD'HUI"),
+    ("it", "Perche' la citta' e' bella? Dell'anno, un po' di caff\u00e8.",
+     "PERCH\u00c9 LA CITT\u00c0 \u00c8 BELLA DELL'ANNO UN PO DI CAFF\u00c8"),
+    ("it", "L'Italia, pi\u00f9 o meno... s\u00ec!", "L'ITALIA PI\u00d9 O MENO S\u00cc"),
+])
+def test_normalize_text_exact(language, raw, expected):
+    assert normalize_text(raw, language) == expected
+
+
+def test_normalize_text_decomposed_accents_are_composed():
+    assert normalize_text("cafe\u0301", "fr") == "CAF\u00c9"
+
+
+def test_normalize_text_unknown_language():
+    with pytest.raises(NormalizationError, match="language 'de' has no text normalisation"):
+        normalize_text("Hallo", "de")
 
 
 def test_librispeech_manifests(tmp_path):
@@ -174,28 +214,6 @@ def test_librispeech_second_run_reuses_then_redoes_on_change(tmp_path, capsys):
     assert rows_of(out / "train.csv")["26-495-0000"]["wrd"] == "AND SO THEY LEFT"
 
 
-# ------------------------------------------------------------------ CommonVoice
-CV_HEADER = ("client_id\tpath\tsentence_id\tsentence\tsentence_domain\tup_votes\tdown_votes\t"
-             "age\tgender\taccents\tvariant\tlocale\tsegment")
-
-
-def cv_row(client: str, clip: str, sentence: str, locale: str) -> str:
-    return "\t".join([client, clip, "s1", sentence, "", "2", "0", "", "", "", "", locale, ""])
-
-
-def make_commonvoice(root: Path, locale: str, sentences: dict[str, list[tuple[str, float]]]):
-    frames = {}
-    for tsv, items in sentences.items():
-        lines = [CV_HEADER]
-        for index, (sentence, seconds) in enumerate(items):
-            clip = f"common_voice_{locale}_{tsv[:-4]}{index}.mp3"
-            source_frames = tone(root / "clips" / clip, seconds, 48000, format="MP3")
-            frames[Path(clip).stem] = source_frames / 3  # at 16 kHz
-            lines.append(cv_row(f"client{index % 2}", clip, sentence, locale))
-        (root / tsv).write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return frames
-
-
 def test_commonvoice_french_mp3(tmp_path):
     root = tmp_path / "cv-corpus-17.0" / "fr"
     frames = make_commonvoice(root, "fr", {
@@ -248,24 +266,6 @@ def test_commonvoice_bad_rows_are_reported(tmp_path):
     missing.mkdir()
     with pytest.raises(PrepareError, match=r"train.tsv is missing; expected the CommonVoice layout"):
         prepare_commonvoice(missing, tmp_path / "m2", language="it", jobs=1, progress=False)
-
-
-# ------------------------------------------------------------------ VoxPopuli
-VOX_HEADER = "id\traw_text\tnormalized_text\tspeaker_id\tsplit\tgender\tis_gold_transcript\taccent"
-
-
-def make_voxpopuli(root: Path, language: str, splits: dict[str, list[tuple[str, str, float]]]):
-    folder = root / "transcribed_data" / language
-    frames = {}
-    for name, items in splits.items():
-        lines = [VOX_HEADER]
-        for utt_id, text, seconds in items:
-            frames[utt_id] = tone(folder / utt_id[:4] / f"{utt_id}.ogg", seconds, 16000,
-                                  format="OGG", subtype="VORBIS")
-            lines.append("\t".join([utt_id, text.capitalize() + ".", text, "1234", name, "female",
-                                    "True", "None"]))
-        (folder / f"asr_{name}.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return frames
 
 
 def test_voxpopuli_ogg_and_orphans(tmp_path):
@@ -335,29 +335,3 @@ def test_validated_stamp_skips_audio_check_until_manifest_changes(tmp_path):
     manifest.write_text(manifest.read_text(encoding="utf-8") + "\n", encoding="utf-8")
     with pytest.raises(Exception, match="26-495-0000.flac does not exist"):
         validate_manifest(manifest, data_root=root)
-
-
-def test_recipe_prepare_scripts_run_the_cli(tmp_path):
-    import subprocess
-    import sys
-
-    repo = Path(__file__).resolve().parents[1]
-    libri = tmp_path / "LibriSpeech"
-    make_librispeech(libri)
-    cv = tmp_path / "cv" / "en"
-    make_commonvoice(cv, "en", {"train.tsv": [("Hello there.", 1.0)], "dev.tsv": [("Yes.", 1.0)],
-                                "test.tsv": [("No!", 1.0)]})
-    vox = tmp_path / "vox"
-    make_voxpopuli(vox, "fr", {"train": [("20200101-a_0", "bonjour", 1.0)], "dev": [("20200101-b_0", "oui", 1.0)],
-                               "test": [("20200101-c_0", "non", 1.0)]})
-    runs = [("LibriSpeech", [str(libri), str(tmp_path / "m1"), "--train-splits", "train-clean-100",
-                             "--valid-splits", "dev-clean", "--test-splits", "test-clean"]),
-            ("CommonVoice", [str(cv), str(tmp_path / "m2"), "--language", "en"]),
-            ("VoxPopuli", [str(vox), str(tmp_path / "m3"), "--language", "fr"])]
-    for index, (recipe, args) in enumerate(runs, start=1):
-        result = subprocess.run([sys.executable, str(repo / "recipes" / recipe / "prepare.py"), *args, "--jobs", "1"],
-                                capture_output=True, text=True, timeout=300)
-        assert result.returncode == 0, result.stderr[-2000:]
-        assert (tmp_path / f"m{index}" / "train.csv").exists()
-    assert rows_of(tmp_path / "m2" / "test.csv")["common_voice_en_test0"]["wrd"] == "NO"
-    assert rows_of(tmp_path / "m3" / "valid.csv")["20200101-b_0"]["wrd"] == "OUI"

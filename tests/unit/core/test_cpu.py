@@ -1,11 +1,14 @@
 """CPU quirks (streamasr/cpu.py): flush-to-zero for denormals must reach torch's worker
 threads; under bf16 autocast the LSTM runs in fp32 where oneDNN has no bf16 LSTM."""
 
+
 import subprocess
 import sys
 
 import pytest
 import torch
+
+from helpers.common import REPO
 
 PROBE = """
 import sys, torch
@@ -22,34 +25,6 @@ def run_probe(mode: str, setup: str) -> int:
     result = subprocess.run([sys.executable, "-c", PROBE.format(setup=setup), mode],
                             capture_output=True, text=True, check=True)
     return int(result.stdout.strip().splitlines()[-1])
-
-
-def test_flush_denormals_first_thing_covers_every_thread():
-    # what train.py and the streamasr command do: the call comes before any parallel op
-    setup = "from streamasr.cpu import flush_denormals\nassert flush_denormals()"
-    assert run_probe("early", setup) == 0
-
-
-def test_flush_after_the_pool_exists_misses_the_workers():
-    """Why the call has to come first (and why torch.set_flush_denormal was not enough
-    where the losses called it): the worker threads keep computing on denormals."""
-    # the probe sets 2 threads itself, so this holds on any machine (1 core included)
-    setup = "from streamasr.cpu import flush_denormals\nflush_denormals()"
-    assert 0 < run_probe("late", setup) < 512 * 512
-
-
-def test_train_py_and_the_cli_flush_first_when_run_as_programs():
-    import re
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parent.parent
-    train = (root / "train.py").read_text()
-    entry = train[train.index('if __name__ == "__main__":'):]
-    assert entry.index("flush_denormals()") < entry.index("main(sys.argv[1:])")
-    cli = (root / "streamasr/cli.py").read_text()
-    entry = cli[cli.index("def run("):]
-    assert re.search(r"flush_denormals\(\)\s+return main\(\)", entry)
-    assert "streamasr = streamasr.cli:run" in (root / "setup.cfg").read_text()
 
 
 BF16_PROBE = """
@@ -73,6 +48,33 @@ def run_bf16_probe(state: str, **env) -> list[str]:
                             env={**os.environ, **env})
     assert result.returncode == 0, result.stderr[-2000:]
     return result.stdout.split()
+
+
+def test_flush_denormals_first_thing_covers_every_thread():
+    # what train.py and the streamasr command do: the call comes before any parallel op
+    setup = "from streamasr.cpu import flush_denormals\nassert flush_denormals()"
+    assert run_probe("early", setup) == 0
+
+
+def test_flush_after_the_pool_exists_misses_the_workers():
+    """Why the call has to come first (and why torch.set_flush_denormal was not enough
+    where the losses called it): the worker threads keep computing on denormals."""
+    # the probe sets 2 threads itself, so this holds on any machine (1 core included)
+    setup = "from streamasr.cpu import flush_denormals\nflush_denormals()"
+    assert 0 < run_probe("late", setup) < 512 * 512
+
+
+def test_train_py_and_the_cli_flush_first_when_run_as_programs():
+    import re
+
+    root = REPO
+    train = (root / "train.py").read_text()
+    entry = train[train.index('if __name__ == "__main__":'):]
+    assert entry.index("flush_denormals()") < entry.index("main(sys.argv[1:])")
+    cli = (root / "streamasr/cli.py").read_text()
+    entry = cli[cli.index("def run("):]
+    assert re.search(r"flush_denormals\(\)\s+return main\(\)", entry)
+    assert "streamasr = streamasr.cli:run" in (root / "setup.cfg").read_text()
 
 
 def test_without_bf16_lstm_kernels_the_lstm_runs_in_fp32_inside_bf16_autocast():

@@ -1,6 +1,7 @@
-"""The streaming contract of the encoder built from each shipped YAML (DESIGN.md):
-chunk-by-chunk ``encode_streaming`` equals masked ``encode``, and no output frame
-depends on input from a later chunk."""
+"""The streaming contract for the encoder of each shipped YAML: chunk-by-chunk
+``encode_streaming`` equals masked ``encode``, and no output depends on a later chunk.
+The encoder is the real architecture (RelPosMHAXL Conformer, DCConv, the real CNN
+front end) but is shrunk in width/depth so the test runs in seconds."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
 from speechbrain.utils.streaming import infer_dependency_matrix
 
-from conftest import FULL_YAML, SMALL_YAML
+from helpers.common import FULL_YAML, SMALL_YAML
 from streamasr.streaming import encode_chunk_by_chunk
 
 # The full-size YAML keeps its architecture (RelPosMHAXL Conformer, DCConv kernel,
@@ -19,6 +20,8 @@ YAMLS = {
     "small": (SMALL_YAML, {}),
     "full": (FULL_YAML, {"data_folder": "unused", "d_model": 64, "nhead": 4, "num_encoder_layers": 3, "d_ffn": 128}),
 }
+
+
 CONFIGS = [DynChunkTrainConfig(size, left) for size in (4, 8, 16) for left in (2, None)]
 
 

@@ -1,5 +1,5 @@
-"""Pruned RNN-T loss: exactness against torchaudio, the simple loss against the full
-loss of its factorised joiner, gradients, pruning-range invariants and edge cases."""
+"""Pruned RNN-T in pure PyTorch with k2's semantics."""
+
 
 import warnings
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from helpers.common import REPO
+
+ROOT = REPO
 
 
 def run_script(*args: str) -> str:

@@ -1,5 +1,5 @@
-"""The DCT sampler as wired in the shipped YAMLs: proportions in TRAIN, fixed configs
-for VALID/TEST."""
+"""The DCT sampler of the shipped YAMLs."""
+
 
 import pytest
 import speechbrain as sb
@@ -7,7 +7,7 @@ import torch
 from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
 
-from conftest import FULL_YAML, SMALL_YAML
+from helpers.common import FULL_YAML, SMALL_YAML
 
 
 def sampler_from(path, overrides=""):

@@ -10,11 +10,17 @@ import sys
 import time
 from pathlib import Path
 
-
 import pytest
-from conftest import (FULL_YAML, REPO, SMALL_YAML, TINY_MODEL_OVERRIDES, failure_report, run_train,
-                      train_log_epochs)
 
+from helpers.common import (
+    FULL_YAML,
+    REPO,
+    SMALL_YAML,
+    TINY_MODEL_OVERRIDES,
+    failure_report,
+    run_train,
+    train_log_epochs,
+)
 from streamasr.cpu import CPU_BF16_LSTM_ENV, cpu_bf16_lstm_supported
 
 

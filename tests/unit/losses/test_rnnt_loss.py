@@ -1,4 +1,6 @@
-"""The pure-PyTorch RNN-T loss against torchaudio and a hand-computed lattice."""
+"""Our full RNN-T loss against torchaudio, a hand-computed lattice and gradcheck; the
+lattice's forward-backward gradient equals autograd through the recursion."""
+
 
 import math
 import warnings
@@ -119,7 +121,10 @@ def test_confident_model_gradients_have_no_denormals_and_match_torchaudio():
 
 @pytest.mark.parametrize("normalised", [True, False])
 def test_lattice_backward_equals_autograd_through_the_recursion(normalised):
-    from streamasr.losses.transducer import transducer_log_likelihood, transducer_log_likelihood_autograd
+    from streamasr.losses.transducer import (
+        transducer_log_likelihood,
+        transducer_log_likelihood_autograd,
+    )
 
     generator = torch.Generator().manual_seed(3)
     batch, frames, labels = 5, 9, 6

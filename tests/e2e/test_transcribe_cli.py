@@ -1,0 +1,113 @@
+"""``streamasr transcribe`` as a user runs it: file and stdin PCM, bad input, flat
+memory over a 10-minute file."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile
+import speechbrain as sb
+import torch
+from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
+
+from helpers.common import audio_paths
+from streamasr.live import (
+    open_source,
+    transcribe_source,
+)
+from streamasr.model import load_model
+from streamasr.streaming import StreamingRecognizer
+
+
+@pytest.fixture(scope="module")
+def model(random_model_folder):
+    torch.set_num_threads(1)
+    return load_model(random_model_folder)
+
+
+@pytest.fixture(scope="module")
+def wavs(tiny_corpus):
+    return audio_paths(tiny_corpus)
+
+
+def reference_text(model, wav_path, chunk_frames=16, left=4):
+    wav = sb.dataio.dataio.read_audio(str(wav_path))
+    state, _ = StreamingRecognizer(model, DynChunkTrainConfig(chunk_frames, left)).transcribe(wav)
+    return state.texts[0]
+
+
+def cli(*args, stdin=None, timeout=300):
+    return subprocess.run([sys.executable, "-m", "streamasr.cli", *map(str, args)], input=stdin,
+                          capture_output=True, timeout=timeout)
+
+
+def test_cli_file_and_stdin_pcm_give_the_same_text(model, random_model_folder, wavs):
+    expected = reference_text(model, wavs[1]).strip()
+    result = cli("transcribe", wavs[1], "--model", random_model_folder)
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    assert result.stdout.decode().strip() == expected
+    audio, _ = soundfile.read(wavs[1], dtype="int16")
+    piped = cli("transcribe", "-", "--model", random_model_folder, "--json", stdin=audio.tobytes())
+    assert piped.returncode == 0, piped.stderr.decode()[-2000:]
+    events = [json.loads(line) for line in piped.stdout.decode().splitlines()]
+    assert events[-1]["type"] == "final" and events[-1]["text"] == expected
+    assert {"chunk", "audio_ms", "compute_ms", "tokens"} <= set(events[0])
+    assert all(set(t) == {"token", "piece", "start_ms", "confidence"} for e in events[:-1] for t in e["tokens"])
+
+
+def test_bad_inputs_on_the_command_line(random_model_folder, tmp_path, wavs):
+    empty = tmp_path / "empty.wav"
+    soundfile.write(empty, np.zeros(0, np.float32), 16000)
+    truncated = tmp_path / "truncated.wav"
+    truncated.write_bytes(open(wavs[0], "rb").read()[:44])  # header only, no samples
+    cases = [
+        (("transcribe", empty, "--model", random_model_folder), "holds no audio samples (zero length)"),
+        (("transcribe", truncated, "--model", random_model_folder), "truncated.wav"),
+        (("transcribe", tmp_path / "missing.wav", "--model", random_model_folder), "missing.wav does not exist"),
+        (("transcribe", wavs[0], "--model", random_model_folder, "--chunk-ms", "500"),
+         "chunk size 500 ms is not a positive multiple of the encoder frame (40 ms)"),
+        (("transcribe", wavs[0], "--model", tmp_path), "is neither a training output folder"),
+    ]
+    for args, message in cases:
+        result = cli(*args)
+        err = result.stderr.decode()
+        assert result.returncode == 2, (args, err[-1500:])
+        assert message in err and "Traceback" not in err, (args, err[-1500:])
+
+
+def test_memory_stays_flat_on_a_ten_minute_file(model, wavs, tmp_path):
+    speech = np.concatenate([soundfile.read(w, dtype="float32")[0] for w in wavs])
+    repeats = int(np.ceil(600 * 16000 / len(speech)))
+    path = tmp_path / "long.wav"
+    with soundfile.SoundFile(path, "w", 16000, 1, "PCM_16") as handle:
+        for _ in range(repeats):
+            handle.write(speech)
+    rss = []
+
+    def current_rss_mb():
+        with open("/proc/self/statm") as handle:
+            return int(handle.read().split()[1]) * 4096 / 2**20
+
+    events = 0
+    for event in transcribe_source(model, open_source(str(path)), 640, 4):
+        events += 1
+        if event.kind == "partial" and event.chunk % 100 == 0:
+            rss.append(current_rss_mb())
+    assert event.kind == "final" and event.audio_ms >= 600_000
+    # After warm-up (first minute), resident memory does not grow with the stream.
+    assert max(rss[2:]) - rss[1] < 40, rss
+
+
+def test_empty_stdin_gives_an_empty_transcript(random_model_folder):
+    """As an all-silent file does; it used to stop with a torch padding error."""
+    result = cli("transcribe", "-", "--model", random_model_folder, stdin=b"")
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    assert result.stdout.decode() == "\n"
+    result = cli("transcribe", "-", "--model", random_model_folder, "--json", stdin=b"")
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    assert json.loads(result.stdout.decode()) == {"type": "final", "text": "", "audio_ms": 0.0,
+                                                  "compute_ms": 0.0, "rtf": None}

@@ -1,0 +1,94 @@
+"""Shared test helpers: paths, the tiny corpus and tiny-model settings, running
+train.py, reading its logs and reporting a failed subprocess."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from streamasr.data.manifest import read_manifest, resolve_path
+
+REPO = Path(__file__).resolve().parents[2]
+SMALL_YAML = REPO / "hparams" / "conformer_transducer_small.yaml"
+FULL_YAML = REPO / "hparams" / "conformer_transducer.yaml"
+
+TINY_CORPUS = dict(
+    train_utterances=24,
+    valid_utterances=4,
+    test_utterances=4,
+    valid_speakers=3,
+    test_speakers=3,
+    seed=7,
+)
+
+# A model small enough to train a few steps in seconds on CPU.
+TINY_MODEL_OVERRIDES = [
+    "--d_model=32",
+    "--nhead=2",
+    "--num_encoder_layers=1",
+    "--d_ffn=64",
+    "--dec_dim=32",
+    "--joint_dim=32",
+    "--output_neurons=40",
+    "--lr=0.003",
+    "--warmup_steps=5",
+    "--ckpt_interval_minutes=0",
+]
+
+
+def audio_paths(corpus: Path, split: str = "test") -> list[str]:
+    """Audio file paths of a corpus split, in manifest order."""
+    return [resolve_path(row["wav"], str(corpus)) for row in read_manifest(corpus / f"{split}.csv")]
+
+
+def run_train(yaml: Path, corpus: Path, output: Path, *extra: str, timeout: int = 600,
+              env: dict | None = None):
+    """Run train.py in a subprocess (``env``: extra environment variables); returns the
+    CompletedProcess."""
+    cmd = [
+        sys.executable,
+        str(REPO / "train.py"),
+        str(yaml),
+        f"--data_folder={corpus}",
+        f"--output_folder={output}",
+        *extra,
+    ]
+    env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=REPO, env=env)
+
+
+def failure_report(result: subprocess.CompletedProcess, lines: int = 80) -> str:
+    """What a failed subprocess said, for an assertion message: its last traceback when
+    there is one (SpeechBrain logs it to stdout, so both streams are searched), else the
+    end of stderr without SentencePiece's trainer log (which otherwise fills the tail and
+    hides the error)."""
+    stderr = result.stderr
+    for stream in (result.stderr, result.stdout or ""):
+        if "Traceback (most recent call last)" in stream:
+            stderr = stream[stream.rindex("Traceback (most recent call last)"):]
+            break
+    kept, in_spec = [], False
+    for line in stderr.splitlines():
+        if re.match(r"^\w+\.cc\(\d+\) LOG", line) or re.match(r"^(trainer|normalizer|denormalizer)_spec \{", line):
+            in_spec = line.rstrip().endswith("{")
+            continue
+        if in_spec:
+            in_spec = line.strip() != "}"
+            continue
+        kept.append(line)
+    return f"exit status {result.returncode}\n" + "\n".join(kept[-lines:])
+
+
+def train_log_epochs(output: Path) -> list[int]:
+    """Epoch numbers logged in train_log.txt, in order."""
+    log = output / "train_log.txt"
+    if not log.exists():
+        return []
+    epochs = []
+    for line in log.read_text().splitlines():
+        if line.startswith("epoch:"):
+            epochs.append(int(line.split(",")[0].split(":")[1]))
+    return epochs
