@@ -1,4 +1,5 @@
-"""Session fixtures (a tiny espeak-ng corpus, tiny trained and untrained model folders)
+"""Session fixtures (a tiny espeak-ng corpus, tiny trained and untrained model folders,
+the random model loaded and exported, test audio)
 and the test tiers: everything under ``tests/e2e/`` is marked ``slow``, so
 ``pytest -m "not slow"`` runs the unit tier alone."""
 
@@ -7,15 +8,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
-from helpers.common import (
-    SMALL_YAML,
-    TINY_CORPUS,
-    TINY_MODEL_OVERRIDES,
-    failure_report,
-    run_train,
-)
+from helpers.common import SMALL_YAML, TINY_CORPUS, TINY_MODEL_OVERRIDES, audio_paths, failure_report, run_train
 from streamasr.data.synthetic import CorpusConfig, build_corpus
+from streamasr.evaluate import load_utterances
+from streamasr.export import export
+from streamasr.model import AsrModel, load_model
 
 E2E = Path(__file__).resolve().parent / "e2e"
 
@@ -53,3 +52,35 @@ def random_model_folder(tiny_corpus, tmp_path_factory) -> Path:
     result = run_train(SMALL_YAML, tiny_corpus, out, *overrides, "--lr=0.0000001", "--number_of_epochs=1")
     assert result.returncode == 0, failure_report(result)
     return out
+
+
+@pytest.fixture(scope="session")
+def model(random_model_folder) -> AsrModel:
+    """The random-weights model, loaded (1 thread: the tests compare exact results)."""
+    torch.set_num_threads(1)
+    return load_model(random_model_folder)
+
+
+@pytest.fixture(scope="session")
+def wavs(tiny_corpus) -> list[str]:
+    """The tiny corpus's test files."""
+    return audio_paths(tiny_corpus)
+
+
+@pytest.fixture(scope="session")
+def files(tiny_corpus) -> list[str]:
+    """Three test files."""
+    return audio_paths(tiny_corpus)[:3]
+
+
+@pytest.fixture(scope="session")
+def utterances(tiny_corpus) -> list:
+    """Test and valid utterances of the tiny corpus, loaded (shortest first per split)."""
+    return load_utterances(tiny_corpus / "test.csv", None, None) + load_utterances(tiny_corpus / "valid.csv", None, None)
+
+
+@pytest.fixture(scope="session")
+def exported(random_model_folder, tmp_path_factory) -> Path:
+    """The random model exported for stock SpeechBrain (random weights: greedy search
+    emits many tokens, so equality checks are not vacuous)."""
+    return export(random_model_folder, tmp_path_factory.mktemp("export") / "model", average=1)

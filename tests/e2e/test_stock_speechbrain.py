@@ -11,26 +11,14 @@ import sys
 import pytest
 import soundfile
 import speechbrain as sb
-import torch
 from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
 
-from helpers.common import REPO, audio_paths
+from helpers.common import REPO, cli, reference_text
 from streamasr.export import export
 from streamasr.model import load_model
 from streamasr.streaming import StreamingRecognizer
 
 STOCK = REPO / "tools" / "stock_streaming_asr.py"
-
-
-@pytest.fixture(scope="module")
-def exported(random_model_folder, tmp_path_factory):
-    # Random weights: greedy search emits many tokens, so equality is not vacuous.
-    return export(random_model_folder, tmp_path_factory.mktemp("export") / "model", average=1)
-
-
-@pytest.fixture(scope="module")
-def files(tiny_corpus):
-    return audio_paths(tiny_corpus)[:3]
 
 
 def run_stock(folder, chunk, left, files):
@@ -43,28 +31,6 @@ def run_stock(folder, chunk, left, files):
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-@pytest.fixture(scope="module")
-def model(random_model_folder):
-    torch.set_num_threads(1)
-    return load_model(random_model_folder)
-
-
-@pytest.fixture(scope="module")
-def wavs(tiny_corpus):
-    return audio_paths(tiny_corpus)
-
-
-def reference_text(model, wav_path, chunk_frames=16, left=4):
-    wav = sb.dataio.dataio.read_audio(str(wav_path))
-    state, _ = StreamingRecognizer(model, DynChunkTrainConfig(chunk_frames, left)).transcribe(wav)
-    return state.texts[0]
-
-
-def cli(*args, stdin=None, timeout=300):
-    return subprocess.run([sys.executable, "-m", "streamasr.cli", *map(str, args)], input=stdin,
-                          capture_output=True, timeout=timeout)
-
-
 @pytest.mark.parametrize("chunk,left", [(16, 4), (8, 2)])
 def test_stock_speechbrain_equals_our_stock_front_end_streaming(exported, random_model_folder, files, chunk, left):
     stock = run_stock(exported, chunk, left, files)
@@ -72,7 +38,6 @@ def test_stock_speechbrain_equals_our_stock_front_end_streaming(exported, random
     model = load_model(random_model_folder)
     ours = []
     for path in files:
-        import speechbrain as sb
 
         state, _ = StreamingRecognizer(model, DynChunkTrainConfig(chunk, left), frontend="stock").transcribe(
             sb.dataio.dataio.read_audio(str(path))
@@ -113,7 +78,6 @@ def test_export_command_line(tiny_model_folder, tmp_path):
 
 
 def test_exported_folder_transcribes_like_the_training_folder(random_model_folder, tmp_path, wavs, model):
-    from streamasr.export import export
 
     folder = export(random_model_folder, tmp_path / "exported")
     result = cli("transcribe", wavs[2], "--model", folder)

@@ -4,45 +4,15 @@ memory over a 10-minute file."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
-import pytest
 import soundfile
-import speechbrain as sb
-import torch
-from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
 
-from helpers.common import audio_paths
+from helpers.common import cli, reference_text
 from streamasr.live import (
     open_source,
     transcribe_source,
 )
-from streamasr.model import load_model
-from streamasr.streaming import StreamingRecognizer
-
-
-@pytest.fixture(scope="module")
-def model(random_model_folder):
-    torch.set_num_threads(1)
-    return load_model(random_model_folder)
-
-
-@pytest.fixture(scope="module")
-def wavs(tiny_corpus):
-    return audio_paths(tiny_corpus)
-
-
-def reference_text(model, wav_path, chunk_frames=16, left=4):
-    wav = sb.dataio.dataio.read_audio(str(wav_path))
-    state, _ = StreamingRecognizer(model, DynChunkTrainConfig(chunk_frames, left)).transcribe(wav)
-    return state.texts[0]
-
-
-def cli(*args, stdin=None, timeout=300):
-    return subprocess.run([sys.executable, "-m", "streamasr.cli", *map(str, args)], input=stdin,
-                          capture_output=True, timeout=timeout)
 
 
 def test_cli_file_and_stdin_pcm_give_the_same_text(model, random_model_folder, wavs):

@@ -9,7 +9,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import torch
+from hyperpyyaml import load_hyperpyyaml
+from speechbrain.dataio.dataio import read_audio
+from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
+
 from streamasr.data.manifest import read_manifest, resolve_path
+from streamasr.model import AsrModel
+from streamasr.streaming import StreamingRecognizer
 
 REPO = Path(__file__).resolve().parents[2]
 SMALL_YAML = REPO / "hparams" / "conformer_transducer_small.yaml"
@@ -92,3 +99,28 @@ def train_log_epochs(output: Path) -> list[int]:
         if line.startswith("epoch:"):
             epochs.append(int(line.split(",")[0].split(":")[1]))
     return epochs
+
+
+def reference_text(model: AsrModel, wav_path: str | Path, chunk_frames: int = 16, left: int = 4) -> str:
+    """The engine's transcript of one file (exact front end, 640 ms / 4 left chunks)."""
+    wav = read_audio(str(wav_path))
+    state, _ = StreamingRecognizer(model, DynChunkTrainConfig(chunk_frames, left)).transcribe(wav)
+    return state.texts[0]
+
+
+def cli(*args: object, stdin: bytes | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+    """``python -m streamasr.cli ARGS`` in a subprocess (bytes in and out)."""
+    return subprocess.run([sys.executable, "-m", "streamasr.cli", *map(str, args)], input=stdin,
+                          capture_output=True, timeout=timeout)
+
+
+def random_encoder(yaml: Path, overrides: dict) -> torch.nn.Module:
+    """The Conformer encoder of a YAML (eval mode) with random, non-trivial weights
+    everywhere (N(0, 0.1)), seeded: a probe for streaming equalities."""
+    with open(yaml, encoding="utf-8") as handle:
+        hparams = load_hyperpyyaml(handle, overrides)
+    torch.manual_seed(0)
+    model = hparams["Transformer"].eval()
+    for parameter in model.parameters():
+        torch.nn.init.normal_(parameter, std=0.1)
+    return model

@@ -2,16 +2,7 @@
 
 from __future__ import annotations
 
-import pytest
 import torch
-
-from streamasr.model import load_model
-
-
-@pytest.fixture(scope="module")
-def model(random_model_folder):
-    torch.set_num_threads(1)
-    return load_model(random_model_folder)
 
 
 def test_decoding_chunk_by_chunk_with_carried_state_equals_decoding_at_once(model):

@@ -6,24 +6,12 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import pytest
 import torch
 
 from helpers.common import REPO, SMALL_YAML
-from streamasr.evaluate import evaluate
 from streamasr.evaluate.dependency import dependency_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture(scope="module")
-def sweep(tiny_model_folder, tiny_corpus, tmp_path_factory):
-    out = tmp_path_factory.mktemp("sweep")
-    results = evaluate(
-        str(tiny_model_folder), str(tiny_corpus / "test.csv"), str(out),
-        chunk_values=["160", "320"], unit="ms", left_values=["2", "unlimited"], progress=False,
-    )
-    return out, results
 
 
 class LeakyEncoder(torch.nn.Module):

@@ -7,7 +7,6 @@ import csv
 import json
 
 import pytest
-import torch
 
 from streamasr.cli import main as cli
 from streamasr.evaluate import evaluate, parse_grid
@@ -23,17 +22,6 @@ def sweep(tiny_model_folder, tiny_corpus, tmp_path_factory):
         chunk_values=["160", "320"], unit="ms", left_values=["2", "unlimited"], progress=False,
     )
     return out, results
-
-
-class LeakyEncoder(torch.nn.Module):
-    """A non-causal convolution with no chunk masking: sees 2 frames ahead."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv = torch.nn.Conv1d(3, 3, kernel_size=5, padding=2)
-
-    def forward(self, x):
-        return self.conv(x.transpose(1, 2)).transpose(1, 2)
 
 
 def test_sweep_covers_full_context_and_every_cell(sweep):

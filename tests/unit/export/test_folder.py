@@ -10,19 +10,7 @@ import shutil
 import pytest
 import torch
 
-from helpers.common import audio_paths
 from streamasr.export import ExportError, check_model_folder, export, push_to_hub
-
-
-@pytest.fixture(scope="module")
-def exported(random_model_folder, tmp_path_factory):
-    # Random weights: greedy search emits many tokens, so equality is not vacuous.
-    return export(random_model_folder, tmp_path_factory.mktemp("export") / "model", average=1)
-
-
-@pytest.fixture(scope="module")
-def files(tiny_corpus):
-    return audio_paths(tiny_corpus)[:3]
 
 
 def test_folder_has_every_file_and_a_hub_model_card(exported):

@@ -11,21 +11,8 @@ import torch
 from hyperpyyaml import load_hyperpyyaml
 from speechbrain.lobes.features import StreamingFeatureWrapper
 
-from streamasr.evaluate import load_utterances
 from streamasr.frontend import stock_feature_wrapper_yaml
 from streamasr.keys import KEYS
-from streamasr.model import load_model
-
-
-@pytest.fixture(scope="module")
-def model(random_model_folder):
-    torch.set_num_threads(1)
-    return load_model(random_model_folder)
-
-
-@pytest.fixture(scope="module")
-def utterances(tiny_corpus):
-    return load_utterances(tiny_corpus / "test.csv", None, None) + load_utterances(tiny_corpus / "valid.csv", None, None)
 
 
 def test_geometry_of_the_default_front_end(model):

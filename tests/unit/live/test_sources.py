@@ -4,15 +4,12 @@ other rates with notices, common formats, ffmpeg, bad files named."""
 from __future__ import annotations
 
 import subprocess
-import sys
 
 import numpy as np
 import pytest
 import soundfile
 import speechbrain as sb
-import torch
 
-from helpers.common import audio_paths
 from streamasr.live import (
     AudioError,
     StreamingResampler,
@@ -20,23 +17,6 @@ from streamasr.live import (
     resample_whole,
     transcribe_source,
 )
-from streamasr.model import load_model
-
-
-@pytest.fixture(scope="module")
-def model(random_model_folder):
-    torch.set_num_threads(1)
-    return load_model(random_model_folder)
-
-
-@pytest.fixture(scope="module")
-def wavs(tiny_corpus):
-    return audio_paths(tiny_corpus)
-
-
-def cli(*args, stdin=None, timeout=300):
-    return subprocess.run([sys.executable, "-m", "streamasr.cli", *map(str, args)], input=stdin,
-                          capture_output=True, timeout=timeout)
 
 
 @pytest.mark.parametrize("orig,new", [(44100, 16000), (8000, 16000), (22050, 16000), (48000, 16000)])

@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
 from speechbrain.utils.streaming import infer_dependency_matrix
 
-from helpers.common import FULL_YAML, SMALL_YAML
+from helpers.common import FULL_YAML, SMALL_YAML, random_encoder
 from streamasr.streaming import encode_chunk_by_chunk
 
 # The full-size YAML keeps its architecture (RelPosMHAXL Conformer, DCConv kernel,
@@ -27,14 +26,7 @@ CONFIGS = [DynChunkTrainConfig(size, left) for size in (4, 8, 16) for left in (2
 
 @pytest.fixture(scope="module", params=sorted(YAMLS))
 def transformer(request):
-    path, overrides = YAMLS[request.param]
-    with open(path, encoding="utf-8") as handle:
-        hparams = load_hyperpyyaml(handle, overrides)
-    torch.manual_seed(0)
-    model = hparams["Transformer"].eval()
-    for parameter in model.parameters():  # random, non-trivial weights everywhere
-        torch.nn.init.normal_(parameter, std=0.1)
-    return model
+    return random_encoder(*YAMLS[request.param])
 
 
 def encoder_input(frames: int, batch: int = 2) -> torch.Tensor:

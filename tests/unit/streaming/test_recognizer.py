@@ -7,20 +7,7 @@ import pytest
 import torch
 from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
 
-from streamasr.evaluate import load_utterances
-from streamasr.model import load_model
 from streamasr.streaming import StreamingRecognizer
-
-
-@pytest.fixture(scope="module")
-def model(random_model_folder):
-    torch.set_num_threads(1)
-    return load_model(random_model_folder)
-
-
-@pytest.fixture(scope="module")
-def utterances(tiny_corpus):
-    return load_utterances(tiny_corpus / "test.csv", None, None) + load_utterances(tiny_corpus / "valid.csv", None, None)
 
 
 @pytest.mark.parametrize(
