@@ -58,6 +58,10 @@ class FeaturePath:
     def new_context(self) -> object:
         return None
 
+    def ready(self, stream: StreamAudio, chunk_frames: int) -> bool:
+        """Whether a chunk can run now (before the end of input)."""
+        raise NotImplementedError
+
     def chunks(self, stream: StreamAudio, chunk_frames: int) -> Iterator[tuple[torch.Tensor, bool]]:
         raise NotImplementedError
 
@@ -76,8 +80,11 @@ class ExactPath(FeaturePath):
     def chunk_samples(self, chunk_frames: int) -> int:
         return self.geometry.chunk_samples(chunk_frames)
 
+    def ready(self, stream: StreamAudio, chunk_frames: int) -> bool:
+        return stream.samples_received >= self.front_end.samples_needed(stream.frames_done + chunk_frames)
+
     def chunks(self, stream: StreamAudio, chunk_frames: int) -> Iterator[tuple[torch.Tensor, bool]]:
-        while stream.samples_received >= self.front_end.samples_needed(stream.frames_done + chunk_frames):
+        while self.ready(stream, chunk_frames):
             yield self._chunk(stream, stream.frames_done + chunk_frames, final=False), False
 
     def finish(self, stream: StreamAudio, chunk_frames: int) -> Iterator[tuple[torch.Tensor, bool]]:
@@ -127,9 +134,12 @@ class StockPath(FeaturePath):
     def new_context(self) -> object:
         return self.wrapper.make_streaming_context()
 
+    def ready(self, stream: StreamAudio, chunk_frames: int) -> bool:
+        return stream.buffer.shape[1] >= self.chunk_samples(chunk_frames)
+
     def chunks(self, stream: StreamAudio, chunk_frames: int) -> Iterator[tuple[torch.Tensor, bool]]:
         size = self.chunk_samples(chunk_frames)
-        while stream.buffer.shape[1] >= size:
+        while self.ready(stream, chunk_frames):
             yield self._features(stream, stream.buffer[:, :size], consume=True), False
 
     def finish(self, stream: StreamAudio, chunk_frames: int) -> Iterator[tuple[torch.Tensor, bool]]:

@@ -2,9 +2,19 @@
 an explicit ``StreamState``.
 
 Per chunk: the feature path (``streamasr.frontend.paths``: exact windows by default, or
-stock SpeechBrain's wrapper) gives encoder inputs, the encoder runs with its carried
-streaming context (``streamasr.streaming.encoder``), the greedy search with its carried
-prediction-network state, and the SentencePiece pieces are appended to the text.
+stock SpeechBrain's wrapper) gives encoder inputs, the encoder backend
+(``streamasr.streaming.backends``: the fixed-shape cache-aware step by default) runs
+with its carried state, the greedy search with its carried prediction-network state,
+and the SentencePiece pieces are appended to the text.
+
+Two ways to drive it, with the same results:
+
+* a batch of streams that start and advance together (``init_state(batch)``,
+  ``accept_audio``, ``finalize``, ``transcribe``);
+* streams that come and go at their own pace, as sherpa-onnx drives its recognizer
+  (``create_stream``, ``accept_waveform``, ``input_finished``, ``is_ready``,
+  ``decode_streams``): one batched model call serves every ready stream, whatever its
+  position (fixed-shape backend only).
 """
 
 from __future__ import annotations
@@ -16,11 +26,11 @@ from typing import Iterator
 import torch
 from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
 
-from streamasr.decoding import GreedyState
-from streamasr.errors import StreamStateError
+from streamasr.decoding import GreedyState, Hypothesis
+from streamasr.errors import ConfigError, StreamStateError
 from streamasr.frontend import FEATURE_PATHS, FeaturePath, feature_path
 from streamasr.model import AsrModel
-from streamasr.streaming.encoder import make_encoder_context
+from streamasr.streaming.backends import EncoderBackend, default_backend
 
 FRONTENDS = FEATURE_PATHS  # the names `--frontend` accepts
 
@@ -63,6 +73,7 @@ class StreamState:
     texts: list = dataclasses.field(default_factory=list)  # per stream: decoded so far
     finished: bool = False
     feature_context: object = None  # the feature path's own context (stock wrapper)
+    input_done: bool = False  # no more audio will come (``input_finished``)
 
     @property
     def samples_received(self) -> int:
@@ -78,15 +89,19 @@ class StreamingRecognizer:
     frames.
 
     frontend: the feature path, a name (``exact``, the default, or ``stock``) or a
-    ``FeaturePath``; see ``streamasr.frontend.paths``.
+    ``FeaturePath``; see ``streamasr.frontend.paths``. backend: an encoder backend
+    (default: fixed-shape, or SpeechBrain's contexts for unlimited left context and the
+    stock front end; ``streamasr.streaming.backends``).
     """
 
-    def __init__(self, model: AsrModel, config: DynChunkTrainConfig, frontend: str | FeaturePath = "exact"):
+    def __init__(self, model: AsrModel, config: DynChunkTrainConfig, frontend: str | FeaturePath = "exact",
+                 backend: EncoderBackend | None = None):
         self.model = model
         self.config = config
         self.path = feature_path(frontend, model.front_end)
         self.frontend = self.path.name
         self.geometry = model.front_end.geometry
+        self.backend = backend or default_backend(model, config, self.path.name)
 
     @property
     def chunk_samples(self) -> int:
@@ -97,7 +112,7 @@ class StreamingRecognizer:
         device = self.model.device
         return StreamState(
             buffer=torch.zeros(batch_size, 0, device=device),
-            encoder_context=make_encoder_context(self.model.encoder, self.config),
+            encoder_context=self.backend.init_state(batch_size),
             decoder_state=self.model.search.initial_state(batch_size, device),
             tokens=[[] for _ in range(batch_size)],
             texts=["" for _ in range(batch_size)],
@@ -136,39 +151,132 @@ class StreamingRecognizer:
             src, final = item
             outputs.append(self._decode(state, src, start_time, final))
 
+    def _padded(self, src: torch.Tensor) -> torch.Tensor:
+        """A chunk's encoder inputs padded to the chunk size (a stream's last chunk)."""
+        missing = self.config.chunk_size - src.shape[1]
+        return torch.nn.functional.pad(src, (0, 0, 0, missing)) if missing > 0 else src
+
     def _decode(self, state: StreamState, src: torch.Tensor, start_time: float, final: bool) -> ChunkOutput:
-        """Encoder + greedy search on one chunk of encoder inputs ``[B, n, F]``."""
+        """Encoder + greedy search on one chunk of encoder inputs ``[B, n, F]`` of a
+        lock-step batch of streams."""
+        valid = src.shape[1]
+        lengths = torch.full((src.shape[0],), valid, dtype=torch.long, device=src.device)
+        encoded, state.encoder_context = self.backend.encode(self._padded(src), lengths, state.encoder_context)
+        hyps, state.decoder_state = self.model.search(encoded, lengths, state=state.decoder_state)
+        tokens, texts = [], []
+        for row, hyp in enumerate(hyps):
+            row_tokens, row_text = self._append(state, row, hyp)
+            tokens.append(row_tokens)
+            texts.append(row_text)
+        return self._advance(state, valid, tokens, texts, time.perf_counter() - start_time, final)
+
+    def _append(self, state: StreamState, row: int, hyp: Hypothesis) -> tuple[list[TokenEvent], str]:
+        """Add a chunk's hypothesis to stream ``row`` of ``state``: its token events (global
+        frames, start times) and the new text."""
         model = self.model
         start = state.frames_done
-        end_frame = start + src.shape[1]
-        encoded = model.encoder.encode_streaming(src, state.encoder_context)
-        hyps, state.decoder_state = model.search(model.encoder_proj(encoded), state=state.decoder_state)
         frame_ms = self.geometry.frame_ms
         shift = self.path.time_shift_frames
-        tokens, texts = [], []
-        for stream, hyp in enumerate(hyps):
-            events = [
-                TokenEvent(
-                    token_id=token,
-                    piece=model.tokenizer.id_to_piece(token),
-                    frame=start + frame,
-                    start_ms=max(0.0, (start + frame + shift) * frame_ms),
-                    confidence=confidence,
-                )
-                for token, frame, confidence in zip(hyp.tokens, hyp.frames, hyp.confidences)
-            ]
-            at_start = not state.tokens[stream]
-            state.tokens[stream].extend(hyp.tokens)
-            new_text = model.decode_continuation(hyp.tokens, at_start)
-            texts.append(new_text)
-            state.texts[stream] += new_text
-            tokens.append(events)
-        state.frames_done = end_frame
+        events = [
+            TokenEvent(
+                token_id=token,
+                piece=model.tokenizer.id_to_piece(token),
+                frame=start + frame,
+                start_ms=max(0.0, (start + frame + shift) * frame_ms),
+                confidence=confidence,
+            )
+            for token, frame, confidence in zip(hyp.tokens, hyp.frames, hyp.confidences)
+        ]
+        at_start = not state.tokens[row]
+        state.tokens[row].extend(hyp.tokens)
+        new_text = model.decode_continuation(hyp.tokens, at_start)
+        state.texts[row] += new_text
+        return events, new_text
+
+    @staticmethod
+    def _advance(state: StreamState, frames: int, tokens: list, texts: list, seconds: float,
+                 final: bool) -> ChunkOutput:
+        start = state.frames_done
+        state.frames_done = start + frames
         index = state.chunks_done
         state.chunks_done += 1
-        return ChunkOutput(
-            index, start, end_frame, tokens, texts, time.perf_counter() - start_time, final
+        return ChunkOutput(index, start, start + frames, tokens, texts, seconds, final)
+
+    # ---------------------------------------------------- streams at their own pace
+    def create_stream(self) -> StreamState:
+        """A new stream (batch 1) for ``decode_streams``."""
+        if not self.backend.can_stack:
+            raise ConfigError(f"{self.backend.name} backend: streams at different positions need the fixed-shape "
+                              "state (a finite left context and the exact front end)")
+        return self.init_state(1)
+
+    def accept_waveform(self, stream: StreamState, samples: torch.Tensor) -> None:
+        """Buffer ``samples`` (``[n]`` or ``[1, n]`` float, 16 kHz); decoding happens in
+        ``decode_streams``."""
+        if stream.input_done or stream.finished:
+            raise StreamStateError("audio after input_finished()")
+        stream.buffer = torch.cat([stream.buffer, samples.reshape(1, -1).to(stream.buffer)], dim=1)
+
+    def input_finished(self, stream: StreamState) -> None:
+        """No more audio for ``stream``: its remaining frames become ready."""
+        stream.input_done = True
+
+    def _next_chunk(self, stream: StreamState) -> tuple[torch.Tensor, bool] | None:
+        if stream.finished:
+            return None
+        chunks = self.path.finish if stream.input_done else self.path.chunks
+        item = next(chunks(stream, self.config.chunk_size), None)
+        if item is None and stream.input_done:
+            stream.finished = True  # nothing left (or no audio at all)
+        return item
+
+    def is_ready(self, stream: StreamState) -> bool:
+        """Whether ``decode_streams`` would run a chunk of ``stream`` now."""
+        if stream.finished:
+            return False
+        if stream.input_done:
+            return stream.samples_received > 0 and self._has_frames_left(stream)
+        return self.path.ready(stream, self.config.chunk_size)
+
+    @torch.no_grad()
+    def decode_streams(self, streams: list[StreamState]) -> list[ChunkOutput | None]:
+        """One chunk of every ready stream in one batched model call, whatever their
+        positions; ``None`` for a stream that was not ready. A stream's last chunk
+        (after ``input_finished``) has ``final`` set and finishes it."""
+        start_time = time.perf_counter()
+        work = [(stream, self._next_chunk(stream)) for stream in streams]
+        ready = [(stream, item) for stream, item in work if item is not None]
+        if not ready:
+            return [None] * len(streams)
+        srcs = torch.cat([self._padded(src) for _, (src, _) in ready])
+        lengths = torch.tensor([src.shape[1] for _, (src, _) in ready], dtype=torch.long, device=srcs.device)
+        encoder_state = self.backend.stack_states([stream.encoder_context for stream, _ in ready])
+        decoder_state = GreedyState(
+            torch.cat([stream.decoder_state.decoder_out for stream, _ in ready]),
+            tuple(torch.cat(parts, dim=1) for parts in zip(*(stream.decoder_state.hidden for stream, _ in ready))),
+            [margin for stream, _ in ready for margin in stream.decoder_state.min_margins],
         )
+        encoded, encoder_state = self.backend.encode(srcs, lengths, encoder_state)
+        hyps, decoder_state = self.model.search(encoded, lengths, state=decoder_state)
+        seconds = (time.perf_counter() - start_time) / len(ready)
+        results = {}
+        for row, ((stream, (src, final)), encoder_row) in enumerate(
+                zip(ready, self.backend.unstack_states(encoder_state))):
+            stream.encoder_context = encoder_row
+            stream.decoder_state = GreedyState(decoder_state.decoder_out[row : row + 1],
+                                               tuple(h[:, row : row + 1] for h in decoder_state.hidden),
+                                               [decoder_state.min_margins[row]])
+            tokens, text = self._append(stream, 0, hyps[row])
+            output = self._advance(stream, src.shape[1], [tokens], [text], seconds, final)
+            if stream.input_done and not self._has_frames_left(stream):
+                output.final = True
+                stream.finished = True
+            results[id(stream)] = output
+        return [results.get(id(stream)) for stream in streams]
+
+    def _has_frames_left(self, stream: StreamState) -> bool:
+        total = self.geometry.num_encoder_frames(max(stream.samples_received, self.geometry.frame_samples))
+        return stream.frames_done < total
 
     def transcribe(self, wav: torch.Tensor) -> tuple[StreamState, list[ChunkOutput]]:
         """Feed one utterance ``[samples]`` chunk by chunk (``chunk_samples`` at a time,

@@ -7,6 +7,7 @@ import pytest
 import torch
 from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
 
+from streamasr.errors import ConfigError
 from streamasr.streaming import StreamingRecognizer
 
 
@@ -88,3 +89,46 @@ def test_a_stream_without_audio_gives_no_chunk_and_an_empty_transcript(model):
     assert recognizer.accept_audio(state, torch.zeros(1, 0)) == []
     assert recognizer.finalize(state) == []
     assert state.finished and state.texts == [""] and state.tokens == [[]]
+
+
+def test_streams_joining_at_different_times_decode_as_each_stream_alone(model, utterances):
+    """sherpa-onnx's driving: streams join at different times, each call decodes one chunk
+    of every ready stream in one batch (first chunks beside 10th chunks and last ones)."""
+    recognizer = StreamingRecognizer(model, DynChunkTrainConfig(8, 2))
+    assert recognizer.backend.name == "torch"
+    chosen = utterances[:4]
+    alone = [recognizer.transcribe(u.wav)[0] for u in chosen]
+    step = recognizer.chunk_samples  # a chunk of audio per tick, one decode call per tick
+    streams, fed, events = [], [0] * len(chosen), [[] for _ in chosen]
+    batch_sizes = []
+    for tick in range(10_000):
+        if len(streams) < len(chosen):  # a new stream joins at every tick: all at different positions
+            streams.append(recognizer.create_stream())
+        for index, stream in enumerate(streams):
+            wav = chosen[index].wav
+            if fed[index] < wav.shape[-1]:
+                recognizer.accept_waveform(stream, wav[fed[index] : fed[index] + step])
+                fed[index] += step
+                if fed[index] >= wav.shape[-1]:
+                    recognizer.input_finished(stream)
+        outputs = recognizer.decode_streams(streams)
+        batch_sizes.append(sum(o is not None for o in outputs))
+        for index, output in enumerate(outputs):
+            if output is not None:
+                events[index].extend(output.tokens[0])
+        if len(streams) == len(chosen) and all(s.finished for s in streams):
+            break
+    assert max(batch_sizes) >= 3  # streams at different positions shared calls
+    for index, stream in enumerate(streams):
+        assert stream.tokens[0] == alone[index].tokens[0], index
+        assert stream.texts[0] == alone[index].texts[0]
+        assert [e.token_id for e in events[index]] == stream.tokens[0]
+    assert recognizer.decode_streams(streams) == [None] * len(streams)
+
+
+def test_reference_cases_stay_on_speechbrain_contexts(model):
+    assert StreamingRecognizer(model, DynChunkTrainConfig(8, None)).backend.name == "speechbrain-context"
+    assert StreamingRecognizer(model, DynChunkTrainConfig(8, 2), frontend="stock").backend.name == \
+        "speechbrain-context"
+    with pytest.raises(ConfigError, match="streams at different positions need the fixed-shape state"):
+        StreamingRecognizer(model, DynChunkTrainConfig(8, None)).create_stream()

@@ -1,0 +1,108 @@
+"""Encoder backends of the streaming engine: one protocol, chosen once per recognizer.
+
+A backend turns one chunk of encoder input frames ``[B, C, F]`` (the last chunk of a
+stream padded, with its valid ``lengths``) into projected encoder frames ``[B, C, J]``
+(what the joiner sees) and carries its state:
+
+* ``FixedShapeBackend`` (the engine's default): the cache-aware step with fixed-shape
+  tensor state (``streamasr.streaming.fixed``); states of streams at different
+  positions stack into one batch.
+* ``ContextBackend``: SpeechBrain's own ``encode_streaming`` contexts, kept as the
+  reference path for the two cases a fixed shape cannot serve: unlimited left context
+  (every past frame is kept) and the stock front end (whose chunks are not on the
+  training grid, so its outputs must equal stock ``StreamingASR`` exactly). Its streams
+  advance together; it cannot stack states.
+
+Nothing above this protocol knows which backend runs.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, Sequence
+
+import torch
+from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
+
+from streamasr.errors import ConfigError
+from streamasr.model import AsrModel
+from streamasr.streaming.encoder import make_encoder_context
+from streamasr.streaming.fixed import CacheAwareEncoder, EncoderState, stack_states, unstack_states
+
+
+class EncoderBackend(Protocol):
+    name: str
+    can_stack: bool
+
+    def init_state(self, batch_size: int) -> object: ...
+
+    def encode(self, src: torch.Tensor, lengths: torch.Tensor, state: object) -> tuple[torch.Tensor, object]: ...
+
+    def stack_states(self, states: Sequence[object]) -> object: ...
+
+    def unstack_states(self, state: object) -> list[object]: ...
+
+
+class FixedShapeBackend:
+    """The cache-aware encoder step in PyTorch, then ``proj_enc``."""
+
+    name = "torch"
+    can_stack = True
+
+    def __init__(self, model: AsrModel, config: DynChunkTrainConfig):
+        self.model = model
+        self.step = CacheAwareEncoder(model.encoder, config).eval()
+
+    def init_state(self, batch_size: int) -> EncoderState:
+        return self.step.initial_state(batch_size, self.model.device, self.model.dtype)
+
+    def encode(self, src: torch.Tensor, lengths: torch.Tensor, state: EncoderState
+               ) -> tuple[torch.Tensor, EncoderState]:
+        out, state = self.step.step(src, lengths, state)
+        return self.model.encoder_proj(out), state
+
+    def stack_states(self, states: Sequence[EncoderState]) -> EncoderState:
+        return stack_states(states)
+
+    def unstack_states(self, state: EncoderState) -> list[EncoderState]:
+        return unstack_states(state)
+
+
+class ContextBackend:
+    """SpeechBrain's ``encode_streaming`` with its context objects (lock-step batches).
+    A chunk's padding frames are dropped before the call (SpeechBrain streams a short
+    last chunk as it is)."""
+
+    name = "speechbrain-context"
+    can_stack = False
+
+    def __init__(self, model: AsrModel, config: DynChunkTrainConfig):
+        self.model = model
+        self.config = config
+
+    def init_state(self, batch_size: int) -> object:
+        return make_encoder_context(self.model.encoder, self.config)
+
+    def encode(self, src: torch.Tensor, lengths: torch.Tensor, state: object) -> tuple[torch.Tensor, object]:
+        valid = int(lengths.max())
+        if bool((lengths != valid).any()):
+            raise ConfigError("SpeechBrain's streaming contexts need every stream of a batch at the same position")
+        out = self.model.encoder.encode_streaming(src[:, :valid], state)
+        out = self.model.encoder_proj(out)
+        if valid < src.shape[1]:
+            out = torch.nn.functional.pad(out, (0, 0, 0, src.shape[1] - valid))
+        return out, state
+
+    def stack_states(self, states: Sequence[object]) -> object:
+        raise ConfigError("SpeechBrain's streaming contexts cannot be stacked (unlimited left context or the "
+                          "stock front end): their streams must start and advance together")
+
+    def unstack_states(self, state: object) -> list[object]:
+        raise ConfigError("SpeechBrain's streaming contexts cannot be unstacked")
+
+
+def default_backend(model: AsrModel, config: DynChunkTrainConfig, feature_path: str) -> EncoderBackend:
+    """The fixed-shape backend, except for the two reference cases (unlimited left
+    context, the stock front end), which stay on SpeechBrain's contexts."""
+    if config.left_context_size is None or feature_path == "stock":
+        return ContextBackend(model, config)
+    return FixedShapeBackend(model, config)
