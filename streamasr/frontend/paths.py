@@ -6,6 +6,9 @@ latency model call only these methods and never branch on which one runs):
 * ``ExactPath`` (``exact``, the default): a chunk runs once its samples plus the front
   end's look-ahead have arrived; its encoder inputs equal the whole-utterance ones
   (``FrontEnd.chunk``); the last chunk of a stream may be shorter.
+* ``WindowPath`` (``exact`` too, for the fixed-shape backends): the same windows and
+  chunk timing as ``ExactPath``, stopped after the Fbank and padded to one fixed size
+  (``streamasr.streaming.step`` runs the normaliser and the CNN on it);
 * ``StockPath`` (``stock``): what SpeechBrain's ``StreamingASR`` does with an exported
   folder (``StreamingFeatureWrapper``, ``(stride - 1) x chunk`` samples per chunk, a
   short last chunk, then the wrapper's recommended zero chunks), so hypotheses equal
@@ -40,9 +43,11 @@ class StreamAudio(Protocol):
 
 
 class FeaturePath:
-    """Interface (see the module docstring). ``chunks`` yields the encoder inputs of
-    every chunk that became computable, ``[B, n, F]`` with a flag telling whether it is
-    the stream's last; ``finish`` those left at the end of input."""
+    """Interface (see the module docstring). ``chunks`` yields ``(features, valid,
+    final)`` for every chunk that became computable: the encoder inputs ``[B, n, F]``
+    (``valid`` = n) or, for ``WindowPath``, the Fbank window ``[B, T_w, n_mels]``
+    (``valid`` = its valid frames), and whether it needed the end of the stream;
+    ``finish`` does the same for what is left at the end of input."""
 
     name: str = ""
     time_shift_frames: int = 0  # added to a token's frame for its start time
@@ -62,10 +67,10 @@ class FeaturePath:
         """Whether a chunk can run now (before the end of input)."""
         raise NotImplementedError
 
-    def chunks(self, stream: StreamAudio, chunk_frames: int) -> Iterator[tuple[torch.Tensor, bool]]:
+    def chunks(self, stream: StreamAudio, chunk_frames: int) -> Iterator[tuple[torch.Tensor, int, bool]]:
         raise NotImplementedError
 
-    def finish(self, stream: StreamAudio, chunk_frames: int) -> Iterator[tuple[torch.Tensor, bool]]:
+    def finish(self, stream: StreamAudio, chunk_frames: int) -> Iterator[tuple[torch.Tensor, int, bool]]:
         raise NotImplementedError
 
     def ready_samples(self, chunk_index: int, end_frame: int, final: bool, chunk_frames: int,
@@ -83,11 +88,11 @@ class ExactPath(FeaturePath):
     def ready(self, stream: StreamAudio, chunk_frames: int) -> bool:
         return stream.samples_received >= self.front_end.samples_needed(stream.frames_done + chunk_frames)
 
-    def chunks(self, stream: StreamAudio, chunk_frames: int) -> Iterator[tuple[torch.Tensor, bool]]:
+    def chunks(self, stream: StreamAudio, chunk_frames: int) -> Iterator[tuple[torch.Tensor, int, bool]]:
         while self.ready(stream, chunk_frames):
-            yield self._chunk(stream, stream.frames_done + chunk_frames, final=False), False
+            yield (*self._chunk(stream, stream.frames_done + chunk_frames, final=False), False)
 
-    def finish(self, stream: StreamAudio, chunk_frames: int) -> Iterator[tuple[torch.Tensor, bool]]:
+    def finish(self, stream: StreamAudio, chunk_frames: int) -> Iterator[tuple[torch.Tensor, int, bool]]:
         if stream.samples_received == 0:  # nothing was ever received: no chunk, empty result
             return
         # Input shorter than one encoder frame (e.g. a stream cut after a few samples):
@@ -102,20 +107,49 @@ class ExactPath(FeaturePath):
             # Past the end of input, a chunk uses what there is (as whole-utterance
             # features do: zero padding after the last sample).
             short = self.front_end.samples_needed(end) > stream.samples_received
-            yield self._chunk(stream, end, final=short), short  # the last chunk is always short
+            yield (*self._chunk(stream, end, final=short), short)  # the last chunk is always short
 
-    def _chunk(self, stream: StreamAudio, end_frame: int, final: bool) -> torch.Tensor:
+    def _chunk(self, stream: StreamAudio, end_frame: int, final: bool) -> tuple[torch.Tensor, int]:
         src = self.front_end.chunk(stream.buffer, stream.frames_done, end_frame, final, stream.buffer_offset)
-        # Drop samples no future chunk reads.
+        self._drop_old_samples(stream, end_frame)
+        return src, src.shape[1]
+
+    def _drop_old_samples(self, stream: StreamAudio, end_frame: int) -> None:
+        """Drop samples no future chunk reads."""
         keep_from = self.front_end.history_start(end_frame)
         if keep_from > stream.buffer_offset:
             stream.buffer = stream.buffer[:, keep_from - stream.buffer_offset :]
             stream.buffer_offset = keep_from
-        return src
 
     def ready_samples(self, chunk_index: int, end_frame: int, final: bool, chunk_frames: int,
                       total_samples: int) -> int:
         return total_samples if final else min(total_samples, self.front_end.samples_needed(end_frame))
+
+
+class WindowPath(ExactPath):
+    """``ExactPath``'s windows as fixed-size Fbank windows (``T_w`` frames): the left
+    padding of a window that would start before the stream is zeros (its size follows
+    from the frames done, see ``streamasr.streaming.step``), a window cut by the
+    stream's end is zero-padded on the right and its valid frames counted."""
+
+    def __init__(self, front_end: FrontEnd, chunk_frames: int):
+        super().__init__(front_end)
+        self.window_frames = self.geometry.subsampling * (chunk_frames + self.geometry.margin_frames) + 1
+
+    def _chunk(self, stream: StreamAudio, end_frame: int, final: bool) -> tuple[torch.Tensor, int]:
+        start_frame = stream.frames_done
+        begin = self.front_end.history_start(start_frame)
+        stop = stream.samples_received if final else self.front_end.samples_needed(end_frame)
+        audio = stream.buffer[:, begin - stream.buffer_offset : stop - stream.buffer_offset]
+        feats = self.front_end.compute_features(audio.float())  # [B, n, n_mels]
+        missing = self.geometry.margin_frames - min(self.geometry.margin_frames, start_frame)
+        left = self.geometry.subsampling * missing
+        right = self.window_frames - left - feats.shape[1]
+        if right < 0:
+            raise AssertionError(f"window of {feats.shape[1]} + {left} frames exceeds {self.window_frames}")
+        window = torch.nn.functional.pad(feats, (0, 0, left, right))
+        self._drop_old_samples(stream, end_frame)
+        return window, left + feats.shape[1]
 
 
 class StockPath(FeaturePath):
@@ -137,19 +171,22 @@ class StockPath(FeaturePath):
     def ready(self, stream: StreamAudio, chunk_frames: int) -> bool:
         return stream.buffer.shape[1] >= self.chunk_samples(chunk_frames)
 
-    def chunks(self, stream: StreamAudio, chunk_frames: int) -> Iterator[tuple[torch.Tensor, bool]]:
+    def chunks(self, stream: StreamAudio, chunk_frames: int) -> Iterator[tuple[torch.Tensor, int, bool]]:
         size = self.chunk_samples(chunk_frames)
         while self.ready(stream, chunk_frames):
-            yield self._features(stream, stream.buffer[:, :size], consume=True), False
+            src = self._features(stream, stream.buffer[:, :size], consume=True)
+            yield src, src.shape[1], False
 
-    def finish(self, stream: StreamAudio, chunk_frames: int) -> Iterator[tuple[torch.Tensor, bool]]:
+    def finish(self, stream: StreamAudio, chunk_frames: int) -> Iterator[tuple[torch.Tensor, int, bool]]:
         size = self.chunk_samples(chunk_frames)
         count = self.wrapper.get_recommended_final_chunk_count(size)
         if stream.buffer.shape[1]:  # the short last chunk, as stock transcribe_file
-            yield self._features(stream, stream.buffer, consume=True), count == 0
+            src = self._features(stream, stream.buffer, consume=True)
+            yield src, src.shape[1], count == 0
         zeros = torch.zeros(stream.buffer.shape[0], size, device=stream.buffer.device)
         for index in range(count):
-            yield self._features(stream, zeros, consume=False), index == count - 1
+            src = self._features(stream, zeros, consume=False)
+            yield src, src.shape[1], index == count - 1
 
     def _features(self, stream: StreamAudio, chunk: torch.Tensor, consume: bool) -> torch.Tensor:
         src = self.wrapper(chunk, context=stream.feature_context,
@@ -167,13 +204,16 @@ class StockPath(FeaturePath):
         return min(total_samples, (chunk_index + 1) * self.chunk_samples(chunk_frames))
 
 
-def feature_path(name: str | FeaturePath, front_end: FrontEnd) -> FeaturePath:
-    """The path called ``name`` (``exact`` or ``stock``) over ``front_end``; a path
-    object is returned as it is. ``ConfigError`` for any other name."""
+def feature_path(name: str | FeaturePath, front_end: FrontEnd, window_chunk_frames: int | None = None
+                 ) -> FeaturePath:
+    """The path called ``name`` (``exact`` or ``stock``) over ``front_end``; with
+    ``window_chunk_frames`` the exact path gives fixed-size Fbank windows for that chunk
+    size (``WindowPath``). A path object is returned as it is. ``ConfigError`` for any
+    other name."""
     if isinstance(name, FeaturePath):
         return name
     if name == "exact":
-        return ExactPath(front_end)
+        return WindowPath(front_end, window_chunk_frames) if window_chunk_frames else ExactPath(front_end)
     if name == "stock":
         return StockPath(front_end)
     raise ConfigError(f"frontend must be one of {', '.join(FEATURE_PATHS)}, got {name!r}")
@@ -186,5 +226,5 @@ def validate_feature_path(name: str) -> str:
     return name
 
 
-__all__ = ["FEATURE_PATHS", "ExactPath", "FeaturePath", "StockPath", "StreamAudio", "feature_path",
+__all__ = ["FEATURE_PATHS", "ExactPath", "FeaturePath", "StockPath", "StreamAudio", "WindowPath", "feature_path",
            "validate_feature_path"]

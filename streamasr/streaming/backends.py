@@ -1,12 +1,17 @@
 """Encoder backends of the streaming engine: one protocol, chosen once per recognizer.
 
-A backend turns one chunk of encoder input frames ``[B, C, F]`` (the last chunk of a
-stream padded, with its valid ``lengths``) into projected encoder frames ``[B, C, J]``
-(what the joiner sees) and carries its state:
+A backend turns one chunk into projected encoder frames ``[B, C, J]`` (what the joiner
+sees) with their valid counts ``[B]``, and carries its state. Its ``input_kind`` says
+what the chunk is: ``window`` (the chunk's exact Fbank window, ``WindowPath``) or
+``frames`` (encoder input frames ``[B, n, F]``, the CNN's output):
 
-* ``FixedShapeBackend`` (the engine's default): the cache-aware step with fixed-shape
-  tensor state (``streamasr.streaming.fixed``); states of streams at different
-  positions stack into one batch.
+* ``StepBackend`` (the engine's default, ``window``): the whole model's streaming step
+  (``streamasr.streaming.step``: normaliser, CNN, cache-aware encoder with fixed-shape
+  tensor state, projection) in PyTorch; states of streams at different positions stack
+  into one batch. The ONNX backend (``streamasr.streaming.onnx``) runs the same step
+  exported.
+* ``FixedShapeBackend`` (``frames``): the cache-aware encoder alone, after our
+  ``FrontEnd``; the reference the step is checked against.
 * ``ContextBackend``: SpeechBrain's own ``encode_streaming`` contexts, kept as the
   reference path for the two cases a fixed shape cannot serve: unlimited left context
   (every past frame is kept) and the stock front end (whose chunks are not on the
@@ -27,15 +32,18 @@ from streamasr.errors import ConfigError
 from streamasr.model import AsrModel
 from streamasr.streaming.encoder import make_encoder_context
 from streamasr.streaming.fixed import CacheAwareEncoder, EncoderState, stack_states, unstack_states
+from streamasr.streaming.step import StreamingStep
 
 
 class EncoderBackend(Protocol):
     name: str
     can_stack: bool
+    input_kind: str  # "window" or "frames"
 
     def init_state(self, batch_size: int) -> object: ...
 
-    def encode(self, src: torch.Tensor, lengths: torch.Tensor, state: object) -> tuple[torch.Tensor, object]: ...
+    def encode(self, features: torch.Tensor, lengths: torch.Tensor, state: object
+               ) -> tuple[torch.Tensor, torch.Tensor, object]: ...
 
     def stack_states(self, states: Sequence[object]) -> object: ...
 
@@ -45,8 +53,9 @@ class EncoderBackend(Protocol):
 class FixedShapeBackend:
     """The cache-aware encoder step in PyTorch, then ``proj_enc``."""
 
-    name = "torch"
+    name = "torch-frames"
     can_stack = True
+    input_kind = "frames"
 
     def __init__(self, model: AsrModel, config: DynChunkTrainConfig):
         self.model = model
@@ -56,9 +65,37 @@ class FixedShapeBackend:
         return self.step.initial_state(batch_size, self.model.device, self.model.dtype)
 
     def encode(self, src: torch.Tensor, lengths: torch.Tensor, state: EncoderState
-               ) -> tuple[torch.Tensor, EncoderState]:
+               ) -> tuple[torch.Tensor, torch.Tensor, EncoderState]:
+        missing = self.step.geometry.chunk_frames - src.shape[1]
+        if missing > 0:  # a stream's last chunk
+            src = torch.nn.functional.pad(src, (0, 0, 0, missing))
         out, state = self.step.step(src, lengths, state)
-        return self.model.encoder_proj(out), state
+        return self.model.encoder_proj(out), lengths, state
+
+    def stack_states(self, states: Sequence[EncoderState]) -> EncoderState:
+        return stack_states(states)
+
+    def unstack_states(self, state: EncoderState) -> list[EncoderState]:
+        return unstack_states(state)
+
+
+class StepBackend:
+    """The whole model's streaming step (``StreamingStep``) in PyTorch."""
+
+    name = "torch"
+    can_stack = True
+    input_kind = "window"
+
+    def __init__(self, model: AsrModel, config: DynChunkTrainConfig):
+        self.model = model
+        self.step = StreamingStep(model.front_end, model.encoder, model.encoder_proj, config).eval()
+
+    def init_state(self, batch_size: int) -> EncoderState:
+        return self.step.initial_state(batch_size, self.model.device, self.model.dtype)
+
+    def encode(self, window: torch.Tensor, lengths: torch.Tensor, state: EncoderState
+               ) -> tuple[torch.Tensor, torch.Tensor, EncoderState]:
+        return self.step.step(window, lengths, state)
 
     def stack_states(self, states: Sequence[EncoderState]) -> EncoderState:
         return stack_states(states)
@@ -74,6 +111,7 @@ class ContextBackend:
 
     name = "speechbrain-context"
     can_stack = False
+    input_kind = "frames"
 
     def __init__(self, model: AsrModel, config: DynChunkTrainConfig):
         self.model = model
@@ -82,15 +120,13 @@ class ContextBackend:
     def init_state(self, batch_size: int) -> object:
         return make_encoder_context(self.model.encoder, self.config)
 
-    def encode(self, src: torch.Tensor, lengths: torch.Tensor, state: object) -> tuple[torch.Tensor, object]:
+    def encode(self, src: torch.Tensor, lengths: torch.Tensor, state: object
+               ) -> tuple[torch.Tensor, torch.Tensor, object]:
         valid = int(lengths.max())
         if bool((lengths != valid).any()):
             raise ConfigError("SpeechBrain's streaming contexts need every stream of a batch at the same position")
         out = self.model.encoder.encode_streaming(src[:, :valid], state)
-        out = self.model.encoder_proj(out)
-        if valid < src.shape[1]:
-            out = torch.nn.functional.pad(out, (0, 0, 0, src.shape[1] - valid))
-        return out, state
+        return self.model.encoder_proj(out), lengths, state
 
     def stack_states(self, states: Sequence[object]) -> object:
         raise ConfigError("SpeechBrain's streaming contexts cannot be stacked (unlimited left context or the "
@@ -101,8 +137,8 @@ class ContextBackend:
 
 
 def default_backend(model: AsrModel, config: DynChunkTrainConfig, feature_path: str) -> EncoderBackend:
-    """The fixed-shape backend, except for the two reference cases (unlimited left
-    context, the stock front end), which stay on SpeechBrain's contexts."""
+    """The streaming step (fixed-shape state), except for the two reference cases
+    (unlimited left context, the stock front end), which stay on SpeechBrain's contexts."""
     if config.left_context_size is None or feature_path == "stock":
         return ContextBackend(model, config)
-    return FixedShapeBackend(model, config)
+    return StepBackend(model, config)

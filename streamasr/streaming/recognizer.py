@@ -98,10 +98,12 @@ class StreamingRecognizer:
                  backend: EncoderBackend | None = None):
         self.model = model
         self.config = config
-        self.path = feature_path(frontend, model.front_end)
+        name = frontend.name if isinstance(frontend, FeaturePath) else frontend
+        self.backend = backend or default_backend(model, config, name)
+        window = config.chunk_size if self.backend.input_kind == "window" else None
+        self.path = feature_path(frontend, model.front_end, window_chunk_frames=window)
         self.frontend = self.path.name
         self.geometry = model.front_end.geometry
-        self.backend = backend or default_backend(model, config, self.path.name)
 
     @property
     def chunk_samples(self) -> int:
@@ -139,7 +141,7 @@ class StreamingRecognizer:
         state.finished = True
         return outputs
 
-    def _run(self, state: StreamState, chunks: Iterator[tuple[torch.Tensor, bool]]) -> list[ChunkOutput]:
+    def _run(self, state: StreamState, chunks: Iterator[tuple[torch.Tensor, int, bool]]) -> list[ChunkOutput]:
         """Decode every chunk the iterator yields; a chunk's compute time covers its
         features (computed when the iterator advances), encoder and search."""
         outputs = []
@@ -148,27 +150,28 @@ class StreamingRecognizer:
             item = next(chunks, None)
             if item is None:
                 return outputs
-            src, final = item
-            outputs.append(self._decode(state, src, start_time, final))
+            outputs.append(self._decode(state, *item, start_time=start_time))
 
-    def _padded(self, src: torch.Tensor) -> torch.Tensor:
-        """A chunk's encoder inputs padded to the chunk size (a stream's last chunk)."""
-        missing = self.config.chunk_size - src.shape[1]
-        return torch.nn.functional.pad(src, (0, 0, 0, missing)) if missing > 0 else src
+    def _padded(self, features: torch.Tensor) -> torch.Tensor:
+        """Encoder input frames padded to the chunk size (a stream's last chunk), so that
+        chunks of streams at different positions stack; windows have one size already."""
+        missing = self.config.chunk_size - features.shape[1]
+        if self.backend.input_kind == "window" or missing <= 0:
+            return features
+        return torch.nn.functional.pad(features, (0, 0, 0, missing))
 
-    def _decode(self, state: StreamState, src: torch.Tensor, start_time: float, final: bool) -> ChunkOutput:
-        """Encoder + greedy search on one chunk of encoder inputs ``[B, n, F]`` of a
-        lock-step batch of streams."""
-        valid = src.shape[1]
-        lengths = torch.full((src.shape[0],), valid, dtype=torch.long, device=src.device)
-        encoded, state.encoder_context = self.backend.encode(self._padded(src), lengths, state.encoder_context)
-        hyps, state.decoder_state = self.model.search(encoded, lengths, state=state.decoder_state)
+    def _decode(self, state: StreamState, features: torch.Tensor, valid: int, final: bool,
+                start_time: float) -> ChunkOutput:
+        """Encoder + greedy search on one chunk of a lock-step batch of streams."""
+        lengths = torch.full((features.shape[0],), valid, dtype=torch.long, device=features.device)
+        encoded, frames, state.encoder_context = self.backend.encode(features, lengths, state.encoder_context)
+        hyps, state.decoder_state = self.model.search(encoded, frames, state=state.decoder_state)
         tokens, texts = [], []
         for row, hyp in enumerate(hyps):
             row_tokens, row_text = self._append(state, row, hyp)
             tokens.append(row_tokens)
             texts.append(row_text)
-        return self._advance(state, valid, tokens, texts, time.perf_counter() - start_time, final)
+        return self._advance(state, int(frames[0]), tokens, texts, time.perf_counter() - start_time, final)
 
     def _append(self, state: StreamState, row: int, hyp: Hypothesis) -> tuple[list[TokenEvent], str]:
         """Add a chunk's hypothesis to stream ``row`` of ``state``: its token events (global
@@ -221,7 +224,7 @@ class StreamingRecognizer:
         """No more audio for ``stream``: its remaining frames become ready."""
         stream.input_done = True
 
-    def _next_chunk(self, stream: StreamState) -> tuple[torch.Tensor, bool] | None:
+    def _next_chunk(self, stream: StreamState) -> tuple[torch.Tensor, int, bool] | None:
         if stream.finished:
             return None
         chunks = self.path.finish if stream.input_done else self.path.chunks
@@ -248,26 +251,26 @@ class StreamingRecognizer:
         ready = [(stream, item) for stream, item in work if item is not None]
         if not ready:
             return [None] * len(streams)
-        srcs = torch.cat([self._padded(src) for _, (src, _) in ready])
-        lengths = torch.tensor([src.shape[1] for _, (src, _) in ready], dtype=torch.long, device=srcs.device)
+        features = torch.cat([self._padded(chunk) for _, (chunk, _, _) in ready])
+        lengths = torch.tensor([valid for _, (_, valid, _) in ready], dtype=torch.long, device=features.device)
         encoder_state = self.backend.stack_states([stream.encoder_context for stream, _ in ready])
         decoder_state = GreedyState(
             torch.cat([stream.decoder_state.decoder_out for stream, _ in ready]),
             tuple(torch.cat(parts, dim=1) for parts in zip(*(stream.decoder_state.hidden for stream, _ in ready))),
             [margin for stream, _ in ready for margin in stream.decoder_state.min_margins],
         )
-        encoded, encoder_state = self.backend.encode(srcs, lengths, encoder_state)
-        hyps, decoder_state = self.model.search(encoded, lengths, state=decoder_state)
+        encoded, frames, encoder_state = self.backend.encode(features, lengths, encoder_state)
+        hyps, decoder_state = self.model.search(encoded, frames, state=decoder_state)
         seconds = (time.perf_counter() - start_time) / len(ready)
         results = {}
-        for row, ((stream, (src, final)), encoder_row) in enumerate(
+        for row, ((stream, (_, _, final)), encoder_row) in enumerate(
                 zip(ready, self.backend.unstack_states(encoder_state))):
             stream.encoder_context = encoder_row
             stream.decoder_state = GreedyState(decoder_state.decoder_out[row : row + 1],
                                                tuple(h[:, row : row + 1] for h in decoder_state.hidden),
                                                [decoder_state.min_margins[row]])
             tokens, text = self._append(stream, 0, hyps[row])
-            output = self._advance(stream, src.shape[1], [tokens], [text], seconds, final)
+            output = self._advance(stream, int(frames[row]), [tokens], [text], seconds, final)
             if stream.input_done and not self._has_frames_left(stream):
                 output.final = True
                 stream.finished = True

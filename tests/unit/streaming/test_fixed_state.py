@@ -12,8 +12,11 @@ from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
 
 from helpers.common import FULL_YAML, SMALL_YAML, random_encoder
 from streamasr.errors import ConfigError
+from streamasr.frontend import ExactPath, WindowPath
 from streamasr.streaming import encode_chunk_by_chunk
+from streamasr.streaming.backends import FixedShapeBackend, StepBackend
 from streamasr.streaming.fixed import CacheAwareEncoder, stack_states, unstack_states
+from streamasr.streaming.recognizer import StreamState
 
 YAMLS = {
     "small": (SMALL_YAML, {"num_encoder_layers": 2}),
@@ -102,3 +105,26 @@ def test_bad_use_is_named(encoder):
         four.step(frames(8), torch.tensor([8]), four.initial_state(1))
     with pytest.raises(ConfigError, match="encoder state is for"):
         four.step(frames(4), torch.tensor([4]), eight.initial_state(1))
+
+
+@pytest.mark.parametrize("chunk, left", [(4, 1), (8, 2), (16, 4)])
+def test_the_whole_step_on_fbank_windows_equals_the_front_end_then_the_encoder(model, utterances, chunk, left):
+    """``StreamingStep`` (normaliser + our windowed CNN pass + cache-aware encoder +
+    projection, on fixed-size Fbank windows) equals our exact ``FrontEnd`` followed by
+    the cache-aware encoder, chunk by chunk, first and last chunks included."""
+    config = DynChunkTrainConfig(chunk, left)
+    window_backend, frames_backend = StepBackend(model, config), FixedShapeBackend(model, config)
+    window_path = WindowPath(model.front_end, chunk)
+    for utt in utterances[:3]:
+        streams = [StreamState(buffer=utt.wav[None].clone()) for _ in range(2)]
+        states = [window_backend.init_state(1), frames_backend.init_state(1)]
+        chunk_iters = [window_path.finish(streams[0], chunk), ExactPath(model.front_end).finish(streams[1], chunk)]
+        with torch.no_grad():
+            for (window, valid_w, _), (src, valid_f, _) in zip(*chunk_iters):
+                out_w, frames_w, states[0] = window_backend.encode(window, torch.tensor([valid_w]), states[0])
+                out_f, frames_f, states[1] = frames_backend.encode(src, torch.tensor([valid_f]), states[1])
+                assert int(frames_w) == int(frames_f) == valid_f
+                torch.testing.assert_close(out_w[:, :valid_f], out_f[:, :valid_f], atol=1e-4, rtol=0)
+                for stream, frames in zip(streams, (frames_w, frames_f)):
+                    stream.frames_done += int(frames)
+        assert streams[0].frames_done == model.geometry.num_encoder_frames(utt.wav.shape[-1])
