@@ -8,6 +8,7 @@ validate         check a manifest's audio and transcripts before training
 evaluate         WER / latency / compute against chunk size and left context
 check-streaming  prove (or refute) that no encoder output depends on a later chunk
 export           package a trained model for SpeechBrain's StreamingASR / the HF hub
+export-onnx      ONNX encoder / decoder / joiner of one chunk config, for onnxruntime
 transcribe       live chunk-by-chunk transcription of a file, stdin, a URL or a microphone
 
 This module only parses arguments and calls the library. Errors: only
@@ -31,9 +32,11 @@ from streamasr.errors import ConfigError, StreamAsrError
 from streamasr.evaluate import evaluate, markdown_table
 from streamasr.evaluate.dependency import check_encoder, encoder_from
 from streamasr.export import export, push_to_hub
+from streamasr.export.onnx import export_onnx
 from streamasr.frontend import FEATURE_PATHS
 from streamasr.live import open_source, transcribe_source
 from streamasr.model import load_model
+from streamasr.streaming.backends import BACKENDS
 from streamasr.units import DEFAULT_CHUNK_MS, SAMPLE_RATE, parse_left_context
 
 
@@ -170,9 +173,17 @@ def _add_evaluate_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--frontend", choices=FEATURE_PATHS, default="exact",
                         help="true-streaming features: exact (ours, default) or stock "
                         "(SpeechBrain StreamingASR's StreamingFeatureWrapper path)")
+    _add_backend_options(parser)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--overwrite", action="store_true", help="replace results in --output")
     parser.set_defaults(handler=_run_evaluate)
+
+
+def _add_backend_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--backend", choices=BACKENDS, default="torch",
+                        help="torch (default) or onnx: onnxruntime on the cells exported into <model>/onnx/ "
+                        "(exported when missing or made from other weights; finite left context only)")
+    parser.add_argument("--int8", action="store_true", help="with --backend onnx: int8-quantised MatMul weights")
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
@@ -195,6 +206,8 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         streaming=not args.masked_only,
         device=args.device,
         frontend=args.frontend,
+        backend=args.backend,
+        int8=args.int8,
     )
     print(markdown_table(results))
     print(f"results written to {args.output}")
@@ -285,6 +298,7 @@ def _add_transcribe_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--rate", type=int, default=SAMPLE_RATE, help="sample rate of PCM on stdin (default %(default)s)")
     parser.add_argument("--channels", type=int, default=1, help="channels of PCM on stdin (default %(default)s)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's default)")
+    _add_backend_options(parser)
     parser.add_argument("--device", default="cpu")
     parser.set_defaults(handler=_run_transcribe)
 
@@ -296,13 +310,52 @@ def _run_transcribe(args: argparse.Namespace) -> int:
     model = load_model(args.model, device=args.device)
     model.geometry.frames_from_ms(args.chunk_ms)  # bad chunk sizes fail before reading audio
     source = open_source(args.source, pcm_rate=args.rate, pcm_channels=args.channels)
-    for event in transcribe_source(model, source, args.chunk_ms, left, frontend=args.frontend):
+    for event in transcribe_source(model, source, args.chunk_ms, left, frontend=args.frontend,
+                                   backend=args.backend, int8=args.int8):
         if args.json:
             print(event.to_json(), flush=True)
         elif event.kind == "partial" and event.text:
             print(event.text, end="", flush=True)
         elif event.kind == "final":
             print(flush=True)
+    return 0
+
+
+def _add_export_onnx_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "export-onnx",
+        help="export encoder.onnx / decoder.onnx / joiner.onnx for one chunk size and left context",
+        description="Write encoder.onnx (Fbank window in; normaliser, CNN and the cache-aware encoder with "
+        "fixed-shape caches inside), decoder.onnx (one prediction-network step), joiner.onnx, tokens.txt "
+        "(blank last) and export.json (chunk and shift in feature frames, left context, front end, cache "
+        "shapes, vocabulary), then check them against PyTorch over 5 chunks of a random batch.",
+    )
+    parser.add_argument("model", help="train.py output folder or `streamasr export` folder")
+    parser.add_argument("output", help="folder to create")
+    parser.add_argument("--chunk-ms", type=float, default=640, help="chunk size, a multiple of 40 (default %(default)s)")
+    parser.add_argument("--left-chunks", default="4", help="left context in chunks (default %(default)s; not unlimited)")
+    parser.add_argument("--int8", action="store_true", help="dynamic int8 quantisation of the MatMul weights")
+    parser.add_argument("--no-verify", dest="verify", action="store_false",
+                        help="skip the ONNX-vs-PyTorch check (on by default: --verify)")
+    parser.add_argument("--verify", dest="verify", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    parser.set_defaults(handler=_run_export_onnx, verify=True)
+
+
+def _run_export_onnx(args: argparse.Namespace) -> int:
+    left = parse_left_context(args.left_chunks)
+    if left is None:
+        raise ConfigError("export-onnx needs a finite --left-chunks (unlimited left context keeps every past "
+                          "frame: the caches would have no fixed shape)")
+    model = load_model(args.model)
+    model.geometry.frames_from_ms(args.chunk_ms)  # a chunk size off the grid fails before the export
+    result = export_onnx(model, args.output, args.chunk_ms, left, int8=args.int8, verify=args.verify,
+                         overwrite=args.overwrite)
+    checked = result.meta.get("verified_max_difference")
+    print(f"wrote {result.folder}: " + ", ".join(sorted(p.name for p in result.folder.iterdir())))
+    if checked:
+        print("ONNX vs PyTorch, largest difference over 5 chunks: "
+              + ", ".join(f"{name} {value:.1e}" for name, value in checked.items()))
     return 0
 
 
@@ -315,6 +368,7 @@ def main(argv: list[str] | None = None) -> int:
     _add_evaluate_parser(subparsers)
     _add_check_parser(subparsers)
     _add_export_parser(subparsers)
+    _add_export_onnx_parser(subparsers)
     _add_transcribe_parser(subparsers)
     args = parser.parse_args(argv)
     try:

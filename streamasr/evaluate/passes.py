@@ -23,6 +23,7 @@ from speechbrain.utils.metric_stats import ErrorRateStats
 from streamasr.evaluate.cells import CellResult, Utterance
 from streamasr.model import AsrModel
 from streamasr.streaming import StreamingRecognizer
+from streamasr.streaming.backends import make_backend
 
 
 def _error_rates(ids, hyps: list[str], refs: list[str]) -> tuple[float, float]:
@@ -49,10 +50,12 @@ def masked_hypotheses(model: AsrModel, utterances: list[Utterance], config: Opti
 
 
 def streaming_pass(model: AsrModel, utterances: list[Utterance], config: DynChunkTrainConfig,
-                   frontend: str = "exact") -> dict:
+                   frontend: str = "exact", backend: str = "torch", int8: bool = False) -> dict:
     """True streaming over every utterance; returns hypotheses and timing statistics.
-    ``frontend``: ``exact`` (ours) or ``stock`` (what SpeechBrain's StreamingASR does)."""
-    recognizer = StreamingRecognizer(model, config, frontend)
+    ``frontend``: ``exact`` (ours) or ``stock`` (what SpeechBrain's StreamingASR does);
+    ``backend``: ``torch`` or ``onnx`` (``int8``: the quantised graphs)."""
+    recognizer = StreamingRecognizer(model, config, frontend,
+                                     make_backend(model, config, frontend, backend, int8, torch.get_num_threads()))
     geometry = model.geometry
     rate = geometry.sample_rate
     hyps, chunk_times, first, final, every = [], [], [], [], []
@@ -95,7 +98,7 @@ def streaming_pass(model: AsrModel, utterances: list[Utterance], config: DynChun
 
 def evaluate_cell(
     model: AsrModel, utterances: list[Utterance], chunk: Optional[int], left: Optional[int], threads: int, streaming: bool,
-    frontend: str = "exact",
+    frontend: str = "exact", backend: str = "torch", int8: bool = False,
 ) -> CellResult:
     """One grid cell (``chunk`` None = full context, masked only)."""
     torch.set_num_threads(threads)
@@ -114,7 +117,7 @@ def evaluate_cell(
         threads=threads,
     )
     if chunk is not None and streaming:
-        stats = streaming_pass(model, utterances, config, frontend)
+        stats = streaming_pass(model, utterances, config, frontend, backend, int8)
         stream_text = [model.decode_tokens(h) for h in stats.pop("hyps")]
         cell.streaming_wer, cell.streaming_cer = _error_rates(ids, stream_text, refs)
         cell.differing_hypotheses = sum(a != b for a, b in zip(masked_text, stream_text))

@@ -10,15 +10,17 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 import torch
+from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
 from tqdm import tqdm
 
-from streamasr.errors import OutputExistsError
+from streamasr.errors import ConfigError, OutputExistsError
 from streamasr.evaluate.cells import CellResult, Utterance, load_utterances
 from streamasr.evaluate.grid import DEFAULT_CHUNK_MS, grid_cells, parse_grid
 from streamasr.evaluate.passes import evaluate_cell
 from streamasr.evaluate.report import RESULT_FILES, write_results
 from streamasr.frontend.paths import validate_feature_path
 from streamasr.model import AsrModel, load_model
+from streamasr.streaming.backends import make_backend
 
 
 def check_output(folder: str | os.PathLike, overwrite: bool) -> Path:
@@ -43,8 +45,9 @@ def _worker_init(model_path: str, device: str, manifest: str, data_root: Optiona
 
 
 def _worker_cell(args: tuple) -> CellResult:
-    chunk, left, threads, streaming, frontend = args
-    return evaluate_cell(_WORKER["model"], _WORKER["utterances"], chunk, left, threads, streaming, frontend)
+    chunk, left, threads, streaming, frontend, backend, int8 = args
+    return evaluate_cell(_WORKER["model"], _WORKER["utterances"], chunk, left, threads, streaming, frontend,
+                         backend, int8)
 
 
 def run_sweep(
@@ -56,12 +59,14 @@ def run_sweep(
     streaming: bool = True,
     progress: bool = True,
     frontend: str = "exact",
+    backend: str = "torch",
+    int8: bool = False,
 ) -> list[CellResult]:
     """Full context (masked) plus every (chunk, left) cell, masked and streaming, in
     this process."""
     cells = grid_cells(chunk_frames, left_chunks)
     return [
-        evaluate_cell(model, utterances, chunk, left, threads, streaming, frontend)
+        evaluate_cell(model, utterances, chunk, left, threads, streaming, frontend, backend, int8)
         for chunk, left in tqdm(cells, desc="grid", unit="cell", disable=not progress)
     ]
 
@@ -75,11 +80,13 @@ def run_sweep_parallel(
     streaming: bool = True,
     progress: bool = True,
     frontend: str = "exact",
+    backend: str = "torch",
+    int8: bool = False,
 ) -> list[CellResult]:
     """The same grid spread over ``jobs`` processes (one stream each, ``threads``
     threads each, so the measured compute stays that of a single stream)."""
     cells = grid_cells(chunk_frames, left_chunks)
-    tasks = [(chunk, left, threads, streaming, frontend) for chunk, left in cells]
+    tasks = [(chunk, left, threads, streaming, frontend, backend, int8) for chunk, left in cells]
     with ProcessPoolExecutor(max_workers=jobs, initializer=_worker_init, initargs=(*worker_args, threads)) as pool:
         return list(tqdm(pool.map(_worker_cell, tasks), total=len(tasks), desc="grid", unit="cell", disable=not progress))
 
@@ -100,12 +107,16 @@ def evaluate(
     device: str = "cpu",
     progress: bool = True,
     frontend: str = "exact",
+    backend: str = "torch",
+    int8: bool = False,
 ) -> list[CellResult]:
     """Everything behind ``streamasr evaluate``; all input errors raise before work.
     ``jobs`` > 1 evaluates grid cells in parallel processes. ``frontend`` selects the
     true-streaming feature path: ``exact`` (ours) or ``stock`` (SpeechBrain's
     ``StreamingASR``, i.e. what an exported model gives under stock SpeechBrain)."""
     validate_feature_path(frontend)
+    if backend == "onnx" and frontend != "exact":
+        raise ConfigError("--backend onnx runs the exact front end only (--frontend stock is SpeechBrain's path)")
     folder = check_output(output, overwrite)
     model = load_model(model_path, device)
     chunks, lefts = parse_grid(chunk_values, unit, left_values, model.geometry.frame_ms)
@@ -114,15 +125,22 @@ def evaluate(
     start = time.time()
     if jobs > 1:  # each worker process loads its own copy of the model and audio
         worker_args = (str(model_path), device, str(manifest), data_root, limit)
-        results = run_sweep_parallel(worker_args, chunks, lefts, jobs, threads, streaming, progress, frontend)
+        if backend == "onnx":  # export the cells once, before the workers look for them
+            for left in lefts:
+                for chunk in chunks:
+                    if left is not None:
+                        make_backend(model, DynChunkTrainConfig(chunk, left), frontend, backend, int8)
+        results = run_sweep_parallel(worker_args, chunks, lefts, jobs, threads, streaming, progress, frontend,
+                                     backend, int8)
     else:
-        results = run_sweep(model, utterances, chunks, lefts, threads, streaming, progress, frontend)
+        results = run_sweep(model, utterances, chunks, lefts, threads, streaming, progress, frontend, backend, int8)
     meta = {
         "model": str(model_path),
         "manifest": str(manifest),
         "threads": threads,
         "jobs": jobs,
         "frontend": frontend,
+        "backend": backend + (" int8" if int8 else ""),
         "seconds": round(time.time() - start, 1),
         "frame_ms": model.geometry.frame_ms,
         "lookahead_ms": model.geometry.lookahead_ms,

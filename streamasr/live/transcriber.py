@@ -21,6 +21,7 @@ from streamasr.live.events import Event
 from streamasr.live.sources import AudioSource
 from streamasr.model import AsrModel
 from streamasr.streaming import StreamingRecognizer
+from streamasr.streaming.backends import make_backend
 from streamasr.units import SAMPLE_RATE
 
 _END = object()
@@ -39,7 +40,8 @@ class Transcriber:
     """
 
     def __init__(self, model: AsrModel, chunk_ms: float = 640, left_chunks: Optional[int] = 4,
-                 max_buffer_seconds: float = 30.0, on_full: str = "block", frontend: str = "exact"):
+                 max_buffer_seconds: float = 30.0, on_full: str = "block", frontend: str = "exact",
+                 backend: str = "torch", int8: bool = False):
         if on_full not in ("block", "raise"):
             raise ConfigError(f"on_full must be 'block' or 'raise', got {on_full!r}")
         if max_buffer_seconds <= 0:
@@ -49,7 +51,9 @@ class Transcriber:
         geometry = model.front_end.geometry
         frames = geometry.frames_from_ms(chunk_ms)
         self.model = model
-        self.recognizer = StreamingRecognizer(model, DynChunkTrainConfig(frames, left_chunks), frontend)
+        config = DynChunkTrainConfig(frames, left_chunks)
+        self.recognizer = StreamingRecognizer(model, config, frontend,
+                                              make_backend(model, config, frontend, backend, int8))
         self.capacity = int(max_buffer_seconds * SAMPLE_RATE)
         self.on_full = on_full
         self._audio: "queue.Queue" = queue.Queue()
@@ -150,10 +154,11 @@ class Transcriber:
 
 
 def transcribe_source(model: AsrModel, source: AudioSource, chunk_ms: float = 640, left_chunks: Optional[int] = 4,
-                      frontend: str = "exact", max_buffer_seconds: float = 30.0) -> Iterator[Event]:
+                      frontend: str = "exact", max_buffer_seconds: float = 30.0, backend: str = "torch",
+                      int8: bool = False) -> Iterator[Event]:
     """Events for a whole source: a reader thread pushes (blocking when the buffer is
     full, so a fast file never outruns recognition), this generator yields events."""
-    transcriber = Transcriber(model, chunk_ms, left_chunks, max_buffer_seconds, "block", frontend)
+    transcriber = Transcriber(model, chunk_ms, left_chunks, max_buffer_seconds, "block", frontend, backend, int8)
     failure: list = []
 
     def produce():

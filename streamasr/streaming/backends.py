@@ -32,6 +32,8 @@ from streamasr.errors import ConfigError
 from streamasr.model import AsrModel
 from streamasr.streaming.encoder import make_encoder_context
 from streamasr.streaming.fixed import CacheAwareEncoder, EncoderState, stack_states, unstack_states
+from streamasr.streaming.onnx import OnnxBackend, OnnxFolder
+from streamasr.streaming.onnx_export import cached_onnx_folder
 from streamasr.streaming.step import StreamingStep
 
 
@@ -142,3 +144,27 @@ def default_backend(model: AsrModel, config: DynChunkTrainConfig, feature_path: 
     if config.left_context_size is None or feature_path == "stock":
         return ContextBackend(model, config)
     return StepBackend(model, config)
+
+
+BACKENDS = ("torch", "onnx")
+
+
+def make_backend(model: AsrModel, config: DynChunkTrainConfig, frontend: str = "exact", backend: str = "torch",
+                 int8: bool = False, threads: int | None = None) -> EncoderBackend:
+    """The backend called ``backend`` for a recogniser: ``torch`` (the default choice of
+    ``default_backend``) or ``onnx`` (the cell exported into the model folder's ONNX
+    cache when needed, then run by onnxruntime). ``ConfigError`` for what ONNX cannot
+    run: unlimited left context, the stock front end, an unknown name."""
+    if backend == "torch":
+        if int8:
+            raise ConfigError("--int8 needs --backend onnx")
+        return default_backend(model, config, frontend)
+    if backend != "onnx":
+        raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if config.left_context_size is None:
+        raise ConfigError("--backend onnx needs a finite left context (unlimited left context is not a fixed "
+                          "shape); use --backend torch for it")
+    if frontend != "exact":
+        raise ConfigError("--backend onnx runs the exact front end only (--frontend stock is SpeechBrain's path)")
+    return OnnxBackend(OnnxFolder(cached_onnx_folder(model, config, int8), threads=threads),
+                       model.search.max_symbols_per_step)

@@ -100,6 +100,8 @@ class StreamingRecognizer:
         self.config = config
         name = frontend.name if isinstance(frontend, FeaturePath) else frontend
         self.backend = backend or default_backend(model, config, name)
+        # the backend's own search (ONNX decoder and joiner) or the model's
+        self.search = getattr(self.backend, "search", None) or model.search
         window = config.chunk_size if self.backend.input_kind == "window" else None
         self.path = feature_path(frontend, model.front_end, window_chunk_frames=window)
         self.frontend = self.path.name
@@ -115,7 +117,7 @@ class StreamingRecognizer:
         return StreamState(
             buffer=torch.zeros(batch_size, 0, device=device),
             encoder_context=self.backend.init_state(batch_size),
-            decoder_state=self.model.search.initial_state(batch_size, device),
+            decoder_state=self.search.initial_state(batch_size, device),
             tokens=[[] for _ in range(batch_size)],
             texts=["" for _ in range(batch_size)],
             feature_context=self.path.new_context(),
@@ -165,7 +167,7 @@ class StreamingRecognizer:
         """Encoder + greedy search on one chunk of a lock-step batch of streams."""
         lengths = torch.full((features.shape[0],), valid, dtype=torch.long, device=features.device)
         encoded, frames, state.encoder_context = self.backend.encode(features, lengths, state.encoder_context)
-        hyps, state.decoder_state = self.model.search(encoded, frames, state=state.decoder_state)
+        hyps, state.decoder_state = self.search(encoded, frames, state=state.decoder_state)
         tokens, texts = [], []
         for row, hyp in enumerate(hyps):
             row_tokens, row_text = self._append(state, row, hyp)
@@ -260,7 +262,7 @@ class StreamingRecognizer:
             [margin for stream, _ in ready for margin in stream.decoder_state.min_margins],
         )
         encoded, frames, encoder_state = self.backend.encode(features, lengths, encoder_state)
-        hyps, decoder_state = self.model.search(encoded, frames, state=decoder_state)
+        hyps, decoder_state = self.search(encoded, frames, state=decoder_state)
         seconds = (time.perf_counter() - start_time) / len(ready)
         results = {}
         for row, ((stream, (_, _, final)), encoder_row) in enumerate(

@@ -1,0 +1,241 @@
+"""The onnxruntime backend of the streaming engine, and the check of an ONNX folder.
+
+An ONNX folder (``streamasr export-onnx``) holds ``encoder.onnx`` (the whole streaming
+step, ``streamasr.streaming.step``), ``decoder.onnx`` (one prediction-network step),
+``joiner.onnx``, ``tokens.txt`` (blank last) and ``export.json`` (the metadata, also in
+every graph). ``OnnxBackend`` runs it behind the same protocol as the PyTorch backends,
+and its ``search`` is our greedy search over the ONNX decoder and joiner, with token ids
+mapped back to the model's (blank 0), so events, token times and confidences are those
+of the PyTorch engine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+
+from streamasr.decoding import GreedySearch
+from streamasr.errors import ModelLoadError
+from streamasr.model import AsrModel
+from streamasr.parts import LstmState
+from streamasr.streaming.fixed import CacheGeometry, EncoderState, stack_states, unstack_states
+from streamasr.streaming.step import StreamingStep
+
+ONNX_FILES = ("encoder.onnx", "decoder.onnx", "joiner.onnx", "tokens.txt", "export.json")
+ENCODER_INPUTS = ["audio_signal", "length", "cache_last_channel", "cache_last_time", "cache_last_channel_len"]
+ENCODER_OUTPUTS = ["outputs", "encoded_lengths", "cache_last_channel_next", "cache_last_time_next",
+                   "cache_last_channel_next_len"]
+DECODER_INPUTS = ["targets", "target_length", "states_h", "states_c"]
+DECODER_OUTPUTS = ["decoder_output", "target_length_out", "states_h_next", "states_c_next"]
+JOINER_INPUTS = ["encoder_output", "decoder_output"]
+JOINER_OUTPUTS = ["logits"]
+FORMAT_VERSION = 1
+
+
+def model_id_order(vocab: int, blank: int) -> torch.Tensor:
+    """``order[exported id] = model id``: the model's ids without blank, then blank."""
+    return torch.tensor([i for i in range(vocab) if i != blank] + [blank], dtype=torch.long)
+
+
+def to_model_ids(exported: torch.Tensor, vocab: int, blank: int) -> torch.Tensor:
+    """Exported ids (blank last) -> the model's ids (graph-friendly arithmetic)."""
+    shifted = exported + (exported >= blank).long()  # skip over the model's blank
+    return torch.where(exported == vocab - 1, torch.full_like(exported, blank), shifted)
+
+
+def to_exported_ids(model_ids: torch.Tensor, vocab: int, blank: int) -> torch.Tensor:
+    """The model's ids -> exported ids (blank last)."""
+    shifted = model_ids - (model_ids > blank).long()
+    return torch.where(model_ids == blank, torch.full_like(model_ids, vocab - 1), shifted)
+
+
+class OnnxFolder:
+    """An ONNX folder, checked and opened: its metadata and one onnxruntime session per
+    graph. ``ModelLoadError`` naming the problem for a missing file, a tokens.txt of the
+    wrong length or metadata that disagrees with a graph."""
+
+    def __init__(self, folder: str | os.PathLike, threads: Optional[int] = None):
+        import onnxruntime
+
+        self.folder = Path(folder)
+        missing = [name for name in ONNX_FILES if not (self.folder / name).is_file()]
+        if missing:
+            raise ModelLoadError(f"ONNX folder {self.folder} is missing {', '.join(missing)}")
+        try:
+            self.meta = json.loads((self.folder / "export.json").read_text(encoding="utf-8"))
+        except json.JSONDecodeError as error:
+            raise ModelLoadError(f"{self.folder / 'export.json'} is not valid JSON: {error}") from None
+        if self.meta.get("format") != "streamasr-onnx" or self.meta.get("format_version") != FORMAT_VERSION:
+            raise ModelLoadError(f"{self.folder / 'export.json'}: not a streamasr ONNX folder of format version "
+                                 f"{FORMAT_VERSION} (format {self.meta.get('format')!r}, "
+                                 f"version {self.meta.get('format_version')!r})")
+        tokens = (self.folder / "tokens.txt").read_text(encoding="utf-8").splitlines()
+        if len(tokens) != self.meta["vocab_size"]:
+            raise ModelLoadError(f"{self.folder / 'tokens.txt'} has {len(tokens)} tokens, the model "
+                                 f"{self.meta['vocab_size']} (export.json vocab_size)")
+        options = onnxruntime.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+        self.sessions = {}
+        for name in ("encoder", "decoder", "joiner"):
+            try:
+                self.sessions[name] = onnxruntime.InferenceSession(
+                    str(self.folder / f"{name}.onnx"), options, providers=["CPUExecutionProvider"])
+            except Exception as error:  # onnxruntime raises its own exception types
+                raise ModelLoadError(f"{self.folder / (name + '.onnx')} does not load in onnxruntime: "
+                                     f"{str(error).splitlines()[0]}") from None
+            graph_meta = self.sessions[name].get_modelmeta().custom_metadata_map
+            if graph_meta.get("checkpoint") != self.meta["checkpoint"]:
+                raise ModelLoadError(f"{self.folder / (name + '.onnx')} was exported from checkpoint "
+                                     f"{graph_meta.get('checkpoint')}, export.json says {self.meta['checkpoint']}")
+        self._check_shapes()
+
+    def _check_shapes(self) -> None:
+        encoder = {i.name: i.shape for i in self.sessions["encoder"].get_inputs()}
+        expected = {
+            "audio_signal": [self.meta["front_end"]["n_mels"], self.meta["window_frames"]],
+            "cache_last_channel": self.meta["cache_last_channel"],
+            "cache_last_time": self.meta["cache_last_time"],
+        }
+        for name, shape in expected.items():
+            if name not in encoder or list(encoder[name][1:]) != list(shape):
+                raise ModelLoadError(f"{self.folder / 'encoder.onnx'}: input {name} is {encoder.get(name)}, "
+                                     f"export.json says [batch, {', '.join(map(str, shape))}]")
+        joiner_out = self.sessions["joiner"].get_outputs()[0].shape
+        if joiner_out[-1] != self.meta["vocab_size"]:
+            raise ModelLoadError(f"{self.folder / 'joiner.onnx'} gives {joiner_out[-1]} logits, export.json "
+                                 f"vocab_size is {self.meta['vocab_size']}")
+
+    @property
+    def geometry(self) -> CacheGeometry:
+        layers, attention, d_model = self.meta["cache_last_channel"]
+        _, _, conv = self.meta["cache_last_time"]
+        return CacheGeometry(self.meta["chunk_frames"], self.meta["left_chunks"], layers, d_model, conv)
+
+    def run(self, graph: str, feeds: dict) -> list[np.ndarray]:
+        return self.sessions[graph].run(None, feeds)
+
+
+class OnnxPredictionNetwork:
+    """``decoder.onnx`` behind ``PredictionNetwork``'s call: model token ids in, the
+    projected output ``[B, U, J]`` and the LSTM state out."""
+
+    def __init__(self, onnx: OnnxFolder):
+        self.onnx = onnx
+        self.vocab, self.blank = onnx.meta["vocab_size"], onnx.meta["model_blank_id"]
+
+    def __call__(self, tokens: torch.Tensor, hidden: Optional[LstmState] = None
+                 ) -> tuple[torch.Tensor, None, LstmState]:
+        batch = tokens.shape[0]
+        if hidden is None:
+            zeros = torch.zeros(self.onnx.meta["lstm_layers"], batch, self.onnx.meta["lstm_hidden"])
+            hidden = (zeros, zeros)
+        exported = to_exported_ids(tokens, self.vocab, self.blank).to(torch.int32)
+        out, _, h, c = self.onnx.run("decoder", {
+            "targets": exported.numpy(), "target_length": np.ones(batch, dtype=np.int32),
+            "states_h": hidden[0].float().contiguous().numpy(), "states_c": hidden[1].float().contiguous().numpy()})
+        return torch.from_numpy(out).transpose(1, 2), None, (torch.from_numpy(h), torch.from_numpy(c))
+
+
+class OnnxJoiner:
+    """``joiner.onnx`` behind ``Joiner``'s call, logits back in the model's id order."""
+
+    def __init__(self, onnx: OnnxFolder):
+        self.onnx = onnx
+        order = model_id_order(onnx.meta["vocab_size"], onnx.meta["model_blank_id"])
+        self.inverse = torch.argsort(order)  # model id -> exported id
+
+    def __call__(self, encoder_side: torch.Tensor, decoder_side: torch.Tensor) -> torch.Tensor:
+        """``[B, 1, 1, J]`` + ``[B, 1, 1, J]`` (one frame, one label) -> ``[B, 1, 1, V]``."""
+        enc = encoder_side.reshape(encoder_side.shape[0], -1, 1).float().contiguous()
+        dec = decoder_side.reshape(decoder_side.shape[0], -1, 1).float().contiguous()
+        (logits,) = self.onnx.run("joiner", {"encoder_output": enc.numpy(), "decoder_output": dec.numpy()})
+        return torch.from_numpy(logits).index_select(-1, self.inverse)
+
+
+class OnnxBackend:
+    """The engine's encoder backend on onnxruntime (``input_kind`` ``window``), with the
+    greedy search over the ONNX decoder and joiner as ``search``."""
+
+    name = "onnx"
+    can_stack = True
+    input_kind = "window"
+
+    def __init__(self, onnx: OnnxFolder, max_symbols_per_step: int = 5):
+        self.onnx = onnx
+        self.geometry = onnx.geometry
+        self.search = GreedySearch(OnnxPredictionNetwork(onnx), OnnxJoiner(onnx), onnx.meta["model_blank_id"],
+                                   max_symbols_per_step)
+
+    def init_state(self, batch_size: int) -> EncoderState:
+        g = self.geometry
+        return EncoderState(torch.zeros(batch_size, g.layers, g.attention_frames, g.d_model),
+                            torch.zeros(batch_size, g.layers, g.d_model, g.conv_frames),
+                            torch.zeros(batch_size, dtype=torch.long), g)
+
+    def encode(self, window: torch.Tensor, lengths: torch.Tensor, state: EncoderState
+               ) -> tuple[torch.Tensor, torch.Tensor, EncoderState]:
+        feeds = dict(zip(ENCODER_INPUTS, (
+            window.transpose(1, 2).float().contiguous().numpy(), lengths.long().numpy(),
+            *(tensor.contiguous().numpy() for tensor in state.tensors()))))
+        out, frames, channel, time, channel_len = self.onnx.run("encoder", feeds)
+        return (torch.from_numpy(out).transpose(1, 2), torch.from_numpy(frames),
+                EncoderState(torch.from_numpy(channel), torch.from_numpy(time), torch.from_numpy(channel_len),
+                             self.geometry))
+
+    def stack_states(self, states: Sequence[EncoderState]) -> EncoderState:
+        return stack_states(states)
+
+    def unstack_states(self, state: EncoderState) -> list[EncoderState]:
+        return unstack_states(state)
+
+
+@torch.no_grad()
+def verify_onnx_folder(folder: str | os.PathLike, model: AsrModel, tolerance: float = 1e-4,
+                       chunks: int = 5, seed: int = 0) -> dict[str, float]:
+    """icefall's ``onnx_check``: a random batch of 2 streams, states carried over
+    ``chunks`` chunks, encoder, decoder and joiner of the ONNX folder against PyTorch.
+    Returns the largest absolute difference of each; ``ModelLoadError`` above
+    ``tolerance``."""
+    from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
+
+    onnx = OnnxFolder(folder)
+    meta = onnx.meta
+    step = StreamingStep(model.front_end, model.encoder, model.encoder_proj,
+                         DynChunkTrainConfig(meta["chunk_frames"], meta["left_chunks"])).eval()
+    backend = OnnxBackend(onnx)
+    generator = torch.Generator().manual_seed(seed)
+    ours, theirs = step.initial_state(2), backend.init_state(2)
+    worst = {"encoder": 0.0, "decoder": 0.0, "joiner": 0.0}
+    for index in range(chunks):
+        window = torch.randn(2, step.window_frames, meta["front_end"]["n_mels"], generator=generator) * 3 - 5
+        lengths = torch.tensor([step.window_frames, step.window_frames - 13 if index == chunks - 1 else
+                                step.window_frames])
+        out_ref, frames_ref, ours = step.step(window, lengths, ours)
+        out, frames, theirs = backend.encode(window, lengths, theirs)
+        if not torch.equal(frames, frames_ref):
+            raise ModelLoadError(f"{folder}: encoder.onnx gives {frames.tolist()} valid frames, PyTorch "
+                                 f"{frames_ref.tolist()}")
+        differences = [(out - out_ref).abs().max()] + [(a - b).abs().max().float() for a, b in
+                                                      zip(theirs.tensors(), ours.tensors())]
+        worst["encoder"] = max(worst["encoder"], float(max(differences)))
+    tokens = torch.randint(0, meta["vocab_size"], (2, 1), generator=generator)
+    hidden = tuple(torch.randn(meta["lstm_layers"], 2, meta["lstm_hidden"], generator=generator) for _ in range(2))
+    ref_out, _, ref_hidden = model.decoder(tokens, hidden)
+    out, _, new_hidden = backend.search.decoder(tokens, hidden)
+    worst["decoder"] = float(max((out - ref_out).abs().max(), *((a - b).abs().max() for a, b in
+                                                              zip(new_hidden, ref_hidden))))
+    enc = torch.randn(2, 1, 1, meta["joiner_dim"], generator=generator)
+    dec = torch.randn(2, 1, 1, meta["joiner_dim"], generator=generator)
+    worst["joiner"] = float((backend.search.joiner(enc, dec) - model.joiner(enc, dec)).abs().max())
+    failed = {name: value for name, value in worst.items() if not value <= tolerance}
+    if failed:
+        raise ModelLoadError(f"{folder}: ONNX differs from PyTorch by more than {tolerance:g}: "
+                             + ", ".join(f"{name} {value:.2e}" for name, value in failed.items()))
+    return worst
