@@ -1,0 +1,167 @@
+#!/usr/bin/env python3
+"""Streaming runtime: PyTorch vs onnxruntime backends, one stream and many streams at
+different positions, side by side in one run.
+
+    python benchmarks/streaming_runtime.py --model results/demo --manifest data/synthetic/test.csv
+    python benchmarks/streaming_runtime.py --model results/demo --manifest data/synthetic/test.csv \
+        --chunk-ms 640 --left-chunks 4 --streams 32 --threads 2 --int8 --long-minutes 60
+
+Prints three tables:
+
+1. **One stream**: compute real-time factor (front end + encoder + greedy search, per
+   chunk, summed over the utterances / their duration) of each engine: SpeechBrain's
+   streaming contexts (the engine before the fixed-shape state), the PyTorch
+   fixed-shape step, onnxruntime (and int8), the utterances decoded in turn by every
+   engine (interleaved, so machine noise hits all alike; median of ``--repeats``).
+2. **Many streams at different positions**: ``--streams`` streams that joined at
+   different times decoded with ``decode_streams`` (one batched call per chunk for all
+   ready streams): compute per stream per chunk against the one-stream figure.
+3. **Memory** (``--long-minutes``): resident memory growth over a long generated file
+   (the test utterances concatenated) through ``streamasr transcribe``'s code path on
+   the onnx backend, from the first minute to the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile
+import torch
+from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _interleaved import interleaved_medians  # noqa: E402
+
+from streamasr.evaluate import load_utterances  # noqa: E402
+from streamasr.live import open_source, transcribe_source  # noqa: E402
+from streamasr.model import load_model  # noqa: E402
+from streamasr.streaming import StreamingRecognizer  # noqa: E402
+from streamasr.streaming.backends import ContextBackend, make_backend  # noqa: E402
+from streamasr.units import SAMPLE_RATE  # noqa: E402
+
+
+def single_stream_rtf(recognizer: StreamingRecognizer, wavs: list[torch.Tensor]) -> float:
+    compute, audio = 0.0, 0.0
+    for wav in wavs:
+        _, outputs = recognizer.transcribe(wav)
+        compute += sum(o.compute_seconds for o in outputs)
+        audio += wav.shape[-1] / SAMPLE_RATE
+    return compute / audio
+
+
+def many_streams(recognizer: StreamingRecognizer, wavs: list[torch.Tensor], streams: int) -> tuple[float, float]:
+    """Streams join one chunk apart and are fed in real-time order; returns compute per
+    stream per chunk (ms) and the mean number of streams per call."""
+    step = recognizer.chunk_samples
+    sources = [wavs[i % len(wavs)] for i in range(streams)]
+    active, fed, done = [], [], 0
+    compute, chunks, batch_sizes = 0.0, 0, []
+    tick = 0
+    while done < streams:
+        if len(active) < streams:
+            active.append(recognizer.create_stream())
+            fed.append(0)
+        for index, stream in enumerate(active):
+            wav = sources[index]
+            if fed[index] < wav.shape[-1]:
+                recognizer.accept_waveform(stream, wav[fed[index] : fed[index] + step])
+                fed[index] += step
+                if fed[index] >= wav.shape[-1]:
+                    recognizer.input_finished(stream)
+        start = time.perf_counter()
+        outputs = recognizer.decode_streams(active)
+        ready = sum(o is not None for o in outputs)
+        if ready:
+            compute += time.perf_counter() - start
+            chunks += ready
+            batch_sizes.append(ready)
+        done = sum(s.finished for s in active)
+        tick += 1
+    return 1000 * compute / chunks, statistics.fmean(batch_sizes)
+
+
+def memory_growth(model, wavs: list[torch.Tensor], minutes: float, chunk_ms: float, left: int, int8: bool) -> dict:
+    silence = np.zeros(SAMPLE_RATE // 2, np.float32)
+    pieces, total = [], 0
+    while total < minutes * 60 * SAMPLE_RATE:
+        for wav in wavs:
+            pieces += [wav.numpy(), silence]
+            total += wav.shape[-1] + len(silence)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "long.wav"
+        soundfile.write(path, np.concatenate(pieces), SAMPLE_RATE, subtype="PCM_16")
+        rss_first, audio_ms = None, 0.0
+        for event in transcribe_source(model, open_source(str(path)), chunk_ms, left, backend="onnx", int8=int8):
+            audio_ms = event.audio_ms
+            if rss_first is None and audio_ms >= 60_000:
+                rss_first = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        rss_end = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"audio_minutes": audio_ms / 60_000, "rss_first_minute_mb": rss_first or rss_end,
+            "rss_end_mb": rss_end, "growth_mb": rss_end - (rss_first or rss_end)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--manifest", required=True)
+    parser.add_argument("--chunk-ms", type=float, default=640)
+    parser.add_argument("--left-chunks", type=int, default=4)
+    parser.add_argument("--streams", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--limit", type=int, default=20, help="utterances for the one-stream table")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--int8", action="store_true", help="also the int8 ONNX graphs")
+    parser.add_argument("--long-minutes", type=float, default=0, help="memory table over a file this long (0: skip)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    model = load_model(args.model)
+    config = DynChunkTrainConfig(model.geometry.frames_from_ms(args.chunk_ms), args.left_chunks)
+    wavs = [u.wav for u in load_utterances(args.manifest, None, args.limit)]
+    engines = {
+        "PyTorch, SpeechBrain contexts": StreamingRecognizer(model, config, backend=ContextBackend(model, config)),
+        "PyTorch, fixed-shape step": StreamingRecognizer(model, config),
+        "onnxruntime": StreamingRecognizer(model, config, backend=make_backend(model, config, backend="onnx",
+                                                                               threads=args.threads)),
+    }
+    if args.int8:
+        engines["onnxruntime int8"] = StreamingRecognizer(
+            model, config, backend=make_backend(model, config, backend="onnx", int8=True, threads=args.threads))
+    audio = sum(w.shape[-1] for w in wavs) / SAMPLE_RATE
+    print(f"model {args.model}; {len(wavs)} utterances, {audio:.1f} s; chunk {args.chunk_ms:g} ms, "
+          f"{args.left_chunks} left chunks; {args.threads} threads; median of {args.repeats} interleaved rounds")
+    rtf = interleaved_medians([(name, lambda _, r=engine: single_stream_rtf(r, wavs)) for name, engine in
+                               engines.items()], args.repeats)
+    base = rtf["PyTorch, fixed-shape step"]
+    print("\n| engine (one stream) | compute RTF | speed-up vs PyTorch fixed-shape |")
+    print("|---|---|---|")
+    for name, value in rtf.items():
+        print(f"| {name} | {value:.4f} | {base / value:.2f}x |")
+
+    print("\n| backend | streams | mean streams per call | ms per stream per chunk | one stream, ms per chunk "
+          "| ratio |")
+    print("|---|---|---|---|---|---|")
+    for name in [n for n in engines if n != "PyTorch, SpeechBrain contexts"]:
+        engine = engines[name]
+        single, _ = many_streams(engine, wavs, 1)
+        batched, mean_batch = many_streams(engine, wavs, args.streams)
+        print(f"| {name} | {args.streams} | {mean_batch:.1f} | {batched:.2f} | {single:.2f} | "
+              f"{batched / single:.2f} |")
+
+    if args.long_minutes:
+        memory = memory_growth(model, wavs, args.long_minutes, args.chunk_ms, args.left_chunks, False)
+        print("\n| file | resident MB after 1 min | at the end | growth |")
+        print("|---|---|---|---|")
+        print(f"| {memory['audio_minutes']:.1f} min, onnx backend | {memory['rss_first_minute_mb']:.0f} | "
+              f"{memory['rss_end_mb']:.0f} | {memory['growth_mb']:.1f} MB |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""ONNX export and the onnxruntime backend: the graphs equal PyTorch per module with
+states carried over 5 chunks, the engine on onnxruntime gives the PyTorch engine's
+events, the id remapping (blank last) round-trips, and bad folders and requests are
+named."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
+
+from streamasr.errors import ConfigError, ExportError, ModelLoadError
+from streamasr.export.onnx import export_onnx, verify_onnx_folder
+from streamasr.streaming import StreamingRecognizer
+from streamasr.streaming.backends import make_backend
+from streamasr.streaming.onnx import OnnxBackend, OnnxFolder, model_id_order, to_exported_ids, to_model_ids
+
+
+@pytest.fixture(scope="module")
+def onnx_folder(model, tmp_path_factory):
+    return export_onnx(model, tmp_path_factory.mktemp("onnx") / "cell", chunk_ms=320, left_chunks=2).folder
+
+
+def test_folder_files_metadata_and_tokens(onnx_folder, model):
+    assert sorted(p.name for p in onnx_folder.iterdir()) == [
+        "decoder.onnx", "encoder.onnx", "export.json", "joiner.onnx", "tokens.txt"]
+    meta = json.loads((onnx_folder / "export.json").read_text())
+    vocab = model.tokenizer.get_piece_size()
+    assert (meta["chunk_frames"], meta["chunk_ms"], meta["left_chunks"]) == (8, 320.0, 2)
+    assert meta["window_frames"] == 4 * (8 + meta["margin_frames"]) + 1 and meta["shift_frames"] == 32
+    assert meta["vocab_size"] == vocab and meta["blank_id"] == vocab - 1 and meta["model_blank_id"] == 0
+    assert meta["front_end"]["kind"] == "speechbrain-fbank" and meta["front_end"]["n_mels"] == 80
+    assert all(value <= 1e-4 for value in meta["verified_max_difference"].values())
+    tokens = (onnx_folder / "tokens.txt").read_text().splitlines()
+    assert tokens[-1] == f"<blk> {vocab - 1}"
+    assert tokens[0] == f"{model.tokenizer.id_to_piece(1)} 0"
+    onnx = OnnxFolder(onnx_folder)  # the metadata is in every graph as well
+    assert onnx.sessions["encoder"].get_modelmeta().custom_metadata_map["chunk_frames"] == "8"
+    assert [i.name for i in onnx.sessions["encoder"].get_inputs()] == [
+        "audio_signal", "length", "cache_last_channel", "cache_last_time", "cache_last_channel_len"]
+
+
+def test_each_graph_equals_pytorch_with_states_carried_over_chunks(onnx_folder, model):
+    worst = verify_onnx_folder(onnx_folder, model, tolerance=1e-4, chunks=5, seed=3)
+    assert set(worst) == {"encoder", "decoder", "joiner"} and max(worst.values()) <= 1e-4
+
+
+def test_the_engine_on_onnxruntime_gives_the_pytorch_engines_events(onnx_folder, model, utterances):
+    config = DynChunkTrainConfig(8, 2)
+    torch_engine = StreamingRecognizer(model, config)
+    onnx_engine = StreamingRecognizer(model, config, backend=OnnxBackend(OnnxFolder(onnx_folder)))
+    assert (torch_engine.backend.name, onnx_engine.backend.name) == ("torch", "onnx")
+    for utt in utterances[:4]:
+        ours, ours_out = torch_engine.transcribe(utt.wav)
+        theirs, theirs_out = onnx_engine.transcribe(utt.wav)
+        assert theirs.tokens == ours.tokens and theirs.texts == ours.texts
+        for a, b in zip(ours_out, theirs_out):
+            assert [(e.token_id, e.frame, e.start_ms) for e in a.tokens[0]] == \
+                [(e.token_id, e.frame, e.start_ms) for e in b.tokens[0]]
+            assert [e.confidence for e in a.tokens[0]] == pytest.approx([e.confidence for e in b.tokens[0]], abs=1e-4)
+
+
+def test_token_ids_round_trip_with_blank_last():
+    order = model_id_order(6, 0)
+    assert order.tolist() == [1, 2, 3, 4, 5, 0]
+    ids = torch.arange(6)
+    assert to_exported_ids(ids, 6, 0).tolist() == [5, 0, 1, 2, 3, 4]
+    assert torch.equal(to_model_ids(to_exported_ids(ids, 6, 0), 6, 0), ids)
+    assert torch.equal(order[to_exported_ids(ids, 6, 0)], ids)
+
+
+def test_bad_onnx_folders_are_named(onnx_folder, tmp_path):
+    missing = tmp_path / "missing"
+    shutil.copytree(onnx_folder, missing)
+    (missing / "joiner.onnx").unlink()
+    with pytest.raises(ModelLoadError, match="is missing joiner.onnx"):
+        OnnxFolder(missing)
+    tokens = tmp_path / "tokens"
+    shutil.copytree(onnx_folder, tokens)
+    (tokens / "tokens.txt").write_text("\n".join((tokens / "tokens.txt").read_text().splitlines()[:-1]) + "\n")
+    with pytest.raises(ModelLoadError, match=r"tokens.txt has \d+ tokens, the model \d+"):
+        OnnxFolder(tokens)
+    meta = tmp_path / "meta"
+    shutil.copytree(onnx_folder, meta)
+    data = json.loads((meta / "export.json").read_text())
+    data["window_frames"] += 4
+    (meta / "export.json").write_text(json.dumps(data))
+    with pytest.raises(ModelLoadError, match="input audio_signal is .* export.json says"):
+        OnnxFolder(meta)
+    other = tmp_path / "other"
+    shutil.copytree(onnx_folder, other)
+    data = json.loads((other / "export.json").read_text())
+    data["checkpoint"] = "0" * 16
+    (other / "export.json").write_text(json.dumps(data))
+    with pytest.raises(ModelLoadError, match="was exported from checkpoint"):
+        OnnxFolder(other)
+
+
+def test_what_onnx_cannot_run_is_refused_before_any_work(model, tmp_path):
+    with pytest.raises(ConfigError, match="needs a finite left context"):
+        export_onnx(model, tmp_path / "x", chunk_ms=320, left_chunks=None)
+    with pytest.raises(ConfigError, match="chunk size 100 ms is not a positive multiple"):
+        export_onnx(model, tmp_path / "x", chunk_ms=100, left_chunks=2)
+    with pytest.raises(ConfigError, match="--backend onnx needs a finite left context"):
+        make_backend(model, DynChunkTrainConfig(8, None), "exact", "onnx")
+    with pytest.raises(ConfigError, match="exact front end only"):
+        make_backend(model, DynChunkTrainConfig(8, 2), "stock", "onnx")
+    with pytest.raises(ConfigError, match="--int8 needs --backend onnx"):
+        make_backend(model, DynChunkTrainConfig(8, 2), "exact", "torch", int8=True)
+    (tmp_path / "exists").mkdir()
+    with pytest.raises(ExportError, match="already exists"):
+        export_onnx(model, tmp_path / "exists", chunk_ms=320, left_chunks=2)
+    assert not (tmp_path / "x").exists()
+
+
