@@ -2,7 +2,7 @@
 """Real-time factor and memory of live transcription on a long generated file.
 
     python benchmarks/live_transcribe.py --model results/demo --minutes 60 \
-        --manifest data/synthetic/test.csv [--chunk-ms 640 --left-chunks 4 --threads 2]
+        --manifest data/synthetic/test.csv [--chunk-ms 640 --left-chunks 4 --threads 2] [--backend onnx]
 
 Builds a long 16 kHz WAV by concatenating the manifest's utterances (0.5 s of silence
 between them) until ``--minutes`` is reached, then runs ``streamasr transcribe``'s code
@@ -61,6 +61,8 @@ def main():
     parser.add_argument("--left-chunks", type=int, default=4)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--frontend", default="exact", choices=["exact", "stock"])
+    parser.add_argument("--backend", default="torch", choices=["torch", "onnx"])
+    parser.add_argument("--int8", action="store_true", help="with --backend onnx: the int8 graphs")
     args = parser.parse_args()
 
     from streamasr.live import open_source, transcribe_source
@@ -75,7 +77,7 @@ def main():
         start = time.perf_counter()
         rss_start = rss_mb()
         for event in transcribe_source(model, open_source(str(path)), args.chunk_ms, args.left_chunks,
-                                       frontend=args.frontend):
+                                       frontend=args.frontend, backend=args.backend, int8=args.int8):
             if event.kind == "partial":
                 chunk_ms.append(event.compute_ms)
                 if rss_after_first_minute is None and event.audio_ms >= 60_000:
@@ -87,7 +89,8 @@ def main():
         rss_end = rss_mb()
     chunk_ms.sort()
     print(f"audio {seconds / 60:.1f} min, chunk {args.chunk_ms:g} ms, left {args.left_chunks} chunks, "
-          f"threads {args.threads}, frontend {args.frontend}, {words} words decoded")
+          f"threads {args.threads}, frontend {args.frontend}, backend {args.backend}{' int8' if args.int8 else ''}, "
+          f"{words} words decoded")
     print("| metric | value |")
     print("|---|---|")
     print(f"| wall time | {wall:.1f} s |")

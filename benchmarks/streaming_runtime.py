@@ -4,9 +4,9 @@ different positions, side by side in one run.
 
     python benchmarks/streaming_runtime.py --model results/demo --manifest data/synthetic/test.csv
     python benchmarks/streaming_runtime.py --model results/demo --manifest data/synthetic/test.csv \
-        --chunk-ms 640 --left-chunks 4 --streams 32 --threads 2 --int8 --long-minutes 60
+        --chunk-ms 640 --left-chunks 4 --streams 32 --threads 2 --int8
 
-Prints three tables:
+Prints two tables:
 
 1. **One stream**: compute real-time factor (front end + encoder + greedy search, per
    chunk, summed over the utterances / their duration) of each engine: SpeechBrain's
@@ -16,23 +16,18 @@ Prints three tables:
 2. **Many streams at different positions**: ``--streams`` streams that joined at
    different times decoded with ``decode_streams`` (one batched call per chunk for all
    ready streams): compute per stream per chunk against the one-stream figure.
-3. **Memory** (``--long-minutes``): resident memory growth over a long generated file
-   (the test utterances concatenated) through ``streamasr transcribe``'s code path on
-   the onnx backend, from the first minute to the end.
+
+Memory over an hour of audio: ``benchmarks/live_transcribe.py --backend onnx``.
 """
 
 from __future__ import annotations
 
 import argparse
-import resource
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import soundfile
 import torch
 from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
 
@@ -40,7 +35,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _interleaved import interleaved_medians  # noqa: E402
 
 from streamasr.evaluate import load_utterances  # noqa: E402
-from streamasr.live import open_source, transcribe_source  # noqa: E402
 from streamasr.model import load_model  # noqa: E402
 from streamasr.streaming import StreamingRecognizer  # noqa: E402
 from streamasr.streaming.backends import ContextBackend, make_backend  # noqa: E402
@@ -87,26 +81,6 @@ def many_streams(recognizer: StreamingRecognizer, wavs: list[torch.Tensor], stre
     return 1000 * compute / chunks, statistics.fmean(batch_sizes)
 
 
-def memory_growth(model, wavs: list[torch.Tensor], minutes: float, chunk_ms: float, left: int, int8: bool) -> dict:
-    silence = np.zeros(SAMPLE_RATE // 2, np.float32)
-    pieces, total = [], 0
-    while total < minutes * 60 * SAMPLE_RATE:
-        for wav in wavs:
-            pieces += [wav.numpy(), silence]
-            total += wav.shape[-1] + len(silence)
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "long.wav"
-        soundfile.write(path, np.concatenate(pieces), SAMPLE_RATE, subtype="PCM_16")
-        rss_first, audio_ms = None, 0.0
-        for event in transcribe_source(model, open_source(str(path)), chunk_ms, left, backend="onnx", int8=int8):
-            audio_ms = event.audio_ms
-            if rss_first is None and audio_ms >= 60_000:
-                rss_first = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        rss_end = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"audio_minutes": audio_ms / 60_000, "rss_first_minute_mb": rss_first or rss_end,
-            "rss_end_mb": rss_end, "growth_mb": rss_end - (rss_first or rss_end)}
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True)
@@ -118,7 +92,6 @@ def main() -> int:
     parser.add_argument("--limit", type=int, default=20, help="utterances for the one-stream table")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--int8", action="store_true", help="also the int8 ONNX graphs")
-    parser.add_argument("--long-minutes", type=float, default=0, help="memory table over a file this long (0: skip)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model = load_model(args.model)
@@ -154,12 +127,6 @@ def main() -> int:
         print(f"| {name} | {args.streams} | {mean_batch:.1f} | {batched:.2f} | {single:.2f} | "
               f"{batched / single:.2f} |")
 
-    if args.long_minutes:
-        memory = memory_growth(model, wavs, args.long_minutes, args.chunk_ms, args.left_chunks, False)
-        print("\n| file | resident MB after 1 min | at the end | growth |")
-        print("|---|---|---|---|")
-        print(f"| {memory['audio_minutes']:.1f} min, onnx backend | {memory['rss_first_minute_mb']:.0f} | "
-              f"{memory['rss_end_mb']:.0f} | {memory['growth_mb']:.1f} MB |")
     return 0
 
 
