@@ -37,6 +37,7 @@ from streamasr.frontend import FEATURE_PATHS
 from streamasr.live import open_source, transcribe_source
 from streamasr.model import load_model
 from streamasr.streaming.backends import BACKENDS
+from streamasr.streaming.onnx import OnnxModel, load_any_model
 from streamasr.units import DEFAULT_CHUNK_MS, SAMPLE_RATE, parse_left_context
 
 
@@ -288,9 +289,12 @@ def _add_transcribe_parser(subparsers: argparse._SubParsersAction) -> None:
         "(needs sounddevice). Other sample rates are resampled and stereo downmixed.",
     )
     parser.add_argument("source")
-    parser.add_argument("--model", required=True, help="train.py output folder or `streamasr export` folder")
-    parser.add_argument("--chunk-ms", type=float, default=640, help="chunk size, a multiple of 40 (default %(default)s)")
-    parser.add_argument("--left-chunks", default="4", help="left context in chunks, or 'unlimited' (default %(default)s)")
+    parser.add_argument("--model", required=True,
+                        help="train.py output folder, `streamasr export` folder or `streamasr export-onnx` folder")
+    parser.add_argument("--chunk-ms", type=float, default=None,
+                        help="chunk size, a multiple of 40 (default 640; an ONNX folder's own)")
+    parser.add_argument("--left-chunks", default=None,
+                        help="left context in chunks, or 'unlimited' (default 4; an ONNX folder's own)")
     parser.add_argument("--json", action="store_true",
                         help="one JSON event per line: partial (per chunk, with tokens) and final")
     parser.add_argument("--frontend", choices=FEATURE_PATHS, default="exact",
@@ -306,12 +310,17 @@ def _add_transcribe_parser(subparsers: argparse._SubParsersAction) -> None:
 def _run_transcribe(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
-    left = parse_left_context(args.left_chunks)
-    model = load_model(args.model, device=args.device)
-    model.geometry.frames_from_ms(args.chunk_ms)  # bad chunk sizes fail before reading audio
+    model = load_any_model(args.model, device=args.device)
+    backend, int8, chunk_ms, left = args.backend, args.int8, args.chunk_ms or 640, "4"
+    if isinstance(model, OnnxModel):  # it runs its own cell, on onnxruntime
+        backend, int8 = "onnx", model.onnx.meta["int8"]
+        chunk_ms, left = model.onnx.meta["chunk_ms"], model.config.left_context_size
+    left = parse_left_context(args.left_chunks if args.left_chunks is not None else left)
+    chunk_ms = args.chunk_ms or chunk_ms
+    model.geometry.frames_from_ms(chunk_ms)  # bad chunk sizes fail before reading audio
     source = open_source(args.source, pcm_rate=args.rate, pcm_channels=args.channels)
-    for event in transcribe_source(model, source, args.chunk_ms, left, frontend=args.frontend,
-                                   backend=args.backend, int8=args.int8):
+    for event in transcribe_source(model, source, chunk_ms, left, frontend=args.frontend,
+                                   backend=backend, int8=int8):
         if args.json:
             print(event.to_json(), flush=True)
         elif event.kind == "partial" and event.text:

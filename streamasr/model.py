@@ -26,7 +26,7 @@ from streamasr.errors import ModelLoadError
 from streamasr.frontend import FrontEnd, FrontEndGeometry
 from streamasr.keys import KEYS
 from streamasr.parts import Joiner, PredictionNetwork
-from streamasr.tokenizer import load_tokenizer, tokenizer_model_path
+from streamasr.tokenizer import continuation_text, load_tokenizer, tokenizer_model_path
 
 # What `streamasr export` writes and an exported folder must hold.
 EXPORTED_FILES = ("hyperparams.yaml", "model.ckpt", "normalizer.ckpt", "tokenizer.ckpt")
@@ -87,8 +87,7 @@ class AsrModel:
         Concatenating the pieces of a stream equals ``decode_tokens`` of all its tokens,
         in O(new tokens) per chunk (re-decoding everything would be quadratic over
         hours)."""
-        text = "".join(self.tokenizer.id_to_piece(token) for token in tokens).replace("\u2581", " ")
-        return text.lstrip(" ") if at_start else text
+        return continuation_text(self.tokenizer, tokens, at_start)
 
     @torch.no_grad()
     def encoder_inputs(self, wavs: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -130,6 +129,10 @@ def load_model(path: str | os.PathLike, device: str = "cpu") -> AsrModel:
         return load_training_folder(path, device)
     if (path / "hyperparams.yaml").is_file() and (path / "model.ckpt").exists():
         return load_exported_folder(path, device)
+    if (path / "encoder.onnx").is_file():
+        raise ModelLoadError(f"{path} is an ONNX folder: `streamasr transcribe` runs it as it is; anything that "
+                             "needs the PyTorch model (evaluate's masked simulation, export) needs its model folder "
+                             "(with --backend onnx)")
     raise ModelLoadError(
         f"{path} is neither a training output folder (hyperparams.yaml + save/) nor an "
         f"exported model folder (hyperparams.yaml + model.ckpt + normalizer.ckpt + tokenizer.ckpt)"

@@ -27,3 +27,13 @@ def load_tokenizer(path: str | os.PathLike) -> sentencepiece.SentencePieceProces
     tokenizer = sentencepiece.SentencePieceProcessor()
     tokenizer.load(str(path))
     return tokenizer
+
+
+def continuation_text(tokenizer: object, tokens: list[int], at_start: bool) -> str:
+    """Text of ``tokens`` appended to a transcript: SentencePiece pieces joined, word
+    boundaries (``▁``) as spaces, no leading space at the transcript start. Concatenating
+    the pieces of a stream equals decoding all its tokens at once, in O(new tokens) per
+    chunk (re-decoding everything would be quadratic over hours). ``tokenizer``: anything
+    with ``id_to_piece``."""
+    text = "".join(tokenizer.id_to_piece(token) for token in tokens).replace("\u2581", " ")
+    return text.lstrip(" ") if at_start else text

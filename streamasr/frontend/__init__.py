@@ -8,10 +8,10 @@
   object chosen once.
 """
 
-from streamasr.frontend.features import FrontEnd
+from streamasr.frontend.features import FbankFrontEnd, FrontEnd
 from streamasr.frontend.geometry import FrontEndGeometry, front_end_geometry
 from streamasr.frontend.paths import FEATURE_PATHS, ExactPath, FeaturePath, StockPath, WindowPath, feature_path
 from streamasr.frontend.stock import stock_feature_wrapper, stock_feature_wrapper_yaml
 
-__all__ = ["FEATURE_PATHS", "ExactPath", "FeaturePath", "FrontEnd", "FrontEndGeometry", "StockPath", "WindowPath",
+__all__ = ["FEATURE_PATHS", "FbankFrontEnd", "ExactPath", "FeaturePath", "FrontEnd", "FrontEndGeometry", "StockPath", "WindowPath",
            "feature_path", "front_end_geometry", "stock_feature_wrapper", "stock_feature_wrapper_yaml"]

@@ -31,6 +31,15 @@ from streamasr.keys import KEYS
 from streamasr.units import SAMPLE_RATE
 
 
+class FbankFrontEnd:
+    """The Fbank and the geometry of a front end whose normaliser and CNN run elsewhere
+    (inside an ONNX encoder): what ``WindowPath`` needs to cut a stream into windows."""
+
+    def __init__(self, compute_features: torch.nn.Module, geometry: FrontEndGeometry):
+        self.compute_features = compute_features
+        self.geometry = geometry
+
+
 def _unwrapped(module: torch.nn.Module) -> torch.nn.Module:
     """The module inside a DistributedDataParallel wrapper (itself otherwise)."""
     return getattr(module, "module", module)
@@ -89,11 +98,11 @@ class FrontEnd(torch.nn.Module):
 
     def samples_needed(self, end_frame: int) -> int:
         """Samples a stream must have received before frames ``< end_frame`` are exact."""
-        return self.geometry.chunk_samples(end_frame) + self.geometry.lookahead_samples
+        return self.geometry.samples_needed(end_frame)
 
     def history_start(self, start_frame: int) -> int:
         """First sample a chunk starting at ``start_frame`` reads (older ones can go)."""
-        return max(0, start_frame - self.geometry.margin_frames) * self.geometry.frame_samples
+        return self.geometry.history_start(start_frame)
 
     def chunk(
         self,

@@ -56,6 +56,14 @@ class FrontEndGeometry:
         half = (self.receptive_samples - 1) // 2
         return math.ceil(half / self.frame_samples) + 1
 
+    def samples_needed(self, end_frame: int) -> int:
+        """Samples a stream must have received before frames ``< end_frame`` are exact."""
+        return self.chunk_samples(end_frame) + self.lookahead_samples
+
+    def history_start(self, start_frame: int) -> int:
+        """First sample a chunk starting at ``start_frame`` reads (older ones can go)."""
+        return max(0, start_frame - self.margin_frames) * self.frame_samples
+
     def chunk_samples(self, chunk_frames: int) -> int:
         return chunk_frames * self.frame_samples
 

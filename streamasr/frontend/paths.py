@@ -26,7 +26,7 @@ from typing import Iterator, Protocol
 import torch
 
 from streamasr.errors import ConfigError
-from streamasr.frontend.features import FrontEnd, _unwrapped
+from streamasr.frontend.features import FbankFrontEnd, FrontEnd, _unwrapped
 from streamasr.frontend.stock import stock_feature_wrapper
 
 FEATURE_PATHS = ("exact", "stock")
@@ -52,7 +52,7 @@ class FeaturePath:
     name: str = ""
     time_shift_frames: int = 0  # added to a token's frame for its start time
 
-    def __init__(self, front_end: FrontEnd):
+    def __init__(self, front_end: FrontEnd | FbankFrontEnd):
         self.front_end = front_end
         self.geometry = front_end.geometry
 
@@ -86,7 +86,7 @@ class ExactPath(FeaturePath):
         return self.geometry.chunk_samples(chunk_frames)
 
     def ready(self, stream: StreamAudio, chunk_frames: int) -> bool:
-        return stream.samples_received >= self.front_end.samples_needed(stream.frames_done + chunk_frames)
+        return stream.samples_received >= self.geometry.samples_needed(stream.frames_done + chunk_frames)
 
     def chunks(self, stream: StreamAudio, chunk_frames: int) -> Iterator[tuple[torch.Tensor, int, bool]]:
         while self.ready(stream, chunk_frames):
@@ -106,7 +106,7 @@ class ExactPath(FeaturePath):
             end = min(total, stream.frames_done + chunk_frames)
             # Past the end of input, a chunk uses what there is (as whole-utterance
             # features do: zero padding after the last sample).
-            short = self.front_end.samples_needed(end) > stream.samples_received
+            short = self.geometry.samples_needed(end) > stream.samples_received
             yield (*self._chunk(stream, end, final=short), short)  # the last chunk is always short
 
     def _chunk(self, stream: StreamAudio, end_frame: int, final: bool) -> tuple[torch.Tensor, int]:
@@ -116,14 +116,14 @@ class ExactPath(FeaturePath):
 
     def _drop_old_samples(self, stream: StreamAudio, end_frame: int) -> None:
         """Drop samples no future chunk reads."""
-        keep_from = self.front_end.history_start(end_frame)
+        keep_from = self.geometry.history_start(end_frame)
         if keep_from > stream.buffer_offset:
             stream.buffer = stream.buffer[:, keep_from - stream.buffer_offset :]
             stream.buffer_offset = keep_from
 
     def ready_samples(self, chunk_index: int, end_frame: int, final: bool, chunk_frames: int,
                       total_samples: int) -> int:
-        return total_samples if final else min(total_samples, self.front_end.samples_needed(end_frame))
+        return total_samples if final else min(total_samples, self.geometry.samples_needed(end_frame))
 
 
 class WindowPath(ExactPath):
@@ -132,14 +132,14 @@ class WindowPath(ExactPath):
     from the frames done, see ``streamasr.streaming.step``), a window cut by the
     stream's end is zero-padded on the right and its valid frames counted."""
 
-    def __init__(self, front_end: FrontEnd, chunk_frames: int):
+    def __init__(self, front_end: FrontEnd | FbankFrontEnd, chunk_frames: int):
         super().__init__(front_end)
         self.window_frames = self.geometry.subsampling * (chunk_frames + self.geometry.margin_frames) + 1
 
     def _chunk(self, stream: StreamAudio, end_frame: int, final: bool) -> tuple[torch.Tensor, int]:
         start_frame = stream.frames_done
-        begin = self.front_end.history_start(start_frame)
-        stop = stream.samples_received if final else self.front_end.samples_needed(end_frame)
+        begin = self.geometry.history_start(start_frame)
+        stop = stream.samples_received if final else self.geometry.samples_needed(end_frame)
         audio = stream.buffer[:, begin - stream.buffer_offset : stop - stream.buffer_offset]
         feats = self.front_end.compute_features(audio.float())  # [B, n, n_mels]
         missing = self.geometry.margin_frames - min(self.geometry.margin_frames, start_frame)
@@ -204,7 +204,7 @@ class StockPath(FeaturePath):
         return min(total_samples, (chunk_index + 1) * self.chunk_samples(chunk_frames))
 
 
-def feature_path(name: str | FeaturePath, front_end: FrontEnd, window_chunk_frames: int | None = None
+def feature_path(name: str | FeaturePath, front_end: FrontEnd | FbankFrontEnd, window_chunk_frames: int | None = None
                  ) -> FeaturePath:
     """The path called ``name`` (``exact`` or ``stock``) over ``front_end``; with
     ``window_chunk_frames`` the exact path gives fixed-size Fbank windows for that chunk

@@ -32,7 +32,7 @@ from streamasr.errors import ConfigError
 from streamasr.model import AsrModel
 from streamasr.streaming.encoder import make_encoder_context
 from streamasr.streaming.fixed import CacheAwareEncoder, EncoderState, stack_states, unstack_states
-from streamasr.streaming.onnx import OnnxBackend, OnnxFolder
+from streamasr.streaming.onnx import OnnxBackend, OnnxFolder, OnnxModel
 from streamasr.streaming.onnx_export import cached_onnx_folder
 from streamasr.streaming.step import StreamingStep
 
@@ -141,6 +141,8 @@ class ContextBackend:
 def default_backend(model: AsrModel, config: DynChunkTrainConfig, feature_path: str) -> EncoderBackend:
     """The streaming step (fixed-shape state), except for the two reference cases
     (unlimited left context, the stock front end), which stay on SpeechBrain's contexts."""
+    if isinstance(model, OnnxModel):
+        return make_backend(model, config, feature_path, "onnx", model.onnx.meta["int8"])
     if config.left_context_size is None or feature_path == "stock":
         return ContextBackend(model, config)
     return StepBackend(model, config)
@@ -155,6 +157,17 @@ def make_backend(model: AsrModel, config: DynChunkTrainConfig, frontend: str = "
     ``default_backend``) or ``onnx`` (the cell exported into the model folder's ONNX
     cache when needed, then run by onnxruntime). ``ConfigError`` for what ONNX cannot
     run: unlimited left context, the stock front end, an unknown name."""
+    if isinstance(model, OnnxModel):  # an ONNX folder runs its own cell, on onnxruntime
+        if backend != "onnx" or int8 != model.onnx.meta["int8"]:
+            raise ConfigError(f"{model.source} is an ONNX folder{' (int8)' if model.onnx.meta['int8'] else ''}: "
+                              "it runs with --backend onnx" + (" --int8" if model.onnx.meta["int8"] else ""))
+        if (config.chunk_size, config.left_context_size) != (model.config.chunk_size, model.config.left_context_size) \
+                or frontend != "exact":
+            raise ConfigError(f"{model.source} runs {model.geometry.chunk_ms(model.config.chunk_size):g} ms chunks "
+                              f"with {model.config.left_context_size} left chunks and the exact front end only; "
+                              f"asked {model.geometry.chunk_ms(config.chunk_size):g} ms / "
+                              f"{config.left_context_size} / {frontend}")
+        return model.backend()
     if backend == "torch":
         if int8:
             raise ConfigError("--int8 needs --backend onnx")

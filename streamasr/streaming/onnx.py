@@ -18,13 +18,17 @@ from typing import Optional, Sequence
 
 import numpy as np
 import torch
+from speechbrain.lobes.features import Fbank
+from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
 
 from streamasr.decoding import GreedySearch
 from streamasr.errors import ModelLoadError
-from streamasr.model import AsrModel
+from streamasr.frontend import FbankFrontEnd, FrontEndGeometry
+from streamasr.model import AsrModel, load_model
 from streamasr.parts import LstmState
 from streamasr.streaming.fixed import CacheGeometry, EncoderState, stack_states, unstack_states
 from streamasr.streaming.step import StreamingStep
+from streamasr.tokenizer import continuation_text
 
 ONNX_FILES = ("encoder.onnx", "decoder.onnx", "joiner.onnx", "tokens.txt", "export.json")
 ENCODER_INPUTS = ["audio_signal", "length", "cache_last_channel", "cache_last_time", "cache_last_channel_len"]
@@ -34,7 +38,10 @@ DECODER_INPUTS = ["targets", "target_length", "states_h", "states_c"]
 DECODER_OUTPUTS = ["decoder_output", "target_length_out", "states_h_next", "states_c_next"]
 JOINER_INPUTS = ["encoder_output", "decoder_output"]
 JOINER_OUTPUTS = ["logits"]
-FORMAT_VERSION = 1
+FORMAT_VERSION = 3
+REQUIRED_META = ("checkpoint", "chunk_frames", "chunk_ms", "left_chunks", "window_frames", "frame_samples",
+                 "receptive_samples", "front_end", "cache_last_channel", "cache_last_time", "vocab_size",
+                 "model_blank_id", "joiner_dim", "lstm_layers", "lstm_hidden", "int8")
 
 
 def model_id_order(vocab: int, blank: int) -> torch.Tensor:
@@ -74,6 +81,9 @@ class OnnxFolder:
             raise ModelLoadError(f"{self.folder / 'export.json'}: not a streamasr ONNX folder of format version "
                                  f"{FORMAT_VERSION} (format {self.meta.get('format')!r}, "
                                  f"version {self.meta.get('format_version')!r})")
+        absent = [key for key in REQUIRED_META if key not in self.meta]
+        if absent:
+            raise ModelLoadError(f"{self.folder / 'export.json'} lacks {', '.join(absent)}")
         tokens = (self.folder / "tokens.txt").read_text(encoding="utf-8").splitlines()
         if len(tokens) != self.meta["vocab_size"]:
             raise ModelLoadError(f"{self.folder / 'tokens.txt'} has {len(tokens)} tokens, the model "
@@ -203,8 +213,6 @@ def verify_onnx_folder(folder: str | os.PathLike, model: AsrModel, tolerance: fl
     ``chunks`` chunks, encoder, decoder and joiner of the ONNX folder against PyTorch.
     Returns the largest absolute difference of each; ``ModelLoadError`` above
     ``tolerance``."""
-    from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
-
     onnx = OnnxFolder(folder)
     meta = onnx.meta
     step = StreamingStep(model.front_end, model.encoder, model.encoder_proj,
@@ -239,3 +247,81 @@ def verify_onnx_folder(folder: str | os.PathLike, model: AsrModel, tolerance: fl
         raise ModelLoadError(f"{folder}: ONNX differs from PyTorch by more than {tolerance:g}: "
                              + ", ".join(f"{name} {value:.2e}" for name, value in failed.items()))
     return worst
+
+
+# ------------------------------------------------------------------ an ONNX folder alone
+class TokenTable:
+    """``tokens.txt`` (``piece id`` lines, blank last) seen with the model's ids, as the
+    engine uses a SentencePiece processor (``id_to_piece``, ``decode_ids``)."""
+
+    def __init__(self, path: Path, meta: dict):
+        pieces = [line.rsplit(" ", 1)[0] for line in path.read_text(encoding="utf-8").splitlines()]
+        order = model_id_order(meta["vocab_size"], meta["model_blank_id"]).tolist()
+        self.pieces = [""] * len(pieces)
+        for exported, model_id in enumerate(order):
+            self.pieces[model_id] = pieces[exported]
+
+    def get_piece_size(self) -> int:
+        return len(self.pieces)
+
+    def id_to_piece(self, token: int) -> str:
+        return self.pieces[token]
+
+    def decode_ids(self, tokens: list[int]) -> str:
+        return continuation_text(self, tokens, at_start=True).strip()
+
+
+class OnnxModel:
+    """A recogniser from an ONNX folder alone (no PyTorch weights): the Fbank rebuilt
+    from the folder's metadata, the tokens from ``tokens.txt``, the engine's windows from
+    the geometry in ``export.json``; it runs the folder's own (chunk, left context) on
+    the onnx backend. Refuses a folder whose front end it does not compute."""
+
+    def __init__(self, folder: str | os.PathLike, threads: Optional[int] = None):
+        self.onnx = OnnxFolder(folder, threads=threads)
+        meta = self.onnx.meta
+        settings = meta["front_end"]
+        if settings.get("kind") != "speechbrain-fbank":
+            raise ModelLoadError(f"{self.onnx.folder}: front end {settings.get('kind')!r}; this runtime computes "
+                                 "'speechbrain-fbank' only")
+        rate = settings["sample_rate"]
+        fbank = Fbank(sample_rate=rate, n_fft=settings["n_fft"], n_mels=settings["n_mels"], f_min=settings["f_min"],
+                      f_max=settings["f_max"], win_length=1000 * settings["win_length"] / rate,
+                      hop_length=1000 * settings["hop_length"] / rate)
+        for name in ("top_db", "amin", "ref_value"):  # the recipe's streamable settings
+            setattr(fbank.compute_fbanks, name, settings[name])
+        if fbank.compute_STFT.hop_length != settings["hop_length"] or \
+                fbank.compute_STFT.win_length != settings["win_length"]:
+            raise ModelLoadError(f"{self.onnx.folder}: cannot rebuild its Fbank (hop {settings['hop_length']}, "
+                                 f"window {settings['win_length']} samples)")
+        geometry = FrontEndGeometry(settings["hop_length"], meta["frame_samples"], meta["receptive_samples"], rate)
+        self.front_end = FbankFrontEnd(fbank.eval(), geometry)
+        self.tokenizer = TokenTable(self.onnx.folder / "tokens.txt", meta)
+        self.config = DynChunkTrainConfig(meta["chunk_frames"], meta["left_chunks"])
+        self.source = str(self.onnx.folder)
+        self.device = torch.device("cpu")
+        self.dtype = torch.float32
+        self.search = None  # the backend's
+
+    @property
+    def geometry(self) -> FrontEndGeometry:
+        return self.front_end.geometry
+
+    def backend(self, max_symbols_per_step: int = 5) -> OnnxBackend:
+        return OnnxBackend(self.onnx, max_symbols_per_step)
+
+    def decode_tokens(self, tokens: list[int]) -> str:
+        return self.tokenizer.decode_ids(tokens)
+
+    def decode_continuation(self, tokens: list[int], at_start: bool) -> str:
+        return continuation_text(self.tokenizer, tokens, at_start)
+
+
+def is_onnx_folder(path: str | os.PathLike) -> bool:
+    return (Path(path) / "encoder.onnx").is_file() and (Path(path) / "export.json").is_file()
+
+
+def load_any_model(path: str | os.PathLike, device: str = "cpu") -> AsrModel | OnnxModel:
+    """A training folder, an exported StreamingASR folder (``load_model``) or an ONNX
+    folder (``OnnxModel``)."""
+    return OnnxModel(path) if is_onnx_folder(path) else load_model(path, device)

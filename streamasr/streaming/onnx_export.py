@@ -130,8 +130,8 @@ def front_end_settings(model: AsrModel) -> dict:
         "kind": "speechbrain-fbank",
         "sample_rate": stft.sample_rate,
         "n_fft": stft.n_fft,
-        "win_length": stft.win_length,
-        "hop_length": stft.hop_length,
+        "win_length": stft.win_length,  # samples
+        "hop_length": stft.hop_length,  # samples
         "window": "hamming",
         "center": stft.center,
         "n_mels": filterbank.n_mels,
@@ -139,6 +139,8 @@ def front_end_settings(model: AsrModel) -> dict:
         "f_max": filterbank.f_max,
         "log_mel": filterbank.log_mel,
         "top_db": filterbank.top_db,
+        "amin": filterbank.amin,  # the log floor (the small YAML sets -50 dB)
+        "ref_value": filterbank.ref_value,
         "normalization": "global, baked into encoder.onnx",
     }
 
@@ -196,6 +198,8 @@ def export_onnx(model: AsrModel, folder: str | os.PathLike, chunk_ms: float = 64
         "margin_frames": step.margin,
         "subsampling_factor": step.subsampling,
         "feature_lookahead_samples": model.geometry.lookahead_samples,
+        "receptive_samples": model.geometry.receptive_samples,
+        "frame_samples": model.geometry.frame_samples,
         "front_end": front_end_settings(model),
         "cache_last_channel": [geometry.layers, geometry.attention_frames, geometry.d_model],
         "cache_last_time": [geometry.layers, geometry.d_model, geometry.conv_frames],

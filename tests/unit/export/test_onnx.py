@@ -14,9 +14,17 @@ from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
 
 from streamasr.errors import ConfigError, ExportError, ModelLoadError
 from streamasr.export.onnx import export_onnx, verify_onnx_folder
+from streamasr.model import load_model
 from streamasr.streaming import StreamingRecognizer
 from streamasr.streaming.backends import make_backend
-from streamasr.streaming.onnx import OnnxBackend, OnnxFolder, model_id_order, to_exported_ids, to_model_ids
+from streamasr.streaming.onnx import (
+    OnnxBackend,
+    OnnxFolder,
+    OnnxModel,
+    model_id_order,
+    to_exported_ids,
+    to_model_ids,
+)
 
 
 @pytest.fixture(scope="module")
@@ -116,3 +124,32 @@ def test_what_onnx_cannot_run_is_refused_before_any_work(model, tmp_path):
     assert not (tmp_path / "x").exists()
 
 
+
+
+def test_an_onnx_folder_alone_runs_its_own_cell_like_the_model_folder(onnx_folder, model, utterances):
+    alone = OnnxModel(onnx_folder)  # no PyTorch weights: Fbank from the metadata, tokens.txt
+    assert (alone.config.chunk_size, alone.config.left_context_size) == (8, 2)
+    for token in range(1, model.tokenizer.get_piece_size()):  # the blank (0) is "<blk>" in tokens.txt
+        assert alone.tokenizer.id_to_piece(token) == model.tokenizer.id_to_piece(token)
+    engine = StreamingRecognizer(alone, alone.config)
+    reference = StreamingRecognizer(model, DynChunkTrainConfig(8, 2))
+    assert engine.backend.name == "onnx"
+    for utt in utterances[:3]:
+        ours, _ = reference.transcribe(utt.wav)
+        theirs, _ = engine.transcribe(utt.wav)
+        assert theirs.tokens == ours.tokens and theirs.texts == ours.texts
+        assert alone.decode_tokens(theirs.tokens[0]) == model.decode_tokens(ours.tokens[0])
+    with pytest.raises(ConfigError, match="runs 320 ms chunks with 2 left chunks .* asked 640 ms / 4"):
+        make_backend(alone, DynChunkTrainConfig(16, 4), "exact", "onnx")
+    with pytest.raises(ModelLoadError, match="is an ONNX folder: `streamasr transcribe` runs it"):
+        load_model(onnx_folder)
+
+
+def test_an_onnx_folder_with_another_front_end_is_refused(onnx_folder, tmp_path):
+    other = tmp_path / "kaldi"
+    shutil.copytree(onnx_folder, other)
+    data = json.loads((other / "export.json").read_text())
+    data["front_end"]["kind"] = "kaldi-native-fbank"
+    (other / "export.json").write_text(json.dumps(data))
+    with pytest.raises(ModelLoadError, match="front end 'kaldi-native-fbank'; this runtime computes 'speechbrain-fbank'"):
+        OnnxModel(other)
