@@ -120,6 +120,9 @@ def evaluate(
     folder = check_output(output, overwrite)
     model = load_model(model_path, device)
     chunks, lefts = parse_grid(chunk_values, unit, left_values, model.geometry.frame_ms)
+    if backend == "onnx" and None in lefts:
+        raise ConfigError("--backend onnx needs finite left contexts (unlimited is not a fixed shape): "
+                          "drop 'unlimited' from --left-chunks")
     utterances = load_utterances(manifest, data_root, limit)
     folder.mkdir(parents=True, exist_ok=True)
     start = time.time()

@@ -153,3 +153,12 @@ def test_an_onnx_folder_with_another_front_end_is_refused(onnx_folder, tmp_path)
     (other / "export.json").write_text(json.dumps(data))
     with pytest.raises(ModelLoadError, match="front end 'kaldi-native-fbank'; this runtime computes 'speechbrain-fbank'"):
         OnnxModel(other)
+
+
+def test_evaluate_on_onnx_refuses_unlimited_left_context_before_any_work(random_model_folder, tiny_corpus, tmp_path):
+    from streamasr.evaluate import evaluate
+
+    with pytest.raises(ConfigError, match="--backend onnx needs finite left contexts"):
+        evaluate(str(random_model_folder), str(tiny_corpus / "test.csv"), str(tmp_path / "out"),
+                 chunk_values=["320"], left_values=["2", "unlimited"], backend="onnx", progress=False)
+    assert not (tmp_path / "out").exists()
