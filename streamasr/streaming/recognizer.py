@@ -256,21 +256,14 @@ class StreamingRecognizer:
         features = torch.cat([self._padded(chunk) for _, (chunk, _, _) in ready])
         lengths = torch.tensor([valid for _, (_, valid, _) in ready], dtype=torch.long, device=features.device)
         encoder_state = self.backend.stack_states([stream.encoder_context for stream, _ in ready])
-        decoder_state = GreedyState(
-            torch.cat([stream.decoder_state.decoder_out for stream, _ in ready]),
-            tuple(torch.cat(parts, dim=1) for parts in zip(*(stream.decoder_state.hidden for stream, _ in ready))),
-            [margin for stream, _ in ready for margin in stream.decoder_state.min_margins],
-        )
+        decoder_state = GreedyState.stack([stream.decoder_state for stream, _ in ready])
         encoded, frames, encoder_state = self.backend.encode(features, lengths, encoder_state)
         hyps, decoder_state = self.search(encoded, frames, state=decoder_state)
         seconds = (time.perf_counter() - start_time) / len(ready)
         results = {}
-        for row, ((stream, (_, _, final)), encoder_row) in enumerate(
-                zip(ready, self.backend.unstack_states(encoder_state))):
-            stream.encoder_context = encoder_row
-            stream.decoder_state = GreedyState(decoder_state.decoder_out[row : row + 1],
-                                               tuple(h[:, row : row + 1] for h in decoder_state.hidden),
-                                               [decoder_state.min_margins[row]])
+        for row, ((stream, (_, _, final)), encoder_row, decoder_row) in enumerate(
+                zip(ready, self.backend.unstack_states(encoder_state), decoder_state.unstack())):
+            stream.encoder_context, stream.decoder_state = encoder_row, decoder_row
             tokens, text = self._append(stream, 0, hyps[row])
             output = self._advance(stream, int(frames[row]), [tokens], [text], seconds, final)
             if stream.input_done and not self._has_frames_left(stream):
