@@ -29,6 +29,8 @@ class GreedySearch:
     max_symbols_per_step: as in SpeechBrain (up to this + 1 symbols per frame).
     """
 
+    LOOKAHEAD = 4  # frames whose first decision one joiner call serves
+
     def __init__(self, decoder: PredictionNetwork, joiner: Joiner, blank_id: int = 0,
                  max_symbols_per_step: int = 5):
         self.decoder = decoder
@@ -68,10 +70,25 @@ class GreedySearch:
         decoder_out = state.decoder_out.clone()
         hidden = tuple(h.clone() for h in state.hidden)
         hyps = [Hypothesis([], [], [], state.min_margins[row]) for row in range(batch)]
+        # The first decision at a frame uses the prediction output of the last emission,
+        # which stays the same over runs of blank frames: one joiner call gives those
+        # logits for the next LOOKAHEAD frames, renewed after a row has emitted (fewer
+        # joiner calls per chunk; the same decisions; a bounded window, because in a
+        # large batch some row emits at almost every frame).
+        first_logits, first_from, first_to = None, 0, 0
+        stale = torch.ones(batch, dtype=torch.bool, device=device)
         for frame in range(frames):
             active = lengths > frame
-            for _ in range(self.max_symbols_per_step + 1):
-                logits = self.joiner(encoder_out[:, frame : frame + 1, None, :], decoder_out[:, None])[:, 0, 0, :]
+            if frame >= first_to or bool((stale & active).any()):
+                first_to = min(frames, frame + self.LOOKAHEAD)
+                first_logits = self.joiner(encoder_out[:, frame:first_to, None, :], decoder_out[:, None])[:, :, 0, :]
+                first_from = frame
+                stale[:] = False
+            for symbol in range(self.max_symbols_per_step + 1):
+                if symbol == 0:
+                    logits = first_logits[:, frame - first_from]
+                else:
+                    logits = self.joiner(encoder_out[:, frame : frame + 1, None, :], decoder_out[:, None])[:, 0, 0, :]
                 top = logits.log_softmax(dim=-1).topk(2, dim=-1)
                 best_logp, best = top.values[:, 0], top.indices[:, 0]
                 margins = (top.values[:, 0] - top.values[:, 1]).tolist()
@@ -90,5 +107,6 @@ class GreedySearch:
                 decoder_out[rows] = new_out
                 for h, new in zip(hidden, new_hidden):
                     h[:, rows] = new
+                stale[rows] = True
                 active = emit
         return hyps, GreedyState(decoder_out, hidden, [h.min_margin for h in hyps])

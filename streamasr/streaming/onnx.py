@@ -165,11 +165,15 @@ class OnnxJoiner:
         self.inverse = torch.argsort(order)  # model id -> exported id
 
     def __call__(self, encoder_side: torch.Tensor, decoder_side: torch.Tensor) -> torch.Tensor:
-        """``[B, 1, 1, J]`` + ``[B, 1, 1, J]`` (one frame, one label) -> ``[B, 1, 1, V]``."""
-        enc = encoder_side.reshape(encoder_side.shape[0], -1, 1).float().contiguous()
-        dec = decoder_side.reshape(decoder_side.shape[0], -1, 1).float().contiguous()
+        """Broadcastable ``[B, T, 1, J]`` + ``[B, 1, 1, J]`` (frames x one label) ->
+        ``[B, T, 1, V]``: the graph joins one frame and one label per row, so the pairs
+        are flattened into its batch axis."""
+        enc, dec = torch.broadcast_tensors(encoder_side, decoder_side)
+        shape = enc.shape[:-1]
+        enc = enc.reshape(-1, enc.shape[-1], 1).float().contiguous()
+        dec = dec.reshape(-1, dec.shape[-1], 1).float().contiguous()
         (logits,) = self.onnx.run("joiner", {"encoder_output": enc.numpy(), "decoder_output": dec.numpy()})
-        return torch.from_numpy(logits).index_select(-1, self.inverse)
+        return torch.from_numpy(logits).reshape(*shape, -1).index_select(-1, self.inverse)
 
 
 class OnnxBackend:
