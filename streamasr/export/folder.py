@@ -28,7 +28,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Optional
 
@@ -40,6 +39,7 @@ from streamasr.checkpoints import averaged_model_state, ranked_checkpoints
 from streamasr.data.manifest import read_manifest, resolve_path
 from streamasr.errors import ExportError, ModelLoadError
 from streamasr.export.model_card import model_card, read_test_results
+from streamasr.files import staged_folder
 from streamasr.frontend import stock_feature_wrapper_yaml
 from streamasr.keys import KEYS
 from streamasr.model import check_model_folder as check_loadable_folder
@@ -233,9 +233,7 @@ def export(training_folder: str | os.PathLike, model_folder: str | os.PathLike, 
     if example_audio is not None and not Path(example_audio).is_file():
         raise ExportError(f"example audio {example_audio} does not exist")
 
-    model_folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{model_folder.name}.", dir=model_folder.parent))
-    try:
+    with staged_folder(model_folder) as staging:
         (staging / "hyperparams.yaml").write_text(generated, encoding="utf-8")
         torch.save(state, staging / "model.ckpt")
         shutil.copyfile(best.paramfiles["normalizer"], staging / "normalizer.ckpt")
@@ -266,12 +264,6 @@ def export(training_folder: str | os.PathLike, model_folder: str | os.PathLike, 
             "checkpoints": [str(c.path) for c in checkpoints],
             "valid_wer": [c.meta.get("WER") for c in checkpoints],
         }, indent=2) + "\n", encoding="utf-8")
-        if model_folder.exists():
-            shutil.rmtree(model_folder)
-        os.replace(staging, model_folder)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
     return model_folder
 
 

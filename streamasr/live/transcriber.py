@@ -14,13 +14,12 @@ from typing import Iterator, Optional
 
 import numpy as np
 import torch
-from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
 
 from streamasr.errors import BufferFull, ConfigError, StreamStateError
 from streamasr.live.events import Event
 from streamasr.live.sources import AudioSource
 from streamasr.model import AsrModel
-from streamasr.streaming import StreamingRecognizer
+from streamasr.streaming import StreamingRecognizer, chunk_config
 from streamasr.streaming.backends import make_backend
 from streamasr.units import SAMPLE_RATE
 
@@ -48,10 +47,8 @@ class Transcriber:
             raise ConfigError(f"max_buffer_seconds must be > 0, got {max_buffer_seconds}")
         if left_chunks is not None and left_chunks < 0:
             raise ConfigError(f"left_chunks must be >= 0 or None (unlimited), got {left_chunks}")
-        geometry = model.front_end.geometry
-        frames = geometry.frames_from_ms(chunk_ms)
         self.model = model
-        config = DynChunkTrainConfig(frames, left_chunks)
+        config = chunk_config(model.front_end.geometry, chunk_ms, left_chunks)
         self.recognizer = StreamingRecognizer(model, config, frontend,
                                               make_backend(model, config, frontend, backend, int8))
         self.capacity = int(max_buffer_seconds * SAMPLE_RATE)

@@ -2,9 +2,9 @@
 (``StreamingRecognizer`` over explicit ``StreamState``); room for the fixed-shape tensor
 state and the onnxruntime backend."""
 
-from streamasr.streaming.config import chunk_config, describe
+from streamasr.streaming.config import chunk_config
 from streamasr.streaming.encoder import UNLIMITED_LEFT_CONTEXT_FRAMES, encode_chunk_by_chunk, make_encoder_context
 from streamasr.streaming.recognizer import FRONTENDS, ChunkOutput, StreamingRecognizer, StreamState, TokenEvent
 
 __all__ = ["FRONTENDS", "UNLIMITED_LEFT_CONTEXT_FRAMES", "ChunkOutput", "StreamState", "StreamingRecognizer",
-           "TokenEvent", "chunk_config", "describe", "encode_chunk_by_chunk", "make_encoder_context"]
+           "TokenEvent", "chunk_config", "encode_chunk_by_chunk", "make_encoder_context"]

@@ -52,19 +52,33 @@ class EncoderBackend(Protocol):
     def unstack_states(self, state: object) -> list[object]: ...
 
 
-class FixedShapeBackend:
+class _PyTorchFixedState:
+    """What the PyTorch backends with fixed-shape state share: ``step`` (a module with
+    ``initial_state``) on ``model``'s device, states that stack."""
+
+    can_stack = True
+    model: AsrModel
+    step: torch.nn.Module
+
+    def init_state(self, batch_size: int) -> EncoderState:
+        return self.step.initial_state(batch_size, self.model.device, self.model.dtype)
+
+    def stack_states(self, states: Sequence[EncoderState]) -> EncoderState:
+        return stack_states(states)
+
+    def unstack_states(self, state: EncoderState) -> list[EncoderState]:
+        return unstack_states(state)
+
+
+class FixedShapeBackend(_PyTorchFixedState):
     """The cache-aware encoder step in PyTorch, then ``proj_enc``."""
 
     name = "torch-frames"
-    can_stack = True
     input_kind = "frames"
 
     def __init__(self, model: AsrModel, config: DynChunkTrainConfig):
         self.model = model
         self.step = CacheAwareEncoder(model.encoder, config).eval()
-
-    def init_state(self, batch_size: int) -> EncoderState:
-        return self.step.initial_state(batch_size, self.model.device, self.model.dtype)
 
     def encode(self, src: torch.Tensor, lengths: torch.Tensor, state: EncoderState
                ) -> tuple[torch.Tensor, torch.Tensor, EncoderState]:
@@ -74,36 +88,20 @@ class FixedShapeBackend:
         out, state = self.step.step(src, lengths, state)
         return self.model.encoder_proj(out), lengths, state
 
-    def stack_states(self, states: Sequence[EncoderState]) -> EncoderState:
-        return stack_states(states)
 
-    def unstack_states(self, state: EncoderState) -> list[EncoderState]:
-        return unstack_states(state)
-
-
-class StepBackend:
+class StepBackend(_PyTorchFixedState):
     """The whole model's streaming step (``StreamingStep``) in PyTorch."""
 
     name = "torch"
-    can_stack = True
     input_kind = "window"
 
     def __init__(self, model: AsrModel, config: DynChunkTrainConfig):
         self.model = model
         self.step = StreamingStep(model.front_end, model.encoder, model.encoder_proj, config).eval()
 
-    def init_state(self, batch_size: int) -> EncoderState:
-        return self.step.initial_state(batch_size, self.model.device, self.model.dtype)
-
     def encode(self, window: torch.Tensor, lengths: torch.Tensor, state: EncoderState
                ) -> tuple[torch.Tensor, torch.Tensor, EncoderState]:
         return self.step.step(window, lengths, state)
-
-    def stack_states(self, states: Sequence[EncoderState]) -> EncoderState:
-        return stack_states(states)
-
-    def unstack_states(self, state: EncoderState) -> list[EncoderState]:
-        return unstack_states(state)
 
 
 class ContextBackend:

@@ -12,7 +12,7 @@ from typing import Optional
 from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
 
 from streamasr.frontend import FrontEndGeometry
-from streamasr.units import left_context_label, parse_left_context
+from streamasr.units import parse_left_context
 
 
 def chunk_config(geometry: FrontEndGeometry, chunk_ms: float, left_chunks: Optional[int | str]) -> DynChunkTrainConfig:
@@ -20,10 +20,3 @@ def chunk_config(geometry: FrontEndGeometry, chunk_ms: float, left_chunks: Optio
     ``left_chunks`` chunks of left context (``None`` / ``"unlimited"`` = unlimited);
     ``ConfigError`` for a value off the grid or negative."""
     return DynChunkTrainConfig(geometry.frames_from_ms(chunk_ms), parse_left_context(left_chunks))
-
-
-def describe(config: Optional[DynChunkTrainConfig], geometry: FrontEndGeometry) -> str:
-    """``640 ms / 4 left chunks``, ``full context``."""
-    if config is None:
-        return "full context"
-    return f"{geometry.chunk_ms(config.chunk_size):g} ms / {left_context_label(config.left_context_size)} left chunks"

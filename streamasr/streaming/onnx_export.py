@@ -29,8 +29,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Optional
@@ -39,6 +37,7 @@ import torch
 from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
 
 from streamasr.errors import ConfigError, ExportError
+from streamasr.files import staged_folder
 from streamasr.model import AsrModel
 from streamasr.streaming.onnx import (
     DECODER_INPUTS,
@@ -214,9 +213,7 @@ def export_onnx(model: AsrModel, folder: str | os.PathLike, chunk_ms: float = 64
         "int8": bool(int8),
         "opset": opset,
     }
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
+    with staged_folder(folder) as staging:
         batch = torch.export.Dim("batch", min=2, max=4096)  # traced at 2; the graphs run any batch
         state = step.initial_state(2)
         window = torch.randn(2, meta["front_end"]["n_mels"], step.window_frames)
@@ -254,12 +251,6 @@ def export_onnx(model: AsrModel, folder: str | os.PathLike, chunk_ms: float = 64
             meta["verified_max_difference"] = verify_onnx_folder(staging, model,
                                                                  tolerance=float("inf") if int8 else 1e-4)
             (staging / "export.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(staging, folder)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
     return OnnxExport(folder, meta)
 
 
