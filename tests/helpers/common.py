@@ -124,3 +124,15 @@ def random_encoder(yaml: Path, overrides: dict) -> torch.nn.Module:
     for parameter in model.parameters():
         torch.nn.init.normal_(parameter, std=0.1)
     return model
+
+
+NEAR_TIE = 1e-2  # nats: a greedy decision this close can flip on float rounding (oneDNN kernels differ by CPU)
+
+
+def assert_same_or_near_tie(ours: list[int], theirs: list[int], margins: tuple[float, ...], what: str) -> bool:
+    """Equal token sequences, or a near-tie reported by one of the searches (the policy
+    of every streaming equality test). Returns whether they were equal."""
+    if ours == theirs:
+        return True
+    assert min(margins) < NEAR_TIE, f"{what}: hypotheses differ without a near-tie ({min(margins)})"
+    return False

