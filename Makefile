@@ -1,5 +1,5 @@
 # streamasr: the two entry points of the README.
-#   make demo   install, build the built-in corpus, train the small model, test WER,
+#   make demo   install, build the built-in corpus, train the small model, WER of the three test sets,
 #               sweep WER / latency against chunk size and left context, export the
 #               model for SpeechBrain's StreamingASR and transcribe a held-out file with it
 #   make test   install, run the test suite (both tiers)
@@ -27,16 +27,17 @@ train: corpus
 		--data_folder=$(DATA) --output_folder=$(OUT) $(TRAIN_ARGS)
 
 evaluate: train
-	$(PYTHON) -m streamasr.cli evaluate $(OUT) --manifest $(DATA)/test.csv \
+	$(PYTHON) -m streamasr.cli evaluate $(OUT) --manifest $(DATA)/test_voices.csv \
 		--output $(OUT)/streaming_eval --overwrite
 
 export: evaluate
 	$(PYTHON) -m streamasr.cli export $(OUT) $(OUT)/model --overwrite
 
 demo: export
-	@echo "== test WER (held-out voices, full context), from $(OUT)/wer_test.txt =="
-	@tail -n 2 $(OUT)/wer_test.txt
-	@echo "== WER against chunk size and left context: $(OUT)/streaming_eval/results.md =="
+	@echo "== test WER (full context, greedy), from $(OUT)/wer_<test set>.txt =="
+	@echo "   test_voices: held-out voices | test_text: held-out text sources (unseen words) | test_synth: unseen synthesiser"
+	@for set in test_voices test_text test_synth; do printf '%-12s ' $$set; grep -E '^%WER' $(OUT)/wer_$$set.txt; done
+	@echo "== WER against chunk size and left context (test_voices): $(OUT)/streaming_eval/results.md =="
 	@cat $(OUT)/streaming_eval/results.md
 	@echo "== exported model $(OUT)/model, one held-out file with stock SpeechBrain StreamingASR (640 ms, 4 left chunks) =="
 	$(PYTHON) tools/stock_streaming_asr.py $(OUT)/model $(OUT)/model/example.wav --chunk-frames 16 --left-chunks 4

@@ -2,7 +2,7 @@
 """Real-time factor and memory of live transcription on a long generated file.
 
     python benchmarks/live_transcribe.py --model results/demo --minutes 60 \
-        --manifest data/synthetic/test.csv [--chunk-ms 640 --left-chunks 4 --threads 2] [--backend onnx]
+        --manifest data/synthetic/test_voices.csv [--chunk-ms 640 --left-chunks 4 --threads 2] [--backend onnx]
 
 Builds a long 16 kHz WAV by concatenating the manifest's utterances (0.5 s of silence
 between them) until ``--minutes`` is reached, then runs ``streamasr transcribe``'s code

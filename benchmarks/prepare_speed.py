@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """How fast corpus preparation reads audio, per core, for each corpus's format.
 
-    python benchmarks/prepare_speed.py [--manifest data/synthetic/test.csv] [--files 100]
+    python benchmarks/prepare_speed.py [--manifest data/synthetic/test_voices.csv] [--files 100]
 
 Preparation decodes every clip once (to validate it and measure its duration) and, for
 CommonVoice, resamples 48 kHz mp3 to 16 kHz and writes WAV. This re-encodes speech

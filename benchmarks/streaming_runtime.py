@@ -2,8 +2,8 @@
 """Streaming runtime: PyTorch vs onnxruntime backends, one stream and many streams at
 different positions, side by side in one run.
 
-    python benchmarks/streaming_runtime.py --model results/demo --manifest data/synthetic/test.csv
-    python benchmarks/streaming_runtime.py --model results/demo --manifest data/synthetic/test.csv \
+    python benchmarks/streaming_runtime.py --model results/demo --manifest data/synthetic/test_voices.csv
+    python benchmarks/streaming_runtime.py --model results/demo --manifest data/synthetic/test_voices.csv \
         --chunk-ms 640 --left-chunks 4 --streams 32 --threads 2 --int8
 
 Prints two tables:

@@ -2,7 +2,7 @@
 
 Subcommands
 -----------
-build-corpus     synthesise the built-in espeak-ng corpus (train/valid/test manifests)
+build-corpus     synthesise the built-in corpus (espeak-ng, flite, festival; train/valid/3 test sets)
 prepare          LibriSpeech / CommonVoice / VoxPopuli (official layouts) -> manifests
 validate         check a manifest's audio and transcripts before training
 evaluate         WER / latency / compute against chunk size and left context
@@ -19,18 +19,21 @@ status 2; anything else keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
+from pathlib import Path
 
 import torch
 
 from streamasr.cpu import flush_denormals
 from streamasr.data import corpora
 from streamasr.data.manifest import validate_manifest
-from streamasr.data.synthetic import CorpusConfig, build_corpus
+from streamasr.data.synthetic import NO_AUGMENTATION, SPLITS, CorpusConfig, build_corpus
 from streamasr.errors import ConfigError, StreamAsrError
 from streamasr.evaluate import evaluate, markdown_table
 from streamasr.evaluate.dependency import check_encoder, encoder_from
+from streamasr.evaluate.report import test_sets_table
 from streamasr.export import export, push_to_hub
 from streamasr.export.onnx import export_onnx
 from streamasr.frontend import FEATURE_PATHS
@@ -43,41 +46,54 @@ from streamasr.units import DEFAULT_CHUNK_MS, SAMPLE_RATE, parse_left_context
 
 def _add_corpus_parser(subparsers: argparse._SubParsersAction) -> None:
     defaults = CorpusConfig()
+    aug = defaults.augmentation
     parser = subparsers.add_parser(
         "build-corpus",
-        help="synthesise the built-in English corpus with espeak-ng",
-        description="Synthesise English sentences with espeak-ng into train/valid/test "
-        "manifests. Valid and test use voice+variant combinations never used in train. "
-        "Re-running resumes: finished files are kept, missing ones are made.",
+        help="synthesise the built-in English corpus (espeak-ng, flite, festival)",
+        description="Synthesise open-vocabulary English text (WordNet examples, fortunes, "
+        "a trigram chain, number/date/name templates) with espeak-ng, flite and festival into "
+        "train / valid / test_voices / test_text / test_synth manifests. test_voices: held-out "
+        "espeak-ng voices; test_text: held-out text sources (chatterbot-corpus conversation, "
+        "The Devil's Dictionary) by the same voices; test_synth: a synthesiser never heard in "
+        "training. Train audio is augmented (speed, noise, reverberation). Re-running "
+        "resumes: finished files are kept, missing ones are made.",
     )
     parser.add_argument("data_folder", help="output folder (wav files + manifests)")
-    parser.add_argument("--train-utterances", type=int, default=defaults.train_utterances)
-    parser.add_argument("--valid-utterances", type=int, default=defaults.valid_utterances)
-    parser.add_argument("--test-utterances", type=int, default=defaults.test_utterances)
+    for split in SPLITS:
+        parser.add_argument(f"--{split.replace('_', '-')}-utterances", type=int,
+                            default=getattr(defaults, f"{split}_utterances"), metavar="N")
     parser.add_argument("--valid-speakers", type=int, default=defaults.valid_speakers)
     parser.add_argument("--test-speakers", type=int, default=defaults.test_speakers)
-    parser.add_argument(
-        "--vocabulary-size",
-        type=int,
-        default=defaults.vocabulary_size,
-        help="closed vocabulary: the N most frequent English words (default %(default)s)",
-    )
+    parser.add_argument("--test-synthesizer", choices=("festival", "flite"), default=defaults.test_synthesizer,
+                        help="the synthesiser held out for test_synth (default %(default)s)")
+    parser.add_argument("--other-synthesizer-share", type=float, default=defaults.other_synthesizer_share,
+                        help="share of train utterances spoken by flite/festival (default %(default)s)")
+    parser.add_argument("--noise-prob", type=float, default=aug.noise_prob)
+    parser.add_argument("--reverb-prob", type=float, default=aug.reverb_prob)
+    parser.add_argument("--no-augment", action="store_true", help="train audio clean too")
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--workers", type=int, default=None, help="default: all cores")
     parser.set_defaults(handler=_run_build_corpus)
 
 
 def _run_build_corpus(args: argparse.Namespace) -> int:
-    for name in ("train_utterances", "valid_utterances", "test_utterances"):
-        if getattr(args, name) < 1:
-            raise SystemExit(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    sizes = {f"{split}_utterances": getattr(args, f"{split}_utterances") for split in SPLITS}
+    for name, value in sizes.items():
+        if value < (1 if name in ("train_utterances", "valid_utterances") else 0):
+            raise SystemExit(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+    for name in ("noise_prob", "reverb_prob", "other_synthesizer_share"):
+        if not 0.0 <= getattr(args, name) <= 1.0:
+            raise SystemExit(f"--{name.replace('_', '-')} must be within 0..1, got {getattr(args, name)}")
+    augmentation = NO_AUGMENTATION if args.no_augment else dataclasses.replace(
+        CorpusConfig().augmentation, noise_prob=args.noise_prob, reverb_prob=args.reverb_prob
+    )
     config = CorpusConfig(
-        train_utterances=args.train_utterances,
-        valid_utterances=args.valid_utterances,
-        test_utterances=args.test_utterances,
+        **sizes,
         valid_speakers=args.valid_speakers,
         test_speakers=args.test_speakers,
-        vocabulary_size=args.vocabulary_size,
+        test_synthesizer=args.test_synthesizer,
+        other_synthesizer_share=args.other_synthesizer_share,
+        augmentation=augmentation,
         seed=args.seed,
     )
     build_corpus(args.data_folder, config, num_workers=args.workers)
@@ -151,7 +167,10 @@ def _add_evaluate_parser(subparsers: argparse._SubParsersAction) -> None:
         "latencies. Writes results.json/.csv/.md and two PNG plots.",
     )
     parser.add_argument("model", help="train.py output folder")
-    parser.add_argument("--manifest", required=True, help="test CSV (ID,duration,wav,spk_id,wrd)")
+    parser.add_argument("--manifest", required=True, nargs="+",
+                        help="test CSV(s) (ID,duration,wav,spk_id,wrd); with several (the built-in corpus's "
+                        "test_voices.csv test_text.csv test_synth.csv), each is evaluated into "
+                        "OUTPUT/<file stem>/ and OUTPUT/test_sets.md compares them")
     parser.add_argument("--output", required=True, help="folder for the results")
     group = parser.add_mutually_exclusive_group()
     group.add_argument(
@@ -192,10 +211,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         values, unit = args.chunk_frames.split(","), "frames"
     else:
         values, unit = args.chunk_ms.split(","), "ms"
-    results = evaluate(
-        args.model,
-        args.manifest,
-        args.output,
+    options = dict(
         chunk_values=values,
         unit=unit,
         left_values=args.left_chunks.split(","),
@@ -210,8 +226,23 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         backend=args.backend,
         int8=args.int8,
     )
-    print(markdown_table(results))
-    print(f"results written to {args.output}")
+    if len(args.manifest) == 1:
+        results = evaluate(args.model, args.manifest[0], args.output, **options)
+        print(markdown_table(results))
+        print(f"results written to {args.output}")
+        return 0
+    stems = [Path(manifest).stem for manifest in args.manifest]
+    if len(set(stems)) != len(stems):
+        raise ConfigError(f"--manifest: two manifests share a file name ({', '.join(args.manifest)}); "
+                          "each test set is written to OUTPUT/<file stem>/")
+    by_set = {}
+    for stem, manifest in zip(stems, args.manifest):
+        print(f"== {stem} ({manifest})")
+        by_set[stem] = evaluate(args.model, manifest, os.path.join(args.output, stem), **options)
+        print(markdown_table(by_set[stem]))
+    table = test_sets_table(by_set)
+    Path(args.output, "test_sets.md").write_text(table + "\n", encoding="utf-8")
+    print(f"== WER per test set\n{table}\nresults written to {args.output}/<test set>/ and {args.output}/test_sets.md")
     return 0
 
 
@@ -258,7 +289,7 @@ def _add_export_parser(subparsers: argparse._SubParsersAction) -> None:
                         "(default: <training_folder>/streaming_eval when present)")
     parser.add_argument("--language", default="en")
     parser.add_argument("--license", default="apache-2.0")
-    parser.add_argument("--dataset", default="streamasr-synthetic-espeak", help="dataset name for the model card")
+    parser.add_argument("--dataset", default="streamasr-synthetic", help="dataset name for the model card")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing model folder")
     parser.add_argument("--push-to-hub", metavar="REPO_ID", default=None,
                         help="upload the folder to this Hugging Face model repo (token: HF_TOKEN or cached login)")

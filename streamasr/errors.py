@@ -35,7 +35,12 @@ class PrepareError(StreamAsrError, RuntimeError):
     """A corpus cannot be prepared: its layout or items are broken (all listed)."""
 
 
-class EspeakMissingError(StreamAsrError, RuntimeError):
+class SynthesizerMissingError(StreamAsrError, RuntimeError):
+    """A speech synthesiser or voice of the built-in corpus is not installed; the message
+    names the Debian package."""
+
+
+class EspeakMissingError(SynthesizerMissingError):
     """espeak-ng is not installed (the built-in corpus needs it)."""
 
 

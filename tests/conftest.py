@@ -76,7 +76,7 @@ def files(tiny_corpus) -> list[str]:
 @pytest.fixture(scope="session")
 def utterances(tiny_corpus) -> list:
     """Test and valid utterances of the tiny corpus, loaded (shortest first per split)."""
-    return load_utterances(tiny_corpus / "test.csv", None, None) + load_utterances(tiny_corpus / "valid.csv", None, None)
+    return load_utterances(tiny_corpus / "test_voices.csv", None, None) + load_utterances(tiny_corpus / "valid.csv", None, None)
 
 
 @pytest.fixture(scope="session")

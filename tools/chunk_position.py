@@ -2,7 +2,7 @@
 """Where inside a chunk does a chunked encoder lose? Deviation of the chunked encoder
 output from the full-context one, by a frame's distance to the end of its chunk.
 
-    python tools/chunk_position.py results/demo --manifest data/synthetic/test.csv \
+    python tools/chunk_position.py results/demo --manifest data/synthetic/test_voices.csv \
         [--chunk-ms 320,640] [--left-chunks 4] [--limit 100] [--json out.json]
 
 For each utterance (one at a time, so no padding is involved) the encoder runs twice on

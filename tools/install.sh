@@ -12,20 +12,32 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 venv=${STREAMASR_VENV:-$HOME/.cache/streamasr/venv}
 python=${STREAMASR_PYTHON:-python3}
 
-# System programs: espeak-ng synthesises the built-in corpus; ffmpeg decodes what
-# libsndfile cannot (other formats, URLs) for `streamasr transcribe`. The tests use both.
+# System packages (Debian/Ubuntu): the built-in corpus is spoken by espeak-ng, flite and
+# festival (+ its English voices kal, ked, slt) and its text comes from fortunes,
+# wordnet-base and dict-devil; alsa-utils ships the only human recordings here
+# (tools/human_voice_set.py); ffmpeg decodes what libsndfile cannot (other formats,
+# URLs) for `streamasr transcribe`. The tests use all of them.
+system_packages=(espeak-ng ffmpeg flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts
+                 fortunes wordnet-base dict-devil alsa-utils)
 missing=()
-command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
-command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
+if command -v dpkg-query >/dev/null 2>&1; then
+  for package in "${system_packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")
+  done
+else
+  for program in espeak-ng ffmpeg flite text2wave; do
+    command -v "$program" >/dev/null 2>&1 || missing+=("$program")
+  done
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "[install] missing: ${missing[*]}: installing with apt-get"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   else
     echo "[install] WARNING: ${missing[*]} missing and cannot be installed here (needs root + apt)."
-    echo "[install]          Install it yourself (Debian/Ubuntu: sudo apt-get install ${missing[*]};"
-    echo "[install]          macOS: brew install ${missing[*]}): the built-in corpus needs espeak-ng,"
-    echo "[install]          non-libsndfile formats and URLs need ffmpeg, the tests need both."
+    echo "[install]          Install them yourself (Debian/Ubuntu: sudo apt-get install ${missing[*]}):"
+    echo "[install]          the built-in corpus needs the synthesisers and text packages, non-libsndfile"
+    echo "[install]          formats and URLs need ffmpeg, the tests need all of them."
   fi
 fi
 

@@ -59,7 +59,7 @@ def _load_chain() -> dict:
 def generate_sentences(
     count: int,
     seed: int,
-    vocabulary_size: int = 2000,
+    vocabulary_size: int | None = 2000,
     min_words: int = 4,
     max_words: int = 14,
 ) -> list[str]:
@@ -69,7 +69,8 @@ def generate_sentences(
     ---------
     count: number of sentences.
     seed: RNG seed; equal seeds give equal output.
-    vocabulary_size: how many of the most frequent English words may appear.
+    vocabulary_size: how many of the most frequent English words may appear; None: any
+        plain English word of the chain (open vocabulary).
     min_words, max_words: sentence length bounds in words.
     """
     if count <= 0:
@@ -86,9 +87,9 @@ def generate_sentences(
     return sentences
 
 
-def _walk(seed: int, vocabulary_size: int, min_words: int, max_words: int) -> Iterator[str]:
+def _walk(seed: int, vocabulary_size: int | None, min_words: int, max_words: int) -> Iterator[str]:
     chain = _load_chain()
-    vocabulary = closed_vocabulary(vocabulary_size)
+    vocabulary = closed_vocabulary(vocabulary_size) if vocabulary_size else None
     rng = random.Random(seed)
 
     verdicts: dict[str, bool] = {}
@@ -97,7 +98,7 @@ def _walk(seed: int, vocabulary_size: int, min_words: int, max_words: int) -> It
         verdict = verdicts.get(token)
         if verdict is None:
             word = normalize_word(token)
-            verdict = verdicts[token] = word is not None and word in vocabulary
+            verdict = verdicts[token] = word is not None and (vocabulary is None or word in vocabulary)
         return verdict
 
     # Sentence starts: bigrams whose first token is capitalised and whose two tokens

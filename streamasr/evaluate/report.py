@@ -41,6 +41,32 @@ def markdown_table(results: list[CellResult]) -> str:
     return "\n".join(lines)
 
 
+def test_sets_table(results_by_set: dict[str, list[CellResult]]) -> str:
+    """One row per test set, one column per grid cell (chunk / left context) and full
+    context: streaming WER (masked where streaming was not run)."""
+    columns: list[tuple] = []
+    for results in results_by_set.values():
+        for r in results:
+            key = (r.chunk_frames is None, r.chunk_ms or 0.0, r.left_label)
+            if key not in columns:
+                columns.append(key)
+    columns.sort(key=lambda k: (k[0], k[1], k[2]))
+    names = ["full context" if full else f"{ms:g} ms / {left}" for full, ms, left in columns]
+    lines = ["| test set | " + " | ".join(names) + " |", "|" + "---|" * (len(names) + 1)]
+    for name, results in results_by_set.items():
+        cells = []
+        for full, ms, left in columns:
+            match = [r for r in results if (r.chunk_frames is None, r.chunk_ms or 0.0, r.left_label) == (full, ms, left)]
+            if not match:
+                cells.append("")
+                continue
+            r = match[0]
+            value = r.streaming_wer if r.streaming_wer is not None else r.masked_wer
+            cells.append(f"{value:.2f}")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def write_results(results: list[CellResult], folder: Path, meta: dict) -> None:
     rows = [dataclasses.asdict(r) | {"left_context": r.left_label} for r in results]
     (folder / "results.json").write_text(json.dumps({"meta": meta, "cells": rows}, indent=2) + "\n")

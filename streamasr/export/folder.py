@@ -189,7 +189,7 @@ def select_checkpoints(training_folder: Path, hparams: dict, n_best: int) -> lis
 def export(training_folder: str | os.PathLike, model_folder: str | os.PathLike, average: Optional[int] = None,
            example_audio: Optional[str] = None, results: Optional[str] = None,
            overwrite: bool = False, language: str = "en", license: str = "apache-2.0",
-           dataset: str = "streamasr-synthetic-espeak") -> Path:
+           dataset: str = "streamasr-synthetic") -> Path:
     """Write a StreamingASR model folder from a ``train.py`` output folder; returns it.
 
     average: number of best checkpoints (by valid WER) whose weights are averaged

@@ -25,7 +25,7 @@ def model_card(name: str, meta: dict, results_md: Optional[str], example: Option
         "- conformer",
         "- dynamic-chunk-training",
         "datasets:",
-        f"- {meta.get('dataset', 'streamasr-synthetic-espeak')}",
+        f"- {meta.get('dataset', 'streamasr-synthetic')}",
         "metrics:",
         "- wer",
         "- cer",
@@ -38,8 +38,8 @@ def model_card(name: str, meta: dict, results_md: Optional[str], example: Option
             "  - task:",
             "      type: automatic-speech-recognition",
             "    dataset:",
-            f"      name: {meta.get('dataset', 'streamasr-synthetic-espeak')}",
-            f"      type: {meta.get('dataset', 'streamasr-synthetic-espeak')}",
+            f"      name: {meta.get('dataset', 'streamasr-synthetic')}",
+            f"      type: {meta.get('dataset', 'streamasr-synthetic')}",
             "    metrics:",
             "    - type: wer",
             f"      value: {meta['test_wer']}",
@@ -77,10 +77,16 @@ Chunk sizes are in encoder frames (1 frame = 40 ms).
 ## Results
 """
     if meta.get("test_wer") is not None:
-        body += f"\nTest WER (full context, greedy): {meta['test_wer']:.2f} %"
+        which = f"{meta['primary_test_set']}, " if meta.get("test_sets") else ""
+        body += f"\nTest WER ({which}full context, greedy): {meta['test_wer']:.2f} %"
         if meta.get("test_cer") is not None:
             body += f", CER {meta['test_cer']:.2f} %"
         body += ".\n"
+    if meta.get("test_sets"):
+        body += "\n| test set | what it measures | WER (%) | CER (%) |\n| --- | --- | --- | --- |\n"
+        for set_name, scores in meta["test_sets"].items():
+            body += (f"| {set_name} | {TEST_SET_MEANING.get(set_name, '')} | {scores.get('wer', float('nan')):.2f} "
+                     f"| {scores.get('cer', float('nan')):.2f} |\n")
     if results_md:
         body += "\nWER (%) against chunk size and left context (from `streamasr evaluate`):\n\n"
         body += results_md.strip() + "\n"
@@ -98,15 +104,42 @@ Chunk sizes are in encoder frames (1 frame = 40 ms).
     return "\n".join(front) + "\n" + body
 
 
-def read_test_results(training_folder: Path) -> dict:
+PRIMARY_WER_FILES = ("wer_test.txt", "wer_test_voices.txt")
+TEST_SET_MEANING = {
+    "test_voices": "held-out voices, in-domain text",
+    "test_text": "held-out text sources (unseen words), same voices as test_voices",
+    "test_synth": "a synthesiser and speakers never heard in training",
+}
+
+
+def _wer_cer(path: Path) -> dict:
     found = {}
-    wer_file = training_folder / "wer_test.txt"
-    if not wer_file.is_file():  # several test sets (wer_test-clean.txt, ...): the first
-        wer_file = next(iter(sorted(training_folder.glob("wer_*.txt"))), wer_file)
-    if wer_file.is_file():
-        text = wer_file.read_text(encoding="utf-8")
-        for key, pattern in (("test_wer", r"^%WER ([\d.]+)\s*$"), ("test_cer", r"^%CER ([\d.]+)\s*$")):
-            match = re.search(pattern, text, flags=re.MULTILINE)
-            if match:
-                found[key] = float(match.group(1))
+    text = path.read_text(encoding="utf-8")
+    for key, pattern in (("wer", r"^%WER ([\d.]+)\s*$"), ("cer", r"^%CER ([\d.]+)\s*$")):
+        match = re.search(pattern, text, flags=re.MULTILINE)
+        if match:
+            found[key] = float(match.group(1))
+    return found
+
+
+def read_test_results(training_folder: Path) -> dict:
+    """``test_wer`` / ``test_cer`` of the primary test set (``wer_test.txt``, else the
+    built-in corpus's ``wer_test_voices.txt``, else the first ``wer_*.txt``) and
+    ``test_sets``: {name: {"wer", "cer"}} of every ``wer_<name>.txt``, primary first."""
+    files = sorted(training_folder.glob("wer_*.txt"))
+    files.sort(key=lambda path: (path.name not in PRIMARY_WER_FILES, PRIMARY_WER_FILES.index(path.name)
+                                 if path.name in PRIMARY_WER_FILES else 0, path.name))
+    found: dict = {}
+    sets = {}
+    for path in files:
+        sets[path.stem[len("wer_"):]] = _wer_cer(path)
+    if sets:
+        found["primary_test_set"] = next(iter(sets))
+        primary = next(iter(sets.values()))
+        if "wer" in primary:
+            found["test_wer"] = primary["wer"]
+        if "cer" in primary:
+            found["test_cer"] = primary["cer"]
+        if len(sets) > 1:
+            found["test_sets"] = sets
     return found

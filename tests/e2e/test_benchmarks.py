@@ -83,7 +83,7 @@ def test_streaming_runtime_benchmark_prints_its_tables(random_model_folder, tiny
     folder = tmp_path / "run"  # the onnx cache is written beside the model
     shutil.copytree(random_model_folder, folder)
     out = run_script("benchmarks/streaming_runtime.py", "--model", str(folder), "--manifest",
-                     str(tiny_corpus / "test.csv"), "--limit", "2", "--repeats", "1", "--streams", "3",
+                     str(tiny_corpus / "test_voices.csv"), "--limit", "2", "--repeats", "1", "--streams", "3",
                      "--chunk-ms", "320", "--left-chunks", "2", "--stream-seconds", "3")
     for engine in ("PyTorch, SpeechBrain contexts", "PyTorch, fixed-shape step", "onnxruntime"):
         assert re.search(rf"^\| {re.escape(engine)} \| \d+\.\d{{4}} \| \d+\.\d\dx \|$", out, re.M), out

@@ -33,7 +33,7 @@ def librispeech_from(corpus: Path, root: Path) -> Path:
     test-other."""
     from streamasr.data.manifest import read_manifest, resolve_path
 
-    layout = {"train": ["train-clean-100"], "valid": ["dev-clean"], "test": ["test-clean", "test-other"]}
+    layout = {"train": ["train-clean-100"], "valid": ["dev-clean"], "test_voices": ["test-clean", "test-other"]}
     speakers: dict[str, int] = {}
     for split, targets in layout.items():
         rows = read_manifest(corpus / f"{split}.csv")

@@ -27,7 +27,7 @@ from chunk_position import deviation_by_position  # noqa: E402  (a script in too
 
 
 def test_a_chunk_as_long_as_the_utterance_is_full_context(model, tiny_corpus):
-    wav = load_utterances(tiny_corpus / "test.csv", None, 1)[0].wav
+    wav = load_utterances(tiny_corpus / "test_voices.csv", None, 1)[0].wav
     frames = int(model.encoder_inputs([wav])[1][0])
     deviation = deviation_by_position(model, [wav], frames, None)
     assert len(deviation) == frames
@@ -35,13 +35,13 @@ def test_a_chunk_as_long_as_the_utterance_is_full_context(model, tiny_corpus):
 
 
 def test_short_chunks_deviate_and_the_tool_writes_its_table(model, random_model_folder, tiny_corpus, tmp_path):
-    wavs = [u.wav for u in load_utterances(tiny_corpus / "test.csv", None, 3)]
+    wavs = [u.wav for u in load_utterances(tiny_corpus / "test_voices.csv", None, 3)]
     deviation = deviation_by_position(model, wavs, 4, 2)
     assert len(deviation) == 4 and all(torch.isfinite(torch.tensor(deviation)))
     assert min(deviation) > 1e-3  # cutting attention and convolution at chunk edges changes every frame
     out = subprocess.run(
         [sys.executable, "tools/chunk_position.py", str(random_model_folder), "--manifest",
-         str(tiny_corpus / "test.csv"), "--chunk-ms", "160,320", "--left-chunks", "2", "--limit", "3",
+         str(tiny_corpus / "test_voices.csv"), "--chunk-ms", "160,320", "--left-chunks", "2", "--limit", "3",
          "--json", str(tmp_path / "d.json")],
         cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
@@ -54,7 +54,7 @@ def test_short_chunks_deviate_and_the_tool_writes_its_table(model, random_model_
 def test_a_chunk_size_off_the_frame_grid_is_an_error(random_model_folder, tiny_corpus):
     out = subprocess.run(
         [sys.executable, "tools/chunk_position.py", str(random_model_folder), "--manifest",
-         str(tiny_corpus / "test.csv"), "--chunk-ms", "100"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+         str(tiny_corpus / "test_voices.csv"), "--chunk-ms", "100"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert out.returncode == 2
     assert "chunk size 100 ms is not a positive multiple of the encoder frame (40 ms)" in out.stderr
 
@@ -83,3 +83,28 @@ def test_recipe_prepare_scripts_run_the_cli(tmp_path):
         assert (tmp_path / f"m{index}" / "train.csv").exists()
     assert rows_of(tmp_path / "m2" / "test.csv")["common_voice_en_test0"]["wrd"] == "NO"
     assert rows_of(tmp_path / "m3" / "valid.csv")["20200101-b_0"]["wrd"] == "OUI"
+
+
+def test_human_voice_set_from_the_alsa_recordings(tmp_path, tiny_model_folder):
+    import soundfile as sf
+
+    out = tmp_path / "human"
+    done = subprocess.run([sys.executable, str(ROOT / "tools" / "human_voice_set.py"), str(out)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    rows = rows_of(out / "test_human.csv")
+    assert len(rows) == 8 and rows["human-Rear_Left"]["wrd"] == "REAR LEFT"
+    for row in rows.values():
+        info = sf.info(str(out / row["wav"].split("/")[-1]))
+        assert (info.samplerate, info.channels) == (16000, 1) and 1.0 < info.duration < 2.0
+    # evaluate reads it like any test set
+    code = subprocess.run([sys.executable, "-m", "streamasr.cli", "evaluate", str(tiny_model_folder), "--manifest",
+                           str(out / "test_human.csv"), "--output", str(tmp_path / "eval"), "--chunk-ms", "640",
+                           "--left-chunks", "4", "--masked-only", "--jobs", "1"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert code.returncode == 0, code.stderr[-2000:]
+    assert json.loads((tmp_path / "eval" / "results.json").read_text())["cells"][0]["utterances"] == 8
+
+    missing = subprocess.run([sys.executable, str(ROOT / "tools" / "human_voice_set.py"), str(tmp_path / "x"),
+                              "--sounds", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 2 and "install the Debian package 'alsa-utils'" in missing.stderr

@@ -25,7 +25,9 @@ FULL_YAML = REPO / "hparams" / "conformer_transducer.yaml"
 TINY_CORPUS = dict(
     train_utterances=24,
     valid_utterances=4,
-    test_utterances=4,
+    test_voices_utterances=4,
+    test_text_utterances=4,
+    test_synth_utterances=4,
     valid_speakers=3,
     test_speakers=3,
     seed=7,
@@ -46,7 +48,7 @@ TINY_MODEL_OVERRIDES = [
 ]
 
 
-def audio_paths(corpus: Path, split: str = "test") -> list[str]:
+def audio_paths(corpus: Path, split: str = "test_voices") -> list[str]:
     """Audio file paths of a corpus split, in manifest order."""
     return [resolve_path(row["wav"], str(corpus)) for row in read_manifest(corpus / f"{split}.csv")]
 

@@ -18,7 +18,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 def sweep(tiny_model_folder, tiny_corpus, tmp_path_factory):
     out = tmp_path_factory.mktemp("sweep")
     results = evaluate(
-        str(tiny_model_folder), str(tiny_corpus / "test.csv"), str(out),
+        str(tiny_model_folder), str(tiny_corpus / "test_voices.csv"), str(out),
         chunk_values=["160", "320"], unit="ms", left_values=["2", "unlimited"], progress=False,
     )
     return out, results
@@ -59,7 +59,7 @@ def test_existing_results_are_not_overwritten(sweep, tiny_model_folder, tiny_cor
     out, _ = sweep
     before = (out / "results.json").read_text()
     with pytest.raises(FileExistsError, match="already holds results.*--overwrite"):
-        evaluate(str(tiny_model_folder), str(tiny_corpus / "test.csv"), str(out), chunk_values=["320"])
+        evaluate(str(tiny_model_folder), str(tiny_corpus / "test_voices.csv"), str(out), chunk_values=["320"])
     assert (out / "results.json").read_text() == before
 
 
@@ -80,7 +80,7 @@ def test_bad_grid_values_are_named(chunks, unit, lefts, message):
 
 def test_bad_inputs_fail_before_any_work(tiny_model_folder, tiny_corpus, tmp_path, capsys):
     manifest = tmp_path / "test.csv"
-    lines = (tiny_corpus / "test.csv").read_text().splitlines()
+    lines = (tiny_corpus / "test_voices.csv").read_text().splitlines()
     lines[1] = lines[1].replace(".wav", "-missing.wav")
     manifest.write_text("\n".join(lines) + "\n")
     code = cli(["evaluate", str(tiny_model_folder), "--manifest", str(manifest), "--output", str(tmp_path / "o"),
@@ -104,3 +104,30 @@ def test_checkpoint_that_does_not_match_the_yaml_is_a_clear_error(tiny_model_fol
 
     with pytest.raises(ModelLoadError, match=r"checkpoint .*CKPT.* does not match .*hyperparams.yaml"):
         load_model(copy)
+
+
+def test_several_test_sets_are_evaluated_alone_and_compared(tiny_model_folder, tiny_corpus, tmp_path, capsys):
+    out = tmp_path / "sets"
+    manifests = [str(tiny_corpus / f"{name}.csv") for name in ("test_voices", "test_text", "test_synth")]
+    assert cli(["evaluate", str(tiny_model_folder), "--manifest", *manifests, "--output", str(out),
+                "--chunk-ms", "320", "--left-chunks", "2", "--masked-only", "--jobs", "1"]) == 0
+    rows = {}
+    for name in ("test_voices", "test_text", "test_synth"):
+        data = json.loads((out / name / "results.json").read_text())
+        full = next(c for c in data["cells"] if c["chunk_frames"] is None)
+        chunked = next(c for c in data["cells"] if c["chunk_frames"] is not None)
+        rows[name] = f"| {name} | {chunked['masked_wer']:.2f} | {full['masked_wer']:.2f} |"
+    table = (out / "test_sets.md").read_text().splitlines()
+    assert table[0] == "| test set | 320 ms / 2 | full context |"
+    assert table[2:] == [rows["test_voices"], rows["test_text"], rows["test_synth"]]
+    assert "== WER per test set" in capsys.readouterr().out
+
+
+def test_several_test_sets_with_one_file_name_are_refused(tiny_model_folder, tiny_corpus, tmp_path, capsys):
+    copy = tmp_path / "other"
+    copy.mkdir()
+    (copy / "test_voices.csv").write_text((tiny_corpus / "test_voices.csv").read_text())
+    code = cli(["evaluate", str(tiny_model_folder), "--manifest", str(tiny_corpus / "test_voices.csv"),
+                str(copy / "test_voices.csv"), "--output", str(tmp_path / "o")])
+    assert code == 2 and "two manifests share a file name" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

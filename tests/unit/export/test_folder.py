@@ -22,7 +22,10 @@ def test_folder_has_every_file_and_a_hub_model_card(exported):
                  "- speechbrain", "- wer"):
         assert line in front
     assert "StreamingASR.from_hparams" in card and "DynChunkTrainConfig(16, 4)" in card
-    assert re.search(r"Test WER \(full context, greedy\): [\d.]+ %", card)
+    # the built-in corpus's three test sets: the primary one, then a table of all three
+    assert re.search(r"Test WER \(test_voices, full context, greedy\): [\d.]+ %", card)
+    for name in ("test_voices", "test_text", "test_synth"):
+        assert re.search(rf"^\| {name} \| [a-z ,()-]+ \| [\d.]+ \| [\d.]+ \|$", card, flags=re.MULTILINE), name
     yaml_text = (exported / "hyperparams.yaml").read_text()
     assert not re.search(r"!\w+:streamasr", yaml_text)  # stock classes only
     assert "top_db" in yaml_text  # the streamable Fbank settings travel with the model
@@ -84,3 +87,24 @@ def test_push_without_token_fails_clearly_and_keeps_the_folder(exported, monkeyp
         push_to_hub(exported, "someone/model", token="hf_invalid", endpoint="http://127.0.0.1:9")
     assert sorted(p.name for p in exported.iterdir()) == before
     check_model_folder(exported)
+
+
+def test_primary_test_set_of_the_model_card(tmp_path):
+    from streamasr.export.model_card import read_test_results
+
+    def wer_file(name, wer):
+        # as TransducerBrain writes it: the alignment summary, then CER and WER alone
+        (tmp_path / f"wer_{name}.txt").write_text(f"%WER {wer:.2f} [ 1 / 10, 0 ins, 0 del, 1 sub ]\n"
+                                                  f"%CER {wer / 2:.2f}\n%WER {wer:.2f}\n")
+
+    assert read_test_results(tmp_path) == {}
+    wer_file("test_synth", 40.0)
+    wer_file("test_text", 30.0)
+    assert read_test_results(tmp_path)["primary_test_set"] == "test_synth"  # else: the first by name
+    wer_file("test_voices", 20.0)
+    found = read_test_results(tmp_path)
+    assert (found["primary_test_set"], found["test_wer"], found["test_cer"]) == ("test_voices", 20.0, 10.0)
+    assert list(found["test_sets"]) == ["test_voices", "test_synth", "test_text"]
+    assert found["test_sets"]["test_text"] == {"wer": 30.0, "cer": 15.0}
+    wer_file("test", 10.0)  # a corpus with one test set: wer_test.txt
+    assert read_test_results(tmp_path)["primary_test_set"] == "test"

@@ -171,6 +171,6 @@ def test_evaluate_on_onnx_refuses_unlimited_left_context_before_any_work(random_
     from streamasr.evaluate import evaluate
 
     with pytest.raises(ConfigError, match="--backend onnx needs finite left contexts"):
-        evaluate(str(random_model_folder), str(tiny_corpus / "test.csv"), str(tmp_path / "out"),
+        evaluate(str(random_model_folder), str(tiny_corpus / "test_voices.csv"), str(tmp_path / "out"),
                  chunk_values=["320"], left_values=["2", "unlimited"], backend="onnx", progress=False)
     assert not (tmp_path / "out").exists()
