@@ -492,6 +492,14 @@ def config_fingerprint(config: CorpusConfig) -> str:
     ).hexdigest()[:12]
 
 
+def plan_fingerprint(specs: Sequence[UtteranceSpec]) -> str:
+    """sha1 (12 hex digits) of every utterance's text, voice, style and augmentation."""
+    digest = hashlib.sha1()
+    for spec in specs:
+        digest.update(json.dumps(dataclasses.asdict(spec), sort_keys=True).encode())
+    return digest.hexdigest()[:12]
+
+
 def unseen_word_rate(sentences: Sequence[str], known: set[str]) -> float:
     """Share of the word tokens of ``sentences`` that are not in ``known``."""
     tokens = [word for sentence in sentences for word in sentence.split()]
@@ -555,6 +563,14 @@ def build_corpus(
             )
     variants = list_variants()
     specs = plan_corpus(config, variants)
+    # Files are reused by name, so a plan that changed for the same settings (another
+    # streamasr version, other text-package data) must not be completed with old audio.
+    description["plan"] = plan_fingerprint(specs)
+    if stamp.exists() and json.loads(stamp.read_text()).get("plan") != description["plan"]:
+        raise ConfigError(
+            f"{root} holds a corpus planned differently for the same settings (built by another version "
+            f"of streamasr or of its text packages, {stamp}); delete it or use another --data-folder"
+        )
     check_synthesizers([spec.voice for spec in specs])
     root.mkdir(parents=True, exist_ok=True)
     stamp.write_text(json.dumps(description, indent=2) + "\n")

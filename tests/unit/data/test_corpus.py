@@ -167,6 +167,19 @@ def test_folder_with_another_corpus_is_refused(tiny_corpus):
         build_corpus(tiny_corpus, CorpusConfig(**{**TINY_CORPUS, "seed": 99}), progress=False)
 
 
+def test_a_corpus_planned_by_another_version_is_refused_not_completed(tiny_corpus, tmp_path):
+    import shutil
+
+    copy = tmp_path / "old"
+    shutil.copytree(tiny_corpus, copy)
+    stamp = json.loads((copy / "corpus.json").read_text())
+    (copy / "corpus.json").write_text(json.dumps({**stamp, "plan": "0" * 12}))
+    (copy / "train" / "train-000001.wav").unlink()
+    with pytest.raises(ValueError, match=r"planned differently for the same settings"):
+        build_corpus(copy, CorpusConfig(**TINY_CORPUS), progress=False)
+    assert not (copy / "train" / "train-000001.wav").exists()
+
+
 def test_missing_espeak_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(synthetic.EspeakMissingError, match=r"espeak-ng is not installed.*apt-get install espeak-ng"):
