@@ -108,3 +108,24 @@ def test_human_voice_set_from_the_alsa_recordings(tmp_path, tiny_model_folder):
     missing = subprocess.run([sys.executable, str(ROOT / "tools" / "human_voice_set.py"), str(tmp_path / "x"),
                               "--sounds", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert missing.returncode == 2 and "install the Debian package 'alsa-utils'" in missing.stderr
+
+
+def test_unseen_words_splits_the_wer_of_train_py_exactly(tiny_model_folder, tiny_corpus, tmp_path):
+    import re
+
+    from unseen_words import error_split  # noqa: E402  (a script in tools/)
+
+    for name in ("test_voices", "test_text", "test_synth"):
+        wer_file = tiny_model_folder / f"wer_{name}.txt"
+        result = error_split(wer_file, tiny_corpus / "train.csv")
+        reported = float(re.search(r"^%WER ([\d.]+)", wer_file.read_text(), flags=re.MULTILINE).group(1))
+        assert result["wer"] == pytest.approx(reported, abs=0.01), name
+        points = result["unseen"]["wer_points"] + result["seen"]["wer_points"] + result["wer_points_insertions"]
+        assert points == pytest.approx(reported, abs=0.05), name
+        assert result["unseen"]["words"] + result["seen"]["words"] == result["reference_words"]
+    assert error_split(tiny_model_folder / "wer_test_text.txt", tiny_corpus / "train.csv")["unseen"]["words"] > 0
+    bad = tmp_path / "wer.txt"
+    bad.write_text("%WER 1.00 [ 1 / 100 ]\n")
+    done = subprocess.run([sys.executable, str(ROOT / "tools" / "unseen_words.py"), str(bad), "--train",
+                           str(tiny_corpus / "train.csv")], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "no per-utterance alignments" in done.stderr
