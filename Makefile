@@ -36,7 +36,7 @@ export: evaluate
 demo: export
 	@echo "== test WER (full context, greedy), from $(OUT)/wer_<test set>.txt =="
 	@echo "   test_voices: held-out voices | test_text: held-out text sources (unseen words) | test_synth: unseen synthesiser"
-	@for set in test_voices test_text test_synth; do printf '%-12s ' $$set; grep -E '^%WER' $(OUT)/wer_$$set.txt; done
+	@for set in test_voices test_text test_synth; do printf '%-12s ' $$set; grep -m1 -E '^%WER' $(OUT)/wer_$$set.txt; done
 	@echo "== WER against chunk size and left context (test_voices): $(OUT)/streaming_eval/results.md =="
 	@cat $(OUT)/streaming_eval/results.md
 	@echo "== exported model $(OUT)/model, one held-out file with stock SpeechBrain StreamingASR (640 ms, 4 left chunks) =="
