@@ -15,6 +15,7 @@ from speechbrain.dataio.dataio import read_audio
 from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
 
 from streamasr.data.manifest import read_manifest, resolve_path
+from streamasr.data.synthetic import Augmentation
 from streamasr.model import AsrModel
 from streamasr.streaming import StreamingRecognizer
 
@@ -31,6 +32,7 @@ TINY_CORPUS = dict(
     valid_speakers=3,
     test_speakers=3,
     max_words=10,  # short utterances keep the tests fast (and greedy near-ties of random weights rare)
+    augmentation=Augmentation(),  # off in the default corpus; the tiny one exercises it end to end
     seed=7,
 )
 

@@ -18,6 +18,7 @@ from helpers.common import TINY_CORPUS
 from streamasr.data import synthetic
 from streamasr.data.synthetic import (
     HELD_OUT_SHARES,
+    Augmentation,
     IN_DOMAIN_SHARES,
     SPLITS,
     CorpusConfig,
@@ -42,7 +43,8 @@ def digest(folder):
     """sha1 of every manifest and wav file in a corpus folder."""
     result = {}
     for path in sorted(folder.rglob("*")):
-        if path.suffix in (".csv", ".wav", ".json"):
+        # corpus files only (train.py leaves *.validated.json caches beside the manifests)
+        if path.suffix in (".csv", ".wav") or path.name in ("corpus.json", "corpus_report.json"):
             result[str(path.relative_to(folder))] = hashlib.sha1(path.read_bytes()).hexdigest()
     return result
 
@@ -94,13 +96,20 @@ def test_default_plan_declares_voices_sources_and_synthesisers():
     assert {s.source for s in by_split["test_text"]} == set(HELD_OUT_SHARES)
     texts = [s.text for s in specs]
     assert len(set(texts)) == len(texts)  # no sentence in two splits (or twice in one)
-    # valid and test stay clean; train is augmented
+    # the default corpus is not augmented
+    assert all(s.speed == 1.0 and not s.noise and not s.rt60_s for s in specs)
+
+
+def test_augmentation_touches_train_only_in_the_drawn_shares():
+    specs = plan_corpus(CorpusConfig(train_utterances=2000, augmentation=Augmentation()), list_variants())
     for split in SPLITS[1:]:
-        assert all(s.speed == 1.0 and not s.noise and not s.rt60_s for s in by_split[split]), split
-    train = by_split["train"]
-    assert 0.3 < sum(bool(s.noise) for s in train) / len(train) < 0.5
-    assert 0.2 < sum(s.rt60_s > 0 for s in train) / len(train) < 0.4
+        assert all(s.speed == 1.0 and not s.noise and not s.rt60_s for s in specs if s.split == split), split
+    train = [s for s in specs if s.split == "train"]
+    assert 0.35 < sum(bool(s.noise) for s in train) / len(train) < 0.45
+    assert 0.25 < sum(s.rt60_s > 0 for s in train) / len(train) < 0.35
     assert {s.speed for s in train} == {0.9, 1.0, 1.1}
+    assert all(10.0 <= s.snr_db <= 30.0 for s in train if s.noise)
+    assert all(0.15 <= s.rt60_s <= 0.6 for s in train if s.rt60_s)
 
 
 def test_default_plan_is_open_vocabulary_and_test_text_has_unseen_words():
@@ -119,6 +128,9 @@ def test_report_and_manifests_of_the_tiny_corpus(tiny_corpus):
     assert report["splits"]["train"]["utterances"] == TINY_CORPUS["train_utterances"]
     assert report["splits"]["test_synth"]["synthesizers"] == {"festival": TINY_CORPUS["test_synth_utterances"]}
     assert 0.0 < report["splits"]["test_text"]["unseen_word_rate"] <= 1.0
+    table = rows(tiny_corpus / "utterances.csv")
+    assert any(r["noise"] for r in table if r["split"] == "train")  # TINY_CORPUS turns augmentation on
+    assert not any(r["noise"] or r["rt60_s"] or r["speed"] != "1.0" for r in table if r["split"] != "train")
     train = rows(tiny_corpus / "train.csv")
     assert list(train[0]) == ["ID", "duration", "wav", "spk_id", "wrd"]
     for split in SPLITS:
