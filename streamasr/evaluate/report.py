@@ -44,25 +44,19 @@ def markdown_table(results: list[CellResult]) -> str:
 def test_sets_table(results_by_set: dict[str, list[CellResult]]) -> str:
     """One row per test set, one column per grid cell (chunk / left context) and full
     context: streaming WER (masked where streaming was not run)."""
-    columns: list[tuple] = []
-    for results in results_by_set.values():
-        for r in results:
-            key = (r.chunk_frames is None, r.chunk_ms or 0.0, r.left_label)
-            if key not in columns:
-                columns.append(key)
-    columns.sort(key=lambda k: (k[0], k[1], k[2]))
+    def key(r: CellResult) -> tuple:  # full context last; chunks by size, then left context
+        return r.chunk_frames is None, r.chunk_ms or 0.0, r.left_label
+
+    columns = sorted({key(r) for results in results_by_set.values() for r in results})
     names = ["full context" if full else f"{ms:g} ms / {left}" for full, ms, left in columns]
     lines = ["| test set | " + " | ".join(names) + " |", "|" + "---|" * (len(names) + 1)]
     for name, results in results_by_set.items():
+        by_key = {key(r): r for r in results}
         cells = []
-        for full, ms, left in columns:
-            match = [r for r in results if (r.chunk_frames is None, r.chunk_ms or 0.0, r.left_label) == (full, ms, left)]
-            if not match:
-                cells.append("")
-                continue
-            r = match[0]
-            value = r.streaming_wer if r.streaming_wer is not None else r.masked_wer
-            cells.append(f"{value:.2f}")
+        for column in columns:
+            r = by_key.get(column)
+            value = None if r is None else (r.streaming_wer if r.streaming_wer is not None else r.masked_wer)
+            cells.append("" if value is None else f"{value:.2f}")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

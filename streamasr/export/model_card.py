@@ -126,9 +126,11 @@ def read_test_results(training_folder: Path) -> dict:
     """``test_wer`` / ``test_cer`` of the primary test set (``wer_test.txt``, else the
     built-in corpus's ``wer_test_voices.txt``, else the first ``wer_*.txt``) and
     ``test_sets``: {name: {"wer", "cer"}} of every ``wer_<name>.txt``, primary first."""
-    files = sorted(training_folder.glob("wer_*.txt"))
-    files.sort(key=lambda path: (path.name not in PRIMARY_WER_FILES, PRIMARY_WER_FILES.index(path.name)
-                                 if path.name in PRIMARY_WER_FILES else 0, path.name))
+    def rank(path: Path) -> tuple:
+        primary = PRIMARY_WER_FILES.index(path.name) if path.name in PRIMARY_WER_FILES else len(PRIMARY_WER_FILES)
+        return primary, path.name
+
+    files = sorted(training_folder.glob("wer_*.txt"), key=rank)
     found: dict = {}
     sets = {}
     for path in files:
