@@ -18,9 +18,9 @@ from helpers.common import TINY_CORPUS
 from streamasr.data import synthetic
 from streamasr.data.synthetic import (
     HELD_OUT_SHARES,
-    Augmentation,
     IN_DOMAIN_SHARES,
     SPLITS,
+    Augmentation,
     CorpusConfig,
     UtteranceSpec,
     Voice,
