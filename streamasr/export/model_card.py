@@ -125,10 +125,13 @@ def _wer_cer(path: Path) -> dict:
 def read_test_results(training_folder: Path) -> dict:
     """``test_wer`` / ``test_cer`` of the primary test set (``wer_test.txt``, else the
     built-in corpus's ``wer_test_voices.txt``, else the first ``wer_*.txt``) and
-    ``test_sets``: {name: {"wer", "cer"}} of every ``wer_<name>.txt``, primary first."""
+    ``test_sets``: {name: {"wer", "cer"}} of every ``wer_<name>.txt``, primary first, then
+    test_text and test_synth, then the rest by name."""
+    known = [f"wer_{name}.txt" for name in TEST_SET_MEANING]  # the built-in corpus's order
+
     def rank(path: Path) -> tuple:
         primary = PRIMARY_WER_FILES.index(path.name) if path.name in PRIMARY_WER_FILES else len(PRIMARY_WER_FILES)
-        return primary, path.name
+        return primary, known.index(path.name) if path.name in known else len(known), path.name
 
     files = sorted(training_folder.glob("wer_*.txt"), key=rank)
     found: dict = {}

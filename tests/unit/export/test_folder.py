@@ -100,11 +100,11 @@ def test_primary_test_set_of_the_model_card(tmp_path):
     assert read_test_results(tmp_path) == {}
     wer_file("test_synth", 40.0)
     wer_file("test_text", 30.0)
-    assert read_test_results(tmp_path)["primary_test_set"] == "test_synth"  # else: the first by name
+    assert read_test_results(tmp_path)["primary_test_set"] == "test_text"  # else: the built-in corpus's order
     wer_file("test_voices", 20.0)
     found = read_test_results(tmp_path)
     assert (found["primary_test_set"], found["test_wer"], found["test_cer"]) == ("test_voices", 20.0, 10.0)
-    assert list(found["test_sets"]) == ["test_voices", "test_synth", "test_text"]
+    assert list(found["test_sets"]) == ["test_voices", "test_text", "test_synth"]
     assert found["test_sets"]["test_text"] == {"wer": 30.0, "cer": 15.0}
     wer_file("test", 10.0)  # a corpus with one test set: wer_test.txt
     assert read_test_results(tmp_path)["primary_test_set"] == "test"
