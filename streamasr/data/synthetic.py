@@ -395,16 +395,16 @@ def plan_text(config: CorpusConfig) -> dict[str, list[tuple[str, str]]]:
     in_domain_splits = ("test_voices", "test_synth", "valid", "train")  # held-out first
     seen: set[str] = set()
     plan: dict[str, list[tuple[str, str]]] = {split: [] for split in SPLITS}
-    for index, (name, _) in enumerate(sorted(IN_DOMAIN_SHARES.items())):
-        need = sum(_allocate(counts[split], IN_DOMAIN_SHARES)[name] for split in in_domain_splits)
+    wanted = {split: _allocate(counts[split], IN_DOMAIN_SHARES) for split in in_domain_splits}
+    for index, name in enumerate(sorted(IN_DOMAIN_SHARES)):
+        need = sum(wanted[split][name] for split in in_domain_splits)
         pool = SOURCES[name].load(config.min_words, config.max_words, int(need * 1.2) + 50,
                                   config.seed + 101 * index)
         pool = sample_sentences(pool, len(pool), config.seed + index)
         cursor = 0
         for split in in_domain_splits:
-            want = _allocate(counts[split], IN_DOMAIN_SHARES)[name]
             taken = 0
-            while taken < want:
+            while taken < wanted[split][name]:
                 if cursor >= len(pool):
                     raise ConfigError(
                         f"text source {name!r} has {len(pool)} usable sentences of {config.min_words}-"
@@ -417,7 +417,7 @@ def plan_text(config: CorpusConfig) -> dict[str, list[tuple[str, str]]]:
                     plan[split].append((name, sentence))
                     taken += 1
     held_counts = _allocate(counts["test_text"], HELD_OUT_SHARES)
-    for index, (name, _) in enumerate(sorted(HELD_OUT_SHARES.items())):
+    for index, name in enumerate(sorted(HELD_OUT_SHARES)):
         pool = [s for s in SOURCES[name].load(config.min_words, config.max_words, 0, 0) if s not in seen]
         if len(pool) < held_counts[name]:
             raise ConfigError(f"held-out text source {name!r} has only {len(pool)} usable sentences")
@@ -558,8 +558,8 @@ def build_corpus(
     root = Path(data_folder)
     stamp = root / "corpus.json"
     description = {"fingerprint": config_fingerprint(config), **dataclasses.asdict(config)}
-    if stamp.exists():
-        previous = json.loads(stamp.read_text())
+    previous = json.loads(stamp.read_text()) if stamp.exists() else None
+    if previous is not None:
         if previous.get("fingerprint") != description["fingerprint"]:
             raise ConfigError(
                 f"{root} already holds a corpus built with other settings ({stamp}); "
@@ -570,7 +570,7 @@ def build_corpus(
     # Files are reused by name, so a plan that changed for the same settings (another
     # streamasr version, other text-package data) must not be completed with old audio.
     description["plan"] = plan_fingerprint(specs)
-    if stamp.exists() and json.loads(stamp.read_text()).get("plan") != description["plan"]:
+    if previous is not None and previous.get("plan") != description["plan"]:
         raise ConfigError(
             f"{root} holds a corpus planned differently for the same settings (built by another version "
             f"of streamasr or of its text packages, {stamp}); delete it or use another --data-folder"
