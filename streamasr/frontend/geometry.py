@@ -24,12 +24,18 @@ class FrontEndGeometry:
     frame_samples: samples per encoder frame (640 = 40 ms).
     receptive_samples: samples one encoder frame depends on (1361 by default).
     sample_rate: Hz.
+    centre_offset_samples: where Fbank frame ``i`` is centred relative to ``hop x i``
+        (0 for SpeechBrain's centred STFT, +80 for kaldi-native-fbank's frames).
+    kaldi_frames: Fbank frame count ``(N + hop / 2) // hop`` (kaldi, ``snip_edges``
+        false) instead of the centred STFT's ``1 + N // hop``.
     """
 
     hop_samples: int
     frame_samples: int
     receptive_samples: int
     sample_rate: int
+    centre_offset_samples: int = 0
+    kaldi_frames: bool = False
 
     @property
     def subsampling(self) -> int:
@@ -44,7 +50,7 @@ class FrontEndGeometry:
         """Samples needed after the end of a chunk (``frame_samples`` x frames) before
         its last encoder frame can be computed: the feature extractor's look-ahead."""
         half = (self.receptive_samples - 1) // 2
-        return max(0, half - (self.frame_samples - 1))
+        return max(0, half + self.centre_offset_samples - (self.frame_samples - 1))
 
     @property
     def lookahead_ms(self) -> float:
@@ -54,7 +60,7 @@ class FrontEndGeometry:
     def margin_frames(self) -> int:
         """Past encoder frames recomputed with each chunk so no frame sees a window edge."""
         half = (self.receptive_samples - 1) // 2
-        return math.ceil(half / self.frame_samples) + 1
+        return math.ceil(max(0, half - self.centre_offset_samples) / self.frame_samples) + 1
 
     def samples_needed(self, end_frame: int) -> int:
         """Samples a stream must have received before frames ``< end_frame`` are exact."""
@@ -76,6 +82,8 @@ class FrontEndGeometry:
         return chunk_frames_from_ms(chunk_ms, self.frame_ms)
 
     def num_fbank_frames(self, num_samples: int) -> int:
+        if self.kaldi_frames:
+            return (num_samples + self.hop_samples // 2) // self.hop_samples
         return 1 + num_samples // self.hop_samples  # centred STFT
 
     def num_encoder_frames(self, num_samples: int) -> int:
@@ -85,7 +93,8 @@ class FrontEndGeometry:
 
 def front_end_geometry(compute_features: torch.nn.Module, cnn: torch.nn.Module, sample_rate: int = SAMPLE_RATE
                        ) -> FrontEndGeometry:
-    """Geometry of a SpeechBrain ``Fbank`` followed by a ``ConvolutionFrontEnd``."""
+    """Geometry of a SpeechBrain ``Fbank`` (or ``streamasr.frontend.kaldi.KaldiFbank``)
+    followed by a ``ConvolutionFrontEnd``."""
     fbank_props = compute_features.get_filter_properties()
     stacked = stack_filter_properties([fbank_props, cnn.get_filter_properties()])
     return FrontEndGeometry(
@@ -93,4 +102,6 @@ def front_end_geometry(compute_features: torch.nn.Module, cnn: torch.nn.Module, 
         frame_samples=stacked.stride,
         receptive_samples=stacked.window_size,
         sample_rate=sample_rate,
+        centre_offset_samples=int(getattr(compute_features, "centre_offset_samples", 0)),
+        kaldi_frames=hasattr(compute_features, "num_frames"),
     )

@@ -24,6 +24,7 @@ from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
 from streamasr.decoding import GreedySearch
 from streamasr.errors import ModelLoadError
 from streamasr.frontend import FbankFrontEnd, FrontEndGeometry
+from streamasr.frontend.kaldi import KaldiFbank
 from streamasr.model import AsrModel, load_model
 from streamasr.parts import LstmState
 from streamasr.streaming.fixed import CacheGeometry, EncoderState, stack_states, unstack_states
@@ -77,6 +78,10 @@ class OnnxFolder:
             self.meta = json.loads((self.folder / "export.json").read_text(encoding="utf-8"))
         except json.JSONDecodeError as error:
             raise ModelLoadError(f"{self.folder / 'export.json'} is not valid JSON: {error}") from None
+        if self.meta.get("format") == "streamasr-sherpa-onnx":
+            raise ModelLoadError(f"{self.folder} was exported for sherpa-onnx (--target sherpa-onnx: its encoder "
+                                 "takes sherpa-onnx's feature windows); run it with sherpa-onnx, or export with "
+                                 "--target streamasr for streamasr's onnx backend")
         if self.meta.get("format") != "streamasr-onnx" or self.meta.get("format_version") != FORMAT_VERSION:
             raise ModelLoadError(f"{self.folder / 'export.json'}: not a streamasr ONNX folder of format version "
                                  f"{FORMAT_VERSION} (format {self.meta.get('format')!r}, "
@@ -288,20 +293,11 @@ class OnnxModel:
         self.onnx = OnnxFolder(folder, threads=threads)
         meta = self.onnx.meta
         settings = meta["front_end"]
-        if settings.get("kind") != "speechbrain-fbank":
-            raise ModelLoadError(f"{self.onnx.folder}: front end {settings.get('kind')!r}; this runtime computes "
-                                 "'speechbrain-fbank' only")
-        rate = settings["sample_rate"]
-        fbank = Fbank(sample_rate=rate, n_fft=settings["n_fft"], n_mels=settings["n_mels"], f_min=settings["f_min"],
-                      f_max=settings["f_max"], win_length=1000 * settings["win_length"] / rate,
-                      hop_length=1000 * settings["hop_length"] / rate)
-        for name in ("top_db", "amin", "ref_value"):  # the recipe's streamable settings
-            setattr(fbank.compute_fbanks, name, settings[name])
-        if fbank.compute_STFT.hop_length != settings["hop_length"] or \
-                fbank.compute_STFT.win_length != settings["win_length"]:
-            raise ModelLoadError(f"{self.onnx.folder}: cannot rebuild its Fbank (hop {settings['hop_length']}, "
-                                 f"window {settings['win_length']} samples)")
-        geometry = FrontEndGeometry(settings["hop_length"], meta["frame_samples"], meta["receptive_samples"], rate)
+        fbank = fbank_from_settings(settings, self.onnx.folder)
+        geometry = FrontEndGeometry(settings["hop_length"], meta["frame_samples"], meta["receptive_samples"],
+                                    settings["sample_rate"],
+                                    centre_offset_samples=int(getattr(fbank, "centre_offset_samples", 0)),
+                                    kaldi_frames=hasattr(fbank, "num_frames"))
         self.front_end = FbankFrontEnd(fbank.eval(), geometry)
         self.tokenizer = TokenTable(self.onnx.folder / "tokens.txt", meta)
         self.config = DynChunkTrainConfig(meta["chunk_frames"], meta["left_chunks"])
@@ -322,6 +318,34 @@ class OnnxModel:
 
     def decode_continuation(self, tokens: list[int], at_start: bool) -> str:
         return continuation_text(self.tokenizer, tokens, at_start)
+
+
+def fbank_from_settings(settings: dict, folder: Path) -> torch.nn.Module:
+    """The Fbank an exported folder's metadata describes (``speechbrain-fbank`` or
+    ``kaldi-native-fbank``); ``ModelLoadError`` for another kind or settings that do not
+    rebuild."""
+    kind = settings.get("kind")
+    rate = settings["sample_rate"]
+    if kind == "kaldi-native-fbank":
+        fbank = KaldiFbank(rate, settings["n_mels"], settings["frame_length_ms"], settings["frame_shift_ms"],
+                           settings["preemph_coeff"], settings["low_freq"], settings["high_freq"],
+                           settings["log_floor"])
+        if fbank.settings() != settings:
+            raise ModelLoadError(f"{folder}: cannot rebuild its kaldi-native-fbank front end from {settings}")
+        return fbank.eval()
+    if kind != "speechbrain-fbank":
+        raise ModelLoadError(f"{folder}: front end {kind!r}; this runtime computes 'speechbrain-fbank' and "
+                             "'kaldi-native-fbank'")
+    fbank = Fbank(sample_rate=rate, n_fft=settings["n_fft"], n_mels=settings["n_mels"], f_min=settings["f_min"],
+                  f_max=settings["f_max"], win_length=1000 * settings["win_length"] / rate,
+                  hop_length=1000 * settings["hop_length"] / rate)
+    for name in ("top_db", "amin", "ref_value"):  # the recipe's streamable settings
+        setattr(fbank.compute_fbanks, name, settings[name])
+    if fbank.compute_STFT.hop_length != settings["hop_length"] or \
+            fbank.compute_STFT.win_length != settings["win_length"]:
+        raise ModelLoadError(f"{folder}: cannot rebuild its Fbank (hop {settings['hop_length']}, "
+                             f"window {settings['win_length']} samples)")
+    return fbank.eval()
 
 
 def is_onnx_folder(path: str | os.PathLike) -> bool:

@@ -122,8 +122,11 @@ class OnnxExport:
 
 
 def front_end_settings(model: AsrModel) -> dict:
-    """What a runtime must compute for ``audio_signal``: SpeechBrain's Fbank settings."""
+    """What a runtime must compute for ``audio_signal``: the Fbank's settings
+    (``kind`` ``speechbrain-fbank`` or ``kaldi-native-fbank``)."""
     fbank = model.front_end.compute_features
+    if hasattr(fbank, "settings"):  # streamasr.frontend.kaldi.KaldiFbank
+        return fbank.settings()
     stft, filterbank = fbank.compute_STFT, fbank.compute_fbanks
     return {
         "kind": "speechbrain-fbank",
