@@ -8,7 +8,8 @@ validate         check a manifest's audio and transcripts before training
 evaluate         WER / latency / compute against chunk size and left context
 check-streaming  prove (or refute) that no encoder output depends on a later chunk
 export           package a trained model for SpeechBrain's StreamingASR / the HF hub
-export-onnx      ONNX encoder / decoder / joiner of one chunk config, for onnxruntime
+export-onnx      ONNX encoder / decoder / joiner of one chunk config, for onnxruntime or sherpa-onnx
+check-sherpa     decode a test set with sherpa-onnx (Python API, C++ server) and compare with ours
 transcribe       live chunk-by-chunk transcription of a file, stdin, a URL or a microphone
 
 This module only parses arguments and calls the library. Errors: only
@@ -35,6 +36,7 @@ from streamasr.evaluate.dependency import check_encoder, encoder_from
 from streamasr.evaluate.report import test_sets_table
 from streamasr.export import export, push_to_hub
 from streamasr.export.onnx import export_onnx
+from streamasr.export.sherpa import export_sherpa_onnx, write_sherpa_readme
 from streamasr.frontend import FEATURE_PATHS
 from streamasr.live import open_source, transcribe_source
 from streamasr.model import load_model
@@ -382,6 +384,13 @@ def _add_export_onnx_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="skip the ONNX-vs-PyTorch check (on by default: --verify)")
     parser.add_argument("--verify", dest="verify", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    parser.add_argument("--target", choices=("streamasr", "sherpa-onnx"), default="streamasr",
+                        help="streamasr (default): for `--backend onnx` / `transcribe --model FOLDER`; sherpa-onnx: "
+                        "its streaming NeMo-transducer contract (window and shift in its framing, the CNN's feature "
+                        "history in the cache, tokens.txt with <blk> last), for sherpa-onnx's recognizer and servers")
+    parser.add_argument("--force", action="store_true",
+                        help="with --target sherpa-onnx: export a model trained on another front end than "
+                        "kaldi-native-fbank's (a warning is printed; sherpa-onnx will feed it other features)")
     parser.set_defaults(handler=_run_export_onnx, verify=True)
 
 
@@ -392,6 +401,18 @@ def _run_export_onnx(args: argparse.Namespace) -> int:
                           "frame: the caches would have no fixed shape)")
     model = load_model(args.model)
     model.geometry.frames_from_ms(args.chunk_ms)  # a chunk size off the grid fails before the export
+    if args.force and args.target != "sherpa-onnx":
+        raise ConfigError("--force applies to --target sherpa-onnx only")
+    if args.target == "sherpa-onnx":
+        result = export_sherpa_onnx(model, args.output, args.chunk_ms, left, int8=args.int8, force=args.force,
+                                    verify=args.verify, overwrite=args.overwrite)
+        write_sherpa_readme(result)
+        print(f"wrote {result.folder}: " + ", ".join(sorted(p.name for p in result.folder.iterdir())))
+        checked = result.meta.get("verified_max_difference")
+        if checked:
+            print(f"encoder.onnx vs PyTorch, largest difference over 5 chunks: {checked['encoder']:.1e}")
+        print(f"run it: see {result.folder / 'README.md'}")
+        return 0
     result = export_onnx(model, args.output, args.chunk_ms, left, int8=args.int8, verify=args.verify,
                          overwrite=args.overwrite)
     checked = result.meta.get("verified_max_difference")
@@ -399,6 +420,70 @@ def _run_export_onnx(args: argparse.Namespace) -> int:
     if checked:
         print("ONNX vs PyTorch, largest difference over 5 chunks: "
               + ", ".join(f"{name} {value:.1e}" for name, value in checked.items()))
+    return 0
+
+
+def _add_check_sherpa_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "check-sherpa",
+        help="decode a test set with sherpa-onnx (Python API and C++ server) and compare with our engine",
+        description="Export the model for sherpa-onnx (cached in <model>/sherpa-onnx/<cell>), decode the manifest "
+        "with sherpa-onnx's OnlineRecognizer (0.8 s tail padding, as its server) and with our engine (exact front "
+        "end, sherpa-onnx's 10 symbols per frame), and report both WERs, the share of identical transcripts and "
+        "why the others differ. --server also runs sherpa-onnx's C++ WebSocket server on the same folder and "
+        "checks its transcripts against the Python API's; --load-streams adds a loopback load test.",
+    )
+    parser.add_argument("model", help="train.py output folder or `streamasr export` folder")
+    parser.add_argument("--manifest", required=True, help="test manifest (CSV)")
+    parser.add_argument("--chunk-ms", default="640", help="comma-separated chunk sizes (default %(default)s)")
+    parser.add_argument("--left-chunks", type=int, default=4, help="left context in chunks (default %(default)s)")
+    parser.add_argument("--limit", type=int, default=None, help="first N utterances only")
+    parser.add_argument("--server", action="store_true", help="also run sherpa-onnx's C++ WebSocket server")
+    parser.add_argument("--load-streams", default="", help="comma-separated concurrent real-time streams for a "
+                        "loopback load test of the C++ server (first chunk size)")
+    parser.add_argument("--load-seconds", type=float, default=20.0, help="audio per load-test stream (default 20)")
+    parser.add_argument("--max-latency", type=float, default=1.5,
+                        help="a load level keeps up when the p95 final-result latency stays below this (seconds)")
+    parser.add_argument("--work-threads", type=int, default=2, help="the server's --num-work-threads (default 2)")
+    parser.add_argument("--force", action="store_true", help="export a model trained on another front end anyway")
+    parser.add_argument("--output", default=None, help="folder for sherpa_check.md / .json")
+    parser.set_defaults(handler=_run_check_sherpa)
+
+
+def _run_check_sherpa(args: argparse.Namespace) -> int:
+    import json
+
+    from streamasr.export import sherpa_check
+
+    model = load_model(args.model)
+    chunks = [float(value) for value in args.chunk_ms.split(",") if value.strip()]
+    for chunk_ms in chunks:
+        model.geometry.frames_from_ms(chunk_ms)
+    utterances = sherpa_check.load_manifest(args.manifest, args.limit)
+    results = []
+    for chunk_ms in chunks:
+        result = sherpa_check.compare_with_sherpa(model, utterances, chunk_ms, args.left_chunks, force=args.force)
+        if args.server:
+            result["server"] = sherpa_check.check_server(result["folder"], [u.wave.numpy() for u in utterances],
+                                                         [row["sherpa"] for row in result["rows"]])
+        results.append(result)
+    text = sherpa_check.comparison_table(results)
+    loads = []
+    if args.load_streams:
+        folder = results[0]["folder"]
+        waves = [u.wave.numpy() for u in utterances]
+        with sherpa_check.sherpa_server(folder, work_threads=args.work_threads, max_batch=64) as port:
+            for streams in [int(value) for value in args.load_streams.split(",") if value.strip()]:
+                loads.append(sherpa_check.load_test(port, waves, streams, args.load_seconds))
+                print(f"{streams} streams: p95 final latency {loads[-1]['final_latency_p95']:.2f} s", flush=True)
+        text += "\n" + sherpa_check.load_table(loads, chunks[0], args.max_latency)
+    print(text, end="")
+    if args.output:
+        out = Path(args.output)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "sherpa_check.md").write_text(text, encoding="utf-8")
+        (out / "sherpa_check.json").write_text(json.dumps({"comparisons": results, "load": loads}, indent=1) + "\n",
+                                               encoding="utf-8")
     return 0
 
 
@@ -412,6 +497,7 @@ def main(argv: list[str] | None = None) -> int:
     _add_check_parser(subparsers)
     _add_export_parser(subparsers)
     _add_export_onnx_parser(subparsers)
+    _add_check_sherpa_parser(subparsers)
     _add_transcribe_parser(subparsers)
     args = parser.parse_args(argv)
     try:

@@ -212,6 +212,13 @@ def export(training_folder: str | os.PathLike, model_folder: str | os.PathLike, 
         raise ExportError(f"--average must be >= 1, got {average}")
     training_yaml = yaml_path.read_text(encoding="utf-8")
     hparams = load_hyperpyyaml(training_yaml)
+    features = hparams.get(KEYS.features)
+    if features is not None and not type(features).__module__.startswith("speechbrain."):
+        raise ExportError(
+            f"{training_folder} was trained on {type(features).__module__}.{type(features).__name__} "
+            f"({KEYS.features}), which stock SpeechBrain cannot build without streamasr installed, so its "
+            "StreamingASR folder would not load; run it with streamasr (transcribe / evaluate, --backend onnx) or "
+            "export it for sherpa-onnx: streamasr export-onnx MODEL OUT --target sherpa-onnx")
     if average is None:
         average = int(hparams.get("average_n_best", 1) or 1)
     generated = inference_yaml(training_yaml, source=str(yaml_path))

@@ -52,10 +52,23 @@ from streamasr.files import staged_folder
 from streamasr.frontend.kaldi import KaldiFbank, LogFloor
 from streamasr.model import AsrModel
 from streamasr.streaming.fixed import CacheAwareEncoder
-from streamasr.streaming.onnx import DECODER_INPUTS, DECODER_OUTPUTS, ENCODER_INPUTS, ENCODER_OUTPUTS, \
-    JOINER_INPUTS, JOINER_OUTPUTS, model_id_order
-from streamasr.streaming.onnx_export import OnnxDecoder, OnnxJoiner, _export, _quantize, checkpoint_fingerprint, \
-    front_end_settings
+from streamasr.streaming.onnx import (
+    DECODER_INPUTS,
+    DECODER_OUTPUTS,
+    ENCODER_INPUTS,
+    ENCODER_OUTPUTS,
+    JOINER_INPUTS,
+    JOINER_OUTPUTS,
+    model_id_order,
+)
+from streamasr.streaming.onnx_export import (
+    OnnxDecoder,
+    OnnxJoiner,
+    _export,
+    _quantize,
+    checkpoint_fingerprint,
+    front_end_settings,
+)
 from streamasr.streaming.step import WindowConvFrontEnd
 
 SHERPA_FORMAT = "streamasr-sherpa-onnx"
@@ -386,5 +399,63 @@ def sherpa_decode(recognizer: object, waves: list, sample_rate: int = 16000,
     return results
 
 
+
+
+def write_sherpa_readme(export: SherpaExport) -> Path:
+    """A model card for a sherpa-onnx folder: what it is and the commands that run it
+    (Python API, C++ WebSocket server and client)."""
+    meta = export.meta
+    front = meta["front_end"]
+    trained_on = "kaldi-native-fbank (what sherpa-onnx computes)" if front.get("kind") == "kaldi-native-fbank" \
+        else f"{front.get('kind')} (NOT what sherpa-onnx computes: exported with --force, expect a high WER)"
+    text = f"""# Streaming Conformer-Transducer for sherpa-onnx
+
+Exported by `streamasr export-onnx --target sherpa-onnx` from `{meta['source']}` (weights
+{meta['checkpoint']}): chunks of {meta['chunk_ms']:g} ms ({meta['chunk_frames']} encoder frames,
+window_size = chunk_shift = {meta['window_size']} feature frames), {meta['left_chunks']} chunks of
+left context, {meta['vocab_size'] + 1} tokens (blank `<blk>` last), greedy search. Front end the
+model was trained on: {trained_on}. Normalisation and the CNN front end run inside
+encoder.onnx; the CNN's last 4 feature frames ride in `cache_last_time`'s extra slot.
+
+## Run with sherpa-onnx
+
+```bash
+pip install sherpa-onnx sherpa-onnx-bin
+```
+
+Python:
+
+```python
+import numpy as np, soundfile as sf, sherpa_onnx
+recognizer = sherpa_onnx.OnlineRecognizer.from_transducer(
+    tokens="tokens.txt", encoder="encoder.onnx", decoder="decoder.onnx", joiner="joiner.onnx",
+    num_threads=1, sample_rate=16000, feature_dim=80, decoding_method="greedy_search")
+audio, rate = sf.read("example.wav", dtype="float32")
+stream = recognizer.create_stream()
+stream.accept_waveform(rate, audio)
+stream.accept_waveform(rate, np.zeros(int(0.8 * rate), dtype=np.float32))  # tail padding
+stream.input_finished()
+while recognizer.is_ready(stream):
+    recognizer.decode_stream(stream)
+print(recognizer.get_result(stream))
+```
+
+C++ WebSocket server (many streams batched) and its client:
+
+```bash
+sherpa-onnx-online-websocket-server --port=6006 --num-work-threads=1 --max-batch-size=32 \\
+    --tokens=tokens.txt --encoder=encoder.onnx --decoder=decoder.onnx --joiner=joiner.onnx
+sherpa-onnx-online-websocket-client --server-ip=127.0.0.1 --server-port=6006 example.wav
+```
+
+Differences from streamasr's own engine: sherpa-onnx ends a stream with tail padding
+(zeros, whole windows) where streamasr runs a short last chunk, and allows 10 symbols
+per frame (streamasr 6 by default). `streamasr check-sherpa` measures both.
+"""
+    path = export.folder / "README.md"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
 __all__ = ["SHERPA_FORMAT", "SherpaEncoder", "SherpaExport", "check_front_end", "check_sherpa_folder",
-           "export_sherpa_onnx", "sherpa_decode", "sherpa_recognizer", "verify_sherpa_encoder"]
+           "export_sherpa_onnx", "sherpa_decode", "sherpa_recognizer", "verify_sherpa_encoder", "write_sherpa_readme"]

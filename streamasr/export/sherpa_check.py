@@ -39,8 +39,15 @@ from speechbrain.utils.metric_stats import ErrorRateStats
 
 from streamasr.data.manifest import read_manifest, resolve_path
 from streamasr.errors import ConfigError, ModelLoadError
-from streamasr.export.sherpa import SHERPA_MAX_SYMBOLS_PER_FRAME, SHERPA_TAIL_PADDING_S, check_sherpa_folder, \
-    export_sherpa_onnx, sherpa_decode, sherpa_recognizer
+from streamasr.export.sherpa import (
+    SHERPA_MAX_SYMBOLS_PER_FRAME,
+    SHERPA_TAIL_PADDING_S,
+    check_sherpa_folder,
+    export_sherpa_onnx,
+    sherpa_decode,
+    sherpa_recognizer,
+    write_sherpa_readme,
+)
 from streamasr.model import AsrModel
 from streamasr.streaming.onnx_export import cell_name, checkpoint_fingerprint
 from streamasr.streaming.recognizer import StreamingRecognizer
@@ -57,7 +64,7 @@ def cached_sherpa_folder(model: AsrModel, chunk_ms: float, left_chunks: int, for
         with contextlib.suppress(json.JSONDecodeError):
             if json.loads(meta_file.read_text(encoding="utf-8")).get("checkpoint") == checkpoint_fingerprint(model):
                 return folder
-    export_sherpa_onnx(model, folder, chunk_ms, left_chunks, force=force, overwrite=True)
+    write_sherpa_readme(export_sherpa_onnx(model, folder, chunk_ms, left_chunks, force=force, overwrite=True))
     return folder
 
 
@@ -297,6 +304,31 @@ def load_test(port: int, waves: list[np.ndarray], streams: int, seconds: float, 
             "client_send_lag_max": float(lags.max())}
 
 
+def comparison_table(results: list[dict]) -> str:
+    """Markdown: one row per compared (chunk, left context)."""
+    lines = ["| chunk | left | utterances | WER ours | WER sherpa-onnx | relative | same transcript | differing | "
+             "explained by tail padding | in the last chunk | ours 6 vs 10 symbols/frame differ | C++ server = "
+             "Python API |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        relative = (r["wer_sherpa"] - r["wer_ours"]) / r["wer_ours"] * 100 if r["wer_ours"] else 0.0
+        server = f"{r['server']['equal']}/{r['server']['total']}" if r.get("server") else "not run"
+        lines.append(f"| {r['chunk_ms']:g} ms | {r['left_chunks']} | {r['utterances']} | {r['wer_ours']:.2f} | "
+                     f"{r['wer_sherpa']:.2f} | {relative:+.1f} % | {100 * r['agreement']:.1f} % | {r['differing']} | "
+                     f"{r['explained_by_tail']} | {r['in_last_chunk']} | {r['symbol_limit_changes']} | {server} |")
+    return "\n".join(lines) + "\n"
+
+
+def load_table(results: list[dict], chunk_ms: float, max_latency: float) -> str:
+    lines = [f"| streams | audio per stream | final result after `Done`: mean | p95 | max | keeps up (p95 <= "
+             f"{max_latency:g} s) |", "|---|---|---|---|---|---|"]
+    for r in results:
+        keeps = "yes" if r["final_latency_p95"] <= max_latency else "no"
+        lines.append(f"| {r['streams']} | {r['seconds']:g} s | {r['final_latency_mean']:.2f} s | "
+                     f"{r['final_latency_p95']:.2f} s | {r['final_latency_max']:.2f} s | {keeps} |")
+    return "\n".join(lines) + "\n"
+
+
 def check_server(folder: str | os.PathLike, waves: list[np.ndarray], expected: list[str]) -> dict:
     """Transcripts from the C++ server against ``expected`` (the Python API's)."""
     if len(waves) != len(expected):
@@ -307,5 +339,6 @@ def check_server(folder: str | os.PathLike, waves: list[np.ndarray], expected: l
     return {"equal": sum(a == b for a, b in zip(texts, expected)), "total": len(texts), "texts": texts}
 
 
-__all__ = ["cached_sherpa_folder", "check_server", "compare_with_sherpa", "load_manifest", "load_test",
+__all__ = ["cached_sherpa_folder", "check_server", "compare_with_sherpa", "comparison_table", "load_manifest",
+           "load_table", "load_test",
            "server_transcripts", "sherpa_frames_decoded", "sherpa_server", "stream_to_server"]
