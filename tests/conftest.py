@@ -10,7 +10,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from helpers.common import SMALL_YAML, TINY_CORPUS, TINY_MODEL_OVERRIDES, audio_paths, failure_report, run_train
+from helpers.common import (
+    KALDI_YAML,
+    SMALL_YAML,
+    TINY_CORPUS,
+    TINY_MODEL_OVERRIDES,
+    audio_paths,
+    failure_report,
+    run_train,
+)
 from streamasr.data.synthetic import CorpusConfig, build_corpus
 from streamasr.evaluate import load_utterances
 from streamasr.export import export
@@ -52,6 +60,31 @@ def random_model_folder(tiny_corpus, tmp_path_factory) -> Path:
     result = run_train(SMALL_YAML, tiny_corpus, out, *overrides, "--lr=0.0000001", "--number_of_epochs=1")
     assert result.returncode == 0, failure_report(result)
     return out
+
+
+@pytest.fixture(scope="session")
+def kaldi_model_folder(tiny_corpus, tmp_path_factory) -> Path:
+    """The random model's recipe with the kaldi-native-fbank front end
+    (hparams/frontend_kaldi.yaml), weights at their random initialisation."""
+    out = tmp_path_factory.mktemp("kaldi_model") / "run"
+    overrides = [o for o in TINY_MODEL_OVERRIDES if not o.startswith("--lr=")]
+    result = run_train(SMALL_YAML, tiny_corpus, out, str(KALDI_YAML), *overrides, "--lr=0.0000001",
+                       "--number_of_epochs=1")
+    assert result.returncode == 0, failure_report(result)
+    return out
+
+
+@pytest.fixture(scope="session")
+def kaldi_model(kaldi_model_folder) -> AsrModel:
+    """The kaldi-front-end random model with its output layer scaled x30, so that
+    greedy decisions have wide margins (random weights otherwise tie often, and float
+    differences between runtimes would decide)."""
+    torch.set_num_threads(1)
+    loaded = load_model(kaldi_model_folder)
+    with torch.no_grad():
+        for parameter in loaded.joiner.classifier.parameters():
+            parameter.mul_(30.0)
+    return loaded
 
 
 @pytest.fixture(scope="session")

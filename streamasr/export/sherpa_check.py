@@ -241,11 +241,21 @@ async def stream_to_server(port: int, wave: np.ndarray, seconds_per_message: flo
     last, messages = {}, 0
     async with websockets.connect(f"ws://127.0.0.1:{port}", max_size=None) as socket_:
         async def receive() -> None:
+            # sherpa-onnx's server posts "Done!" and the results on two different io
+            # contexts, so the final result (is_eof) can arrive after "Done!": read on
+            # until it has come (or nothing more comes for 2 s)
             nonlocal last, messages
-            async for message in socket_:
-                if message == "Done!":
+            done = eof = False
+            while not (done and eof):
+                try:
+                    message = await (asyncio.wait_for(socket_.recv(), 2.0) if done else socket_.recv())
+                except (asyncio.TimeoutError, websockets.ConnectionClosed):
                     return
+                if message == "Done!":
+                    done = True
+                    continue
                 last = json.loads(message)
+                eof = eof or bool(last.get("is_eof"))
                 messages += 1
 
         reader = asyncio.create_task(receive())

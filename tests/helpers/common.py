@@ -22,6 +22,7 @@ from streamasr.streaming import StreamingRecognizer
 REPO = Path(__file__).resolve().parents[2]
 SMALL_YAML = REPO / "hparams" / "conformer_transducer_small.yaml"
 FULL_YAML = REPO / "hparams" / "conformer_transducer.yaml"
+KALDI_YAML = REPO / "hparams" / "frontend_kaldi.yaml"  # front-end override file
 
 TINY_CORPUS = dict(
     train_utterances=24,
