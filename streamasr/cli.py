@@ -410,7 +410,8 @@ def _run_export_onnx(args: argparse.Namespace) -> int:
         print(f"wrote {result.folder}: " + ", ".join(sorted(p.name for p in result.folder.iterdir())))
         checked = result.meta.get("verified_max_difference")
         if checked:
-            print(f"encoder.onnx vs PyTorch, largest difference over 5 chunks: {checked['encoder']:.1e}")
+            print("ONNX vs PyTorch, largest difference over 5 chunks: "
+                  + ", ".join(f"{name} {value:.1e}" for name, value in checked.items()))
         print(f"run it: see {result.folder / 'README.md'}")
         return 0
     result = export_onnx(model, args.output, args.chunk_ms, left, int8=args.int8, verify=args.verify,

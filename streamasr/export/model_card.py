@@ -74,6 +74,21 @@ print(text)
 is not supported by SpeechBrain 1.1.2's streaming encoder; use a finite number of chunks.
 Chunk sizes are in encoder frames (1 frame = 40 ms).
 
+## Run with sherpa-onnx
+
+This model computes SpeechBrain's Fbank (hamming window, HTK mel, dB); sherpa-onnx
+computes kaldi-native-fbank's features (Hann, pre-emphasis, Slaney mel, natural log)
+and would feed them to it: it runs, but badly (measured in streamasr's README). For
+sherpa-onnx, train with streamasr's `hparams/frontend_kaldi.yaml`, then
+
+```bash
+streamasr export-onnx <training folder> model-sherpa --target sherpa-onnx --chunk-ms 640 --left-chunks 4
+sherpa-onnx-online-websocket-server --port=6006 --tokens=model-sherpa/tokens.txt \
+    --encoder=model-sherpa/encoder.onnx --decoder=model-sherpa/decoder.onnx --joiner=model-sherpa/joiner.onnx
+```
+
+(`model-sherpa/README.md` has the Python API and client commands.)
+
 ## Results
 """
     if meta.get("test_wer") is not None:

@@ -276,8 +276,8 @@ def export_sherpa_onnx(model: AsrModel, folder: str | os.PathLike, chunk_ms: flo
         (staging / "tokens.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
         check_sherpa_folder(staging)
         if verify:
-            meta["verified_max_difference"] = verify_sherpa_encoder(staging, step,
-                                                                    tolerance=float("inf") if int8 else 1e-4)
+            meta["verified_max_difference"] = verify_sherpa_folder(staging, step, decoder, joiner, meta["joiner_dim"],
+                                                                   tolerance=float("inf") if int8 else 1e-4)
         (staging / "export.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     return SherpaExport(folder, meta)
 
@@ -325,31 +325,51 @@ def check_sherpa_folder(folder: str | os.PathLike) -> dict:
 
 
 @torch.no_grad()
-def verify_sherpa_encoder(folder: Path, step: SherpaEncoder, tolerance: float = 1e-4, chunks: int = 5,
-                          seed: int = 0) -> dict[str, float]:
-    """encoder.onnx against the PyTorch step over ``chunks`` chunks of a random batch of
-    2 (caches carried); decoder and joiner are the same modules as ``--target
-    streamasr``'s, checked there. ``ModelLoadError`` above ``tolerance``."""
+def verify_sherpa_folder(folder: Path, step: SherpaEncoder, decoder: OnnxDecoder, joiner: OnnxJoiner,
+                         joiner_dim: int, tolerance: float = 1e-4, chunks: int = 5, seed: int = 0
+                         ) -> dict[str, float]:
+    """The graphs against PyTorch: encoder.onnx over ``chunks`` chunks of a random batch
+    of 2 (caches carried), one decoder step from random states, the joiner on random
+    inputs. Returns the largest absolute difference of each; ``ModelLoadError`` above
+    ``tolerance``."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = 1
-    session = onnxruntime.InferenceSession(str(folder / "encoder.onnx"), options,
-                                           providers=["CPUExecutionProvider"])
+
+    def session(name: str) -> "onnxruntime.InferenceSession":
+        return onnxruntime.InferenceSession(str(folder / name), options, providers=["CPUExecutionProvider"])
+
+    def largest(outputs: list, reference: tuple) -> float:
+        return max(float((torch.from_numpy(a).float() - b.float()).abs().max()) for a, b in zip(outputs, reference))
+
     generator = torch.Generator().manual_seed(seed)
+    encoder = session("encoder.onnx")
     ours = theirs = step.initial_state(2)
-    worst = 0.0
+    worst = {"encoder": 0.0}
     length = torch.full((2,), step.window_frames, dtype=torch.long)
     for _ in range(chunks):
         window = torch.randn(2, step.n_mels, step.window_frames, generator=generator) * 3 - 5
         reference = step(window, length, *ours)
         feeds = dict(zip(ENCODER_INPUTS, (window.numpy(), length.numpy(), *(t.numpy() for t in theirs))))
-        outputs = [torch.from_numpy(value) for value in session.run(None, feeds)]
-        worst = max(worst, *(float((a.float() - b.float()).abs().max()) for a, b in zip(outputs, reference)))
-        ours, theirs = tuple(reference[2:]), tuple(outputs[2:])
-    if not worst <= tolerance:
-        raise ModelLoadError(f"{folder / 'encoder.onnx'} differs from PyTorch by {worst:.2e} (> {tolerance:g})")
-    return {"encoder": worst}
+        outputs = encoder.run(None, feeds)
+        worst["encoder"] = max(worst["encoder"], largest(outputs, reference))
+        ours, theirs = tuple(reference[2:]), tuple(torch.from_numpy(t) for t in outputs[2:])
+    lstm = decoder.lstm.rnn
+    vocab = len(decoder.order)
+    inputs = (torch.randint(0, vocab, (2, 1), generator=generator, dtype=torch.int32), torch.ones(2, dtype=torch.int32),
+              torch.randn(lstm.num_layers, 2, lstm.hidden_size, generator=generator),
+              torch.randn(lstm.num_layers, 2, lstm.hidden_size, generator=generator))
+    outputs = session("decoder.onnx").run(None, dict(zip(DECODER_INPUTS, (t.numpy() for t in inputs))))
+    worst["decoder"] = largest(outputs, decoder(*inputs))
+    sides = tuple(torch.randn(2, joiner_dim, 1, generator=generator) for _ in range(2))
+    outputs = session("joiner.onnx").run(None, dict(zip(JOINER_INPUTS, (t.numpy() for t in sides))))
+    worst["joiner"] = largest(outputs, (joiner(*sides),))
+    failed = {name: value for name, value in worst.items() if not value <= tolerance}
+    if failed:
+        raise ModelLoadError(f"{folder}: ONNX differs from PyTorch by more than {tolerance:g}: "
+                             + ", ".join(f"{name} {value:.2e}" for name, value in failed.items()))
+    return worst
 
 
 # ---------------------------------------------------------------------- sherpa-onnx itself
@@ -458,4 +478,4 @@ per frame (streamasr 6 by default). `streamasr check-sherpa` measures both.
 
 
 __all__ = ["SHERPA_FORMAT", "SherpaEncoder", "SherpaExport", "check_front_end", "check_sherpa_folder",
-           "export_sherpa_onnx", "sherpa_decode", "sherpa_recognizer", "verify_sherpa_encoder", "write_sherpa_readme"]
+           "export_sherpa_onnx", "sherpa_decode", "sherpa_recognizer", "verify_sherpa_folder", "write_sherpa_readme"]

@@ -327,6 +327,10 @@ def fbank_from_settings(settings: dict, folder: Path) -> torch.nn.Module:
     kind = settings.get("kind")
     rate = settings["sample_rate"]
     if kind == "kaldi-native-fbank":
+        needed = ("n_mels", "frame_length_ms", "frame_shift_ms", "preemph_coeff", "low_freq", "high_freq", "log_floor")
+        absent = [key for key in needed if key not in settings]
+        if absent:
+            raise ModelLoadError(f"{folder}: its kaldi-native-fbank front end lacks {', '.join(absent)}")
         fbank = KaldiFbank(rate, settings["n_mels"], settings["frame_length_ms"], settings["frame_shift_ms"],
                            settings["preemph_coeff"], settings["low_freq"], settings["high_freq"],
                            settings["log_floor"])

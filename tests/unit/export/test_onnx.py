@@ -161,9 +161,14 @@ def test_an_onnx_folder_with_another_front_end_is_refused(onnx_folder, tmp_path)
     other = tmp_path / "kaldi"
     shutil.copytree(onnx_folder, other)
     data = json.loads((other / "export.json").read_text())
-    data["front_end"]["kind"] = "kaldi-native-fbank"
+    data["front_end"]["kind"] = "torchaudio-mfcc"
     (other / "export.json").write_text(json.dumps(data))
-    with pytest.raises(ModelLoadError, match="front end 'kaldi-native-fbank'; this runtime computes 'speechbrain-fbank'"):
+    with pytest.raises(ModelLoadError, match="front end 'torchaudio-mfcc'; this runtime computes 'speechbrain-fbank' "
+                       "and 'kaldi-native-fbank'"):
+        OnnxModel(other)
+    data["front_end"]["kind"] = "kaldi-native-fbank"  # with SpeechBrain's settings
+    (other / "export.json").write_text(json.dumps(data))
+    with pytest.raises(ModelLoadError, match="kaldi-native-fbank front end lacks frame_length_ms"):
         OnnxModel(other)
 
 

@@ -71,7 +71,8 @@ def test_folder_meets_the_contract(sherpa_folder, kaldi_model):
     assert [o.name for o in decoder.graph.input] == ["targets", "target_length", "states_h", "states_c"]
     assert len(decoder.graph.output) == 4  # > 1 output: sherpa-onnx's stateful NeMo path
     saved = json.loads((sherpa_folder / "export.json").read_text())
-    assert saved["verified_max_difference"]["encoder"] < 1e-4
+    assert set(saved["verified_max_difference"]) == {"encoder", "decoder", "joiner"}
+    assert max(saved["verified_max_difference"].values()) < 1e-4
     assert saved["front_end"]["kind"] == "kaldi-native-fbank"
 
 
