@@ -52,22 +52,13 @@ from streamasr.files import staged_folder
 from streamasr.frontend.kaldi import KaldiFbank, LogFloor
 from streamasr.model import AsrModel
 from streamasr.streaming.fixed import CacheAwareEncoder
-from streamasr.streaming.onnx import (
-    DECODER_INPUTS,
-    DECODER_OUTPUTS,
-    ENCODER_INPUTS,
-    ENCODER_OUTPUTS,
-    JOINER_INPUTS,
-    JOINER_OUTPUTS,
-    model_id_order,
-)
+from streamasr.streaming.onnx import DECODER_INPUTS, ENCODER_INPUTS, JOINER_INPUTS
 from streamasr.streaming.onnx_export import (
     OnnxDecoder,
     OnnxJoiner,
-    _export,
-    _quantize,
     checkpoint_fingerprint,
     front_end_settings,
+    write_graphs,
 )
 from streamasr.streaming.step import WindowConvFrontEnd
 
@@ -228,7 +219,6 @@ def export_sherpa_onnx(model: AsrModel, folder: str | os.PathLike, chunk_ms: flo
     beside it and moved into place once complete and verified (ONNX vs PyTorch over 5
     chunks of a random batch). ``force``: export a model trained on another front end
     (a warning is printed)."""
-    import onnx
 
     folder = Path(folder)
     if left_chunks is None:
@@ -244,36 +234,10 @@ def export_sherpa_onnx(model: AsrModel, folder: str | os.PathLike, chunk_ms: flo
     step = SherpaEncoder(model, DynChunkTrainConfig(chunk_frames, left_chunks)).eval()
     decoder, joiner = OnnxDecoder(model).eval(), OnnxJoiner(model).eval()
     meta = sherpa_metadata(model, step, model.geometry.chunk_ms(chunk_frames), left_chunks, int8)
-    lstm = model.decoder.lstm.rnn
     with staged_folder(folder) as staging:
-        batch = torch.export.Dim("batch", min=2, max=4096)
-        state = step.initial_state(2)
         window = torch.randn(2, step.n_mels, step.window_frames)
-        encoder_args = (window, torch.full((2,), step.window_frames, dtype=torch.long), *state)
-        _export(step, encoder_args, staging / "encoder.onnx", ENCODER_INPUTS, ENCODER_OUTPUTS, batch, opset,
-                batch_dims={name: 0 for name in ENCODER_INPUTS})
-        decoder_args = (torch.zeros(2, 1, dtype=torch.int32), torch.ones(2, dtype=torch.int32),
-                        torch.zeros(lstm.num_layers, 2, lstm.hidden_size),
-                        torch.zeros(lstm.num_layers, 2, lstm.hidden_size))
-        _export(decoder, decoder_args, staging / "decoder.onnx", DECODER_INPUTS, DECODER_OUTPUTS, batch, opset,
-                batch_dims={"targets": 0, "target_length": 0, "states_h": 1, "states_c": 1})
-        sides = (torch.randn(2, meta["joiner_dim"], 1), torch.randn(2, meta["joiner_dim"], 1))
-        _export(joiner, sides, staging / "joiner.onnx", JOINER_INPUTS, JOINER_OUTPUTS, batch, opset,
-                batch_dims={"encoder_output": 0, "decoder_output": 0})
-        if int8:
-            _quantize(staging)
-        for name in ("encoder.onnx", "decoder.onnx", "joiner.onnx"):
-            graph = onnx.load(str(staging / name))
-            del graph.metadata_props[:]
-            for key, value in meta.items():
-                entry = graph.metadata_props.add()
-                entry.key, entry.value = key, json.dumps(value) if not isinstance(value, str) else value
-            onnx.save(graph, str(staging / name))
-        vocab = model.tokenizer.get_piece_size()
-        order = model_id_order(vocab, model.blank_id).tolist()
-        lines = [f"{'<blk>' if old == model.blank_id else model.tokenizer.id_to_piece(old)} {new}"
-                 for new, old in enumerate(order)]
-        (staging / "tokens.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        encoder_args = (window, torch.full((2,), step.window_frames, dtype=torch.long), *step.initial_state(2))
+        write_graphs(staging, model, step, encoder_args, decoder, joiner, meta, int8, opset)
         check_sherpa_folder(staging)
         if verify:
             meta["verified_max_difference"] = verify_sherpa_folder(staging, step, decoder, joiner, meta["joiner_dim"],

@@ -167,7 +167,6 @@ def export_onnx(model: AsrModel, folder: str | os.PathLike, chunk_ms: float = 64
     ``folder`` (written beside it and moved into place once complete and verified).
     ``int8``: dynamic quantisation of the MatMul weights (onnxruntime). Returns the
     folder and its metadata."""
-    import onnx
 
     folder = Path(folder)
     if left_chunks is None:
@@ -217,35 +216,10 @@ def export_onnx(model: AsrModel, folder: str | os.PathLike, chunk_ms: float = 64
         "opset": opset,
     }
     with staged_folder(folder) as staging:
-        batch = torch.export.Dim("batch", min=2, max=4096)  # traced at 2; the graphs run any batch
         state = step.initial_state(2)
         window = torch.randn(2, meta["front_end"]["n_mels"], step.window_frames)
         encoder_args = (window, torch.full((2,), step.window_frames, dtype=torch.long), *state.tensors())
-        _export(step, encoder_args, staging / "encoder.onnx", ENCODER_INPUTS, ENCODER_OUTPUTS, batch, opset,
-                batch_dims={name: 0 for name in ENCODER_INPUTS})
-        # Distinct tensors for distinct inputs: the exporter merges inputs traced with
-        # one tensor object (the graph then reads states_h for states_c).
-        decoder_args = (torch.zeros(2, 1, dtype=torch.int32), torch.ones(2, dtype=torch.int32),
-                        torch.zeros(lstm.num_layers, 2, lstm.hidden_size),
-                        torch.zeros(lstm.num_layers, 2, lstm.hidden_size))
-        _export(decoder, decoder_args, staging / "decoder.onnx", DECODER_INPUTS, DECODER_OUTPUTS, batch, opset,
-                batch_dims={"targets": 0, "target_length": 0, "states_h": 1, "states_c": 1})
-        sides = (torch.randn(2, joiner_dim, 1), torch.randn(2, joiner_dim, 1))
-        _export(joiner, sides, staging / "joiner.onnx", JOINER_INPUTS, JOINER_OUTPUTS, batch, opset,
-                batch_dims={"encoder_output": 0, "decoder_output": 0})
-        if int8:
-            _quantize(staging)
-        for name in ("encoder.onnx", "decoder.onnx", "joiner.onnx"):
-            graph = onnx.load(str(staging / name))
-            del graph.metadata_props[:]
-            for key, value in meta.items():
-                entry = graph.metadata_props.add()
-                entry.key, entry.value = key, json.dumps(value) if not isinstance(value, str) else value
-            onnx.save(graph, str(staging / name))
-        order = model_id_order(vocab, model.blank_id).tolist()
-        lines = [f"{'<blk>' if old == model.blank_id else model.tokenizer.id_to_piece(old)} {new}"
-                 for new, old in enumerate(order)]
-        (staging / "tokens.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        write_graphs(staging, model, step, encoder_args, decoder, joiner, meta, int8, opset)
         (staging / "export.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
         if verify:
             # int8 weights move the outputs by quantisation error: the differences are
@@ -255,6 +229,42 @@ def export_onnx(model: AsrModel, folder: str | os.PathLike, chunk_ms: float = 64
                                                                  tolerance=float("inf") if int8 else 1e-4)
             (staging / "export.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     return OnnxExport(folder, meta)
+
+
+def write_graphs(staging: Path, model: AsrModel, encoder: torch.nn.Module, encoder_args: tuple,
+                 decoder: OnnxDecoder, joiner: OnnxJoiner, meta: dict, int8: bool, opset: int) -> None:
+    """encoder.onnx (``encoder`` traced on ``encoder_args``), decoder.onnx, joiner.onnx
+    (int8-quantised if asked), ``meta`` in every graph's metadata, and tokens.txt
+    (``piece id``, blank last) into ``staging``; shared by both export targets."""
+    import onnx
+
+    batch = torch.export.Dim("batch", min=2, max=4096)  # traced at 2; the graphs run any batch
+    _export(encoder, encoder_args, staging / "encoder.onnx", ENCODER_INPUTS, ENCODER_OUTPUTS, batch, opset,
+            batch_dims={name: 0 for name in ENCODER_INPUTS})
+    # Distinct tensors for distinct inputs: the exporter merges inputs traced with one
+    # tensor object (the graph then reads states_h for states_c).
+    lstm = model.decoder.lstm.rnn
+    decoder_args = (torch.zeros(2, 1, dtype=torch.int32), torch.ones(2, dtype=torch.int32),
+                    torch.zeros(lstm.num_layers, 2, lstm.hidden_size),
+                    torch.zeros(lstm.num_layers, 2, lstm.hidden_size))
+    _export(decoder, decoder_args, staging / "decoder.onnx", DECODER_INPUTS, DECODER_OUTPUTS, batch, opset,
+            batch_dims={"targets": 0, "target_length": 0, "states_h": 1, "states_c": 1})
+    sides = (torch.randn(2, meta["joiner_dim"], 1), torch.randn(2, meta["joiner_dim"], 1))
+    _export(joiner, sides, staging / "joiner.onnx", JOINER_INPUTS, JOINER_OUTPUTS, batch, opset,
+            batch_dims={"encoder_output": 0, "decoder_output": 0})
+    if int8:
+        _quantize(staging)
+    for name in ("encoder.onnx", "decoder.onnx", "joiner.onnx"):
+        graph = onnx.load(str(staging / name))
+        del graph.metadata_props[:]
+        for key, value in meta.items():
+            entry = graph.metadata_props.add()
+            entry.key, entry.value = key, json.dumps(value) if not isinstance(value, str) else value
+        onnx.save(graph, str(staging / name))
+    order = model_id_order(model.tokenizer.get_piece_size(), model.blank_id).tolist()
+    lines = [f"{'<blk>' if old == model.blank_id else model.tokenizer.id_to_piece(old)} {new}"
+             for new, old in enumerate(order)]
+    (staging / "tokens.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def _export(module: torch.nn.Module, args: tuple, path: Path, inputs: list[str], outputs: list[str],
