@@ -10,6 +10,7 @@ check-streaming  prove (or refute) that no encoder output depends on a later chu
 export           package a trained model for SpeechBrain's StreamingASR / the HF hub
 export-onnx      ONNX encoder / decoder / joiner of one chunk config, for onnxruntime or sherpa-onnx
 check-sherpa     decode a test set with sherpa-onnx (Python API, C++ server) and compare with ours
+serve            WebSocket server: many live streams batched across connections (sherpa-onnx protocol)
 transcribe       live chunk-by-chunk transcription of a file, stdin, a URL or a microphone
 
 This module only parses arguments and calls the library. Errors: only
@@ -488,6 +489,83 @@ def _run_check_sherpa(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_serve_parser(subparsers: argparse._SubParsersAction) -> None:
+    from streamasr.serve import ServeConfig
+
+    defaults = ServeConfig()
+    parser = subparsers.add_parser(
+        "serve",
+        help="WebSocket server: live streams from many connections decoded in shared batches",
+        description="Serve a model over WebSocket with sherpa-onnx's streaming protocol (float32 16 kHz binary "
+        "messages, 'Done'; JSON results, 'Done!'), so its clients work unchanged; an optional first message "
+        "{\"sample_rate\": R, \"format\": \"int16\"|\"float32\"} for other rates (resampled) or int16. One model "
+        "worker runs the ready chunks of all connections as one batch on the fixed-shape state. /healthz and "
+        "/metrics (Prometheus) over HTTP. SIGTERM drains and finishes open streams.",
+    )
+    parser.add_argument("--model", required=True, help="training, exported or ONNX model folder")
+    parser.add_argument("--backend", choices=BACKENDS, default="torch")
+    parser.add_argument("--int8", action="store_true", help="with --backend onnx: int8 MatMul weights")
+    parser.add_argument("--host", default=defaults.host)
+    parser.add_argument("--port", type=int, default=defaults.port)
+    parser.add_argument("--chunk-ms", type=float, default=None, help="chunk size (default 640, or the ONNX folder's)")
+    parser.add_argument("--left-chunks", default=None, help="left context in chunks (default 4, or the ONNX folder's)")
+    parser.add_argument("--max-batch", type=int, default=defaults.max_batch, help="streams per model call")
+    parser.add_argument("--max-connections", type=int, default=defaults.max_connections,
+                        help="open streams at most; more are refused with HTTP 503")
+    parser.add_argument("--max-buffer-seconds", type=float, default=defaults.max_buffer_seconds,
+                        help="undecoded audio per stream before the server stops reading it")
+    parser.add_argument("--buffer-deadline", type=float, default=defaults.buffer_deadline,
+                        help="seconds a full buffer may last before the stream is closed")
+    parser.add_argument("--max-message-bytes", type=int, default=defaults.max_message_bytes)
+    parser.add_argument("--idle-timeout", type=float, default=defaults.idle_timeout,
+                        help="seconds without a message before a stream is closed")
+    parser.add_argument("--drain-seconds", type=float, default=defaults.drain_seconds,
+                        help="on SIGTERM, seconds open streams get to send 'Done'")
+    parser.add_argument("--certfile", default=None, help="TLS certificate (wss://; browsers need TLS off localhost)")
+    parser.add_argument("--keyfile", default=None)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's default)")
+    parser.set_defaults(handler=_run_serve)
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
+
+    from streamasr.serve import ServeConfig, serve_forever
+    from streamasr.streaming import StreamingRecognizer
+    from streamasr.streaming.backends import make_backend
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    config = ServeConfig(host=args.host, port=args.port, max_batch=args.max_batch,
+                         max_connections=args.max_connections, max_message_bytes=args.max_message_bytes,
+                         max_buffer_seconds=args.max_buffer_seconds, buffer_deadline=args.buffer_deadline,
+                         idle_timeout=args.idle_timeout, drain_seconds=args.drain_seconds,
+                         certfile=args.certfile, keyfile=args.keyfile)
+    config.check()
+    model = load_any_model(args.model)
+    backend = args.backend
+    if isinstance(model, OnnxModel):
+        chunk_frames, left = model.config.chunk_size, model.config.left_context_size
+        backend = "onnx"
+    else:
+        chunk_frames = model.geometry.frames_from_ms(args.chunk_ms or 640)
+        left = parse_left_context(args.left_chunks or "4")
+        if left is None:
+            raise ConfigError("serve needs a finite --left-chunks (streams at different positions share batches "
+                              "through the fixed-shape state)")
+    dct = DynChunkTrainConfig(chunk_frames, left)
+    recognizer = StreamingRecognizer(model, dct, backend=make_backend(model, dct, "exact", backend, args.int8))
+    recognizer.create_stream()  # refuses what cannot batch streams at different positions, before listening
+
+    def ready(server) -> None:
+        scheme = "wss" if config.certfile else "ws"
+        print(f"streamasr serve: {scheme}://{config.host}:{server.port} ({backend}, "
+              f"{model.geometry.chunk_ms(chunk_frames):g} ms chunks, {left} left chunks, max batch "
+              f"{config.max_batch}, max {config.max_connections} streams)", flush=True)
+
+    return serve_forever(recognizer, config, ready=ready)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="streamasr", description=__doc__.splitlines()[0])
     subparsers = parser.add_subparsers(dest="command", required=True)
@@ -499,6 +577,7 @@ def main(argv: list[str] | None = None) -> int:
     _add_export_parser(subparsers)
     _add_export_onnx_parser(subparsers)
     _add_check_sherpa_parser(subparsers)
+    _add_serve_parser(subparsers)
     _add_transcribe_parser(subparsers)
     args = parser.parse_args(argv)
     try:

@@ -185,13 +185,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def server_binary() -> str:
-    found = shutil.which(SERVER_BINARY)
+def sherpa_binary(name: str = SERVER_BINARY) -> str:
+    """A sherpa-onnx-bin executable: on PATH or beside this Python (a virtual
+    environment's bin/ need not be on PATH)."""
+    found = shutil.which(name)
     if not found:
-        candidate = Path(sys.executable).parent / SERVER_BINARY
+        candidate = Path(sys.executable).parent / name
         found = str(candidate) if candidate.is_file() else None
     if not found:
-        raise ModelLoadError(f"{SERVER_BINARY} not found: pip install sherpa-onnx-bin")
+        raise ModelLoadError(f"{name} not found: pip install sherpa-onnx-bin")
     return found
 
 
@@ -204,7 +206,7 @@ def sherpa_server(folder: str | os.PathLike, port: Optional[int] = None, work_th
     folder = Path(folder)
     check_sherpa_folder(folder)
     port = port or free_port()
-    command = [server_binary(), f"--port={port}", f"--num-work-threads={work_threads}", "--num-io-threads=1",
+    command = [sherpa_binary(), f"--port={port}", f"--num-work-threads={work_threads}", "--num-io-threads=1",
                f"--max-batch-size={max_batch}", f"--num-threads={model_threads}", "--loop-interval-ms=10",
                f"--tokens={folder / 'tokens.txt'}", f"--encoder={folder / 'encoder.onnx'}",
                f"--decoder={folder / 'decoder.onnx'}", f"--joiner={folder / 'joiner.onnx'}"]
@@ -356,4 +358,4 @@ def check_server(folder: str | os.PathLike, waves: list[np.ndarray], expected: l
 
 __all__ = ["cached_sherpa_folder", "check_server", "compare_with_sherpa", "comparison_table", "load_manifest",
            "load_table", "load_test",
-           "server_transcripts", "sherpa_frames_decoded", "sherpa_server", "stream_to_server"]
+           "server_transcripts", "sherpa_binary", "sherpa_frames_decoded", "sherpa_server", "stream_to_server"]

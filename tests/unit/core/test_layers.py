@@ -19,6 +19,7 @@ LAYERS = [
     {"model"},
     {"streaming"},
     {"training", "export", "evaluate", "live"},
+    {"serve"},
     {"cli", "brain"},  # brain: the alias module kept for run folders saved before the packages
 ]
 LAYER_OF = {name: index for index, names in enumerate(LAYERS) for name in names}

@@ -15,7 +15,7 @@ import torch
 from speechbrain.dataio.dataio import read_audio
 from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
 
-from streamasr.errors import ExportError, ModelLoadError
+from streamasr.errors import ConfigError, ExportError, ModelLoadError
 from streamasr.export import export
 from streamasr.export.sherpa import (
     SherpaEncoder,
@@ -124,6 +124,14 @@ def test_bad_folders_are_named(sherpa_folder, tmp_path):
         check_sherpa_folder(broken)
     with pytest.raises(ModelLoadError, match="missing tokens.txt"):
         sherpa_recognizer(broken)
+
+
+def test_chunks_sherpa_framing_cannot_reproduce_are_refused(kaldi_model, tmp_path):
+    with pytest.raises(ConfigError, match="500"):  # not a whole number of 40 ms encoder frames
+        export_sherpa_onnx(kaldi_model, tmp_path / "x", 500, 4)
+    with pytest.raises(ConfigError, match="finite left context"):
+        export_sherpa_onnx(kaldi_model, tmp_path / "x", 640, None)
+    assert not (tmp_path / "x").exists()
 
 
 def test_blank_named_like_a_piece_is_refused(kaldi_model, tmp_path, monkeypatch):

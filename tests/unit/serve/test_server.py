@@ -1,0 +1,222 @@
+"""`streamasr serve`: sherpa-onnx's protocol round trip equal to our engine (streams at
+different positions batched together), sherpa-onnx's own C++ client against it, the
+start message (int16, other rates), every limit and malformed input with the other
+streams' transcripts unchanged, HTTP 503, /healthz and /metrics, graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import urllib.request
+
+import numpy as np
+import pytest
+import torch
+import websockets
+from prometheus_client.parser import text_string_to_metric_families
+from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
+
+from streamasr.errors import ConfigError
+from streamasr.export.sherpa_check import load_manifest, sherpa_binary, stream_to_server
+from streamasr.live.resample import resample_whole
+from streamasr.serve import ServeConfig, start_server
+from streamasr.serve.server import Server
+from streamasr.streaming import StreamingRecognizer
+
+CONFIG = DynChunkTrainConfig(8, 4)  # 320 ms chunks
+
+
+@pytest.fixture(scope="module")
+def utterances(tiny_corpus):
+    return load_manifest(tiny_corpus / "test_voices.csv")
+
+
+@pytest.fixture(scope="module")
+def expected(kaldi_model, utterances):
+    """Our engine's transcript of each utterance alone."""
+    return [StreamingRecognizer(kaldi_model, CONFIG).transcribe(u.wave)[0].texts[0].strip() for u in utterances]
+
+
+def run(coroutine):
+    return asyncio.run(coroutine)
+
+
+async def serving(model, body, **overrides):
+    server = await start_server(StreamingRecognizer(model, CONFIG), ServeConfig(port=0, **overrides))
+    try:
+        return await body(server)
+    finally:
+        await server.shutdown()
+
+
+def test_streams_joining_at_different_times_get_their_own_transcripts(kaldi_model, utterances, expected):
+    async def body(server):
+        async def one(index, utterance):
+            await asyncio.sleep(0.15 * index)  # staggered: the batch mixes positions
+            return await stream_to_server(server.port, utterance.wave.numpy(), seconds_per_message=0.1, pace=0.02)
+        return await asyncio.gather(*(one(i, u) for i, u in enumerate(utterances)))
+
+    results = run(serving(kaldi_model, body, max_batch=8))
+    assert [r["text"] for r in results] == expected
+    assert all(len(text) > 20 for text in expected), "vacuous: the decisive random model emits many tokens"
+    for result in results:
+        assert 1 <= result["messages"] and len(result["tokens"]) > 0
+
+
+def test_sherpa_onnx_cpp_client_works_unchanged(kaldi_model, wavs, expected, tmp_path):
+    binary = sherpa_binary("sherpa-onnx-online-websocket-client")  # sherpa-onnx-bin: a dependency
+
+    async def body(server):
+        process = await asyncio.create_subprocess_exec(
+            binary, "--server-ip=127.0.0.1", f"--server-port={server.port}", "--seconds-per-message=0.05",
+            wavs[0], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        output, _ = await asyncio.wait_for(process.communicate(), 60)
+        return process.returncode, output.decode(errors="replace")
+
+    code, output = run(serving(kaldi_model, body))
+    assert code == 0, output[-2000:]
+    finals = [json.loads(line[line.index("{"):]) for line in output.splitlines() if '"is_eof"' in line
+              and "{" in line]
+    assert finals and finals[-1]["text"] == expected[0]
+
+
+def test_int16_at_8_khz_is_resampled(kaldi_model, utterances):
+    wave = utterances[0].wave.numpy()
+    low = resample_whole(wave, 16000, 8000)
+    reference = StreamingRecognizer(kaldi_model, CONFIG).transcribe(
+        torch.from_numpy(resample_whole(np.round(low * 32767) / 32768, 8000, 16000)))[0].texts[0].strip()
+
+    async def body(server):
+        async with websockets.connect(f"ws://127.0.0.1:{server.port}") as ws:
+            await ws.send(json.dumps({"sample_rate": 8000, "format": "int16"}))
+            pcm = np.round(low * 32767).astype(np.int16)
+            for begin in range(0, len(pcm), 1600):
+                await ws.send(pcm[begin : begin + 1600].tobytes())
+            await ws.send("Done")
+            messages = [m async for m in ws]
+        return messages
+
+    messages = run(serving(kaldi_model, body))
+    assert messages[-1] == "Done!"
+    final = json.loads(messages[-2])
+    assert final["is_final"] and final["is_eof"]
+    assert len(final["text"]) > 20
+    # the server resamples block by block; equal to the whole-signal resampling (~1e-6)
+    assert final["text"] == reference
+
+
+@pytest.mark.parametrize("bad, reason", [
+    ("hello", "neither 'Done' nor a JSON start message"),
+    (b"\x00\x00\x80", "3 bytes is not a whole number of float32 samples"),
+    (np.array([0.1, np.nan], dtype=np.float32).tobytes(), "NaN or infinite samples"),
+    (json.dumps({"format": "mp3"}), "format 'mp3'"),
+    (json.dumps({"sample_rate": 44100.5}), "sample_rate 44100.5"),
+])
+def test_malformed_input_closes_that_stream_only(kaldi_model, utterances, expected, bad, reason):
+    async def body(server):
+        async def faulty():
+            async with websockets.connect(f"ws://127.0.0.1:{server.port}") as ws:
+                await ws.send(np.zeros(1600, dtype=np.float32).tobytes() if isinstance(bad, bytes) else bad)
+                await ws.send(bad)
+                with pytest.raises(websockets.ConnectionClosedError) as closed:
+                    async for _ in ws:
+                        pass
+                return closed.value.rcvd
+
+        good = [stream_to_server(server.port, u.wave.numpy(), seconds_per_message=0.1, pace=0.01)
+                for u in utterances[:2]]
+        return await asyncio.gather(faulty(), *good)
+
+    closed, *results = run(serving(kaldi_model, body))
+    assert closed.code == 1008 and reason in closed.reason
+    assert [r["text"] for r in results] == expected[:2]
+
+
+def test_connection_limit_answers_503_and_http_endpoints(kaldi_model, utterances):
+    async def body(server):
+        async with websockets.connect(f"ws://127.0.0.1:{server.port}"):
+            with pytest.raises(websockets.InvalidStatus) as refused:
+                async with websockets.connect(f"ws://127.0.0.1:{server.port}"):
+                    pass
+        loop = asyncio.get_running_loop()
+        health = await loop.run_in_executor(None, lambda: urllib.request.urlopen(
+            f"http://127.0.0.1:{server.port}/healthz").read().decode())
+        await stream_to_server(server.port, utterances[0].wave.numpy(), pace=0.0)
+        metrics = await loop.run_in_executor(None, lambda: urllib.request.urlopen(
+            f"http://127.0.0.1:{server.port}/metrics").read().decode())
+        return refused.value.response, health, metrics
+
+    response, health, metrics = run(serving(kaldi_model, body, max_connections=1))
+    assert response.status_code == 503 and b"--max-connections 1" in response.body
+    assert health == "ok\n"
+    families = {f.name: f for f in text_string_to_metric_families(metrics)}
+    chunks = [s.value for s in families["streamasr_chunks"].samples if s.name == "streamasr_chunks_total"]
+    assert chunks[0] >= 1
+    assert [s.value for s in families["streamasr_refused_connections"].samples
+            if s.name.endswith("_total")] == [1.0]
+    assert "streamasr_batch_size" in families and "streamasr_active_streams" in families
+
+
+def test_idle_and_overloaded_streams_are_closed_with_a_reason(kaldi_model, utterances):
+    async def body(server):
+        async with websockets.connect(f"ws://127.0.0.1:{server.port}") as ws:
+            await ws.send(np.zeros(1600, dtype=np.float32).tobytes())
+            with pytest.raises(websockets.ConnectionClosedError) as idle:
+                async for _ in ws:
+                    pass
+        return idle.value.rcvd
+
+    closed = run(serving(kaldi_model, body, idle_timeout=0.5))
+    assert closed.code == 1008 and "idle for 0.5 s" in closed.reason
+
+    slow = StreamingRecognizer(kaldi_model, CONFIG)
+    decode = slow.decode_streams
+
+    def stalled(streams):
+        import time
+        time.sleep(1.0)
+        return decode(streams)
+
+    slow.decode_streams = stalled
+
+    async def overload():
+        server = await start_server(slow, ServeConfig(port=0, max_buffer_seconds=0.5, buffer_deadline=0.3))
+        try:
+            async with websockets.connect(f"ws://127.0.0.1:{server.port}") as ws:
+                wave = utterances[0].wave.numpy()
+                with pytest.raises(websockets.ConnectionClosedError) as full:
+                    for begin in range(0, len(wave), 1600):
+                        await ws.send(wave[begin : begin + 1600].tobytes())
+                    async for _ in ws:
+                        pass
+                return full.value.rcvd
+        finally:
+            await server.shutdown()
+
+    closed = run(overload())
+    assert closed.code == 1008 and "cannot keep up" in closed.reason
+
+
+def test_shutdown_finishes_open_streams(kaldi_model, utterances):
+    async def body():
+        server = await start_server(StreamingRecognizer(kaldi_model, CONFIG), ServeConfig(port=0, drain_seconds=0.3))
+        async with websockets.connect(f"ws://127.0.0.1:{server.port}") as ws:
+            await ws.send(utterances[0].wave.numpy().tobytes())  # never sends Done
+            await asyncio.sleep(0.3)
+            stopping = asyncio.create_task(server.shutdown())
+            messages = [m async for m in ws]
+            await stopping
+        return messages
+
+    messages = run(body())
+    assert messages[-1] == "Done!"
+    final = json.loads(messages[-2])
+    assert final["is_eof"] and len(final["text"]) > 20
+
+
+def test_bad_settings_are_refused():
+    with pytest.raises(ConfigError, match="--max-batch must be >= 1"):
+        ServeConfig(max_batch=0).check()
+    with pytest.raises(ConfigError, match="--certfile and --keyfile go together"):
+        Server(None, ServeConfig(certfile="cert.pem"))
