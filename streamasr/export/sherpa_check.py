@@ -200,14 +200,17 @@ def sherpa_binary(name: str = SERVER_BINARY) -> str:
 @contextlib.contextmanager
 def sherpa_server(folder: str | os.PathLike, port: Optional[int] = None, work_threads: int = 1,
                   max_batch: int = 32, model_threads: int = 1, log: Optional[str | os.PathLike] = None,
-                  startup_timeout: float = 60.0) -> Iterator[int]:
+                  startup_timeout: float = 60.0, endpoint: bool = False) -> Iterator[int]:
     """Run sherpa-onnx's C++ streaming WebSocket server on ``folder``; yields its port;
-    stopped (SIGTERM, then SIGKILL after 5 s) on exit."""
+    stopped (SIGTERM, then SIGKILL after 5 s) on exit. ``endpoint``: its endpointing
+    (on by default in the server; off here, so that a stream is one segment, as the
+    Python API decodes it without endpointing)."""
     folder = Path(folder)
     check_sherpa_folder(folder)
     port = port or free_port()
     command = [sherpa_binary(), f"--port={port}", f"--num-work-threads={work_threads}", "--num-io-threads=1",
                f"--max-batch-size={max_batch}", f"--num-threads={model_threads}", "--loop-interval-ms=10",
+               f"--enable-endpoint={'true' if endpoint else 'false'}",
                f"--tokens={folder / 'tokens.txt'}", f"--encoder={folder / 'encoder.onnx'}",
                f"--decoder={folder / 'decoder.onnx'}", f"--joiner={folder / 'joiner.onnx'}"]
     if log:
@@ -245,7 +248,7 @@ async def stream_to_server(port: int, wave: np.ndarray, seconds_per_message: flo
     import websockets
 
     size = int(seconds_per_message * SAMPLE_RATE)
-    last, messages = {}, 0
+    last, messages, segments = {}, 0, {}
     async with websockets.connect(f"ws://127.0.0.1:{port}", max_size=None) as socket_:
         async def receive() -> None:
             # sherpa-onnx's server posts "Done!" and the results on two different io
@@ -262,6 +265,7 @@ async def stream_to_server(port: int, wave: np.ndarray, seconds_per_message: flo
                     done = True
                     continue
                 last = json.loads(message)
+                segments[int(last.get("segment", 0))] = last.get("text", "").strip()
                 eof = eof or bool(last.get("is_eof"))
                 messages += 1
 
@@ -275,7 +279,9 @@ async def stream_to_server(port: int, wave: np.ndarray, seconds_per_message: flo
         await socket_.send("Done")
         await reader
         done = time.perf_counter()
-    return {"text": last.get("text", "").strip(), "tokens": last.get("tokens", []), "messages": messages,
+    # with endpointing a stream has several segments, each result carrying its own text
+    text = " ".join(segments[key] for key in sorted(segments) if segments[key])
+    return {"text": text, "segments": len(segments), "tokens": last.get("tokens", []), "messages": messages,
             "send_seconds": sent - started, "final_latency": done - sent}
 
 

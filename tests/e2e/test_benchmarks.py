@@ -89,3 +89,16 @@ def test_streaming_runtime_benchmark_prints_its_tables(random_model_folder, tiny
         assert re.search(rf"^\| {re.escape(engine)} \| \d+\.\d{{4}} \| \d+\.\d\dx \|$", out, re.M), out
     assert re.search(r"^\| onnxruntime \| 3 \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \|$", out, re.M), out
     assert (folder / "onnx" / "320ms_left2" / "encoder.onnx").is_file()
+
+
+def test_serve_load_benchmark_drives_both_servers(kaldi_model_folder, tiny_corpus, tmp_path):
+    import shutil
+
+    folder = tmp_path / "run"  # the onnx and sherpa-onnx caches are written beside the model
+    shutil.copytree(kaldi_model_folder, folder)
+    out = run_script("benchmarks/serve_load.py", "--model", str(folder), "--manifest",
+                     str(tiny_corpus / "test_voices.csv"), "--servers", "streamasr-onnx,sherpa-onnx",
+                     "--streams", "2", "--seconds", "1.5", "--chunk-ms", "320", "--limit", "2")
+    for server in ("streamasr-onnx", "sherpa-onnx"):
+        assert re.search(rf"^\| {server} \| 2 \| [\d.]+ s \| [\d.]+ s \| [\d.]+ s \| [\d.]+ \| \d+ \| (yes|no) \|$",
+                         out, re.M), out
