@@ -42,6 +42,7 @@ from streamasr.frontend import FEATURE_PATHS
 from streamasr.live import open_source, transcribe_source
 from streamasr.model import load_model
 from streamasr.streaming.backends import BACKENDS
+from streamasr.streaming.endpoint import Endpointing
 from streamasr.streaming.onnx import OnnxModel, load_any_model
 from streamasr.units import DEFAULT_CHUNK_MS, SAMPLE_RATE, parse_left_context
 
@@ -339,6 +340,9 @@ def _add_transcribe_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--rate", type=int, default=SAMPLE_RATE, help="sample rate of PCM on stdin (default %(default)s)")
     parser.add_argument("--channels", type=int, default=1, help="channels of PCM on stdin (default %(default)s)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's default)")
+    parser.add_argument("--endpoint", action="store_true",
+                        help="split the stream into segments at endpoints (sherpa-onnx's rules: 2.4 s of silence, "
+                        "1.2 s of silence after speech, 20 s segments); one line per segment")
     _add_backend_options(parser)
     parser.add_argument("--device", default="cpu")
     parser.set_defaults(handler=_run_transcribe)
@@ -356,13 +360,14 @@ def _run_transcribe(args: argparse.Namespace) -> int:
     chunk_ms = args.chunk_ms or chunk_ms
     model.geometry.frames_from_ms(chunk_ms)  # bad chunk sizes fail before reading audio
     source = open_source(args.source, pcm_rate=args.rate, pcm_channels=args.channels)
+    endpointing = Endpointing() if args.endpoint else None
     for event in transcribe_source(model, source, chunk_ms, left, frontend=args.frontend,
-                                   backend=backend, int8=int8):
+                                   backend=backend, int8=int8, endpointing=endpointing):
         if args.json:
             print(event.to_json(), flush=True)
         elif event.kind == "partial" and event.text:
             print(event.text, end="", flush=True)
-        elif event.kind == "final":
+        elif event.kind in ("segment", "final"):
             print(flush=True)
     return 0
 
@@ -523,6 +528,9 @@ def _add_serve_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="on SIGTERM, seconds open streams get to send 'Done'")
     parser.add_argument("--certfile", default=None, help="TLS certificate (wss://; browsers need TLS off localhost)")
     parser.add_argument("--keyfile", default=None)
+    parser.add_argument("--endpoint", action="store_true",
+                        help="segment streams at endpoints (sherpa-onnx's rules): each segment's final has "
+                        "is_final, the next segment starts afresh")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's default)")
     parser.set_defaults(handler=_run_serve)
 
@@ -554,7 +562,8 @@ def _run_serve(args: argparse.Namespace) -> int:
             raise ConfigError("serve needs a finite --left-chunks (streams at different positions share batches "
                               "through the fixed-shape state)")
     dct = DynChunkTrainConfig(chunk_frames, left)
-    recognizer = StreamingRecognizer(model, dct, backend=make_backend(model, dct, "exact", backend, args.int8))
+    recognizer = StreamingRecognizer(model, dct, backend=make_backend(model, dct, "exact", backend, args.int8),
+                                     endpointing=Endpointing() if args.endpoint else None)
     recognizer.create_stream()  # refuses what cannot batch streams at different positions, before listening
 
     def ready(server) -> None:

@@ -21,6 +21,7 @@ from streamasr.live.sources import AudioSource
 from streamasr.model import AsrModel
 from streamasr.streaming import StreamingRecognizer, chunk_config
 from streamasr.streaming.backends import make_backend
+from streamasr.streaming.endpoint import Endpointing
 from streamasr.units import SAMPLE_RATE
 
 _END = object()
@@ -40,7 +41,7 @@ class Transcriber:
 
     def __init__(self, model: AsrModel, chunk_ms: float = 640, left_chunks: Optional[int] = 4,
                  max_buffer_seconds: float = 30.0, on_full: str = "block", frontend: str = "exact",
-                 backend: str = "torch", int8: bool = False):
+                 backend: str = "torch", int8: bool = False, endpointing: Optional[Endpointing] = None):
         if on_full not in ("block", "raise"):
             raise ConfigError(f"on_full must be 'block' or 'raise', got {on_full!r}")
         if max_buffer_seconds <= 0:
@@ -50,7 +51,8 @@ class Transcriber:
         self.model = model
         config = chunk_config(model.front_end.geometry, chunk_ms, left_chunks)
         self.recognizer = StreamingRecognizer(model, config, frontend,
-                                              make_backend(model, config, frontend, backend, int8))
+                                              make_backend(model, config, frontend, backend, int8),
+                                              endpointing=endpointing)
         self.capacity = int(max_buffer_seconds * SAMPLE_RATE)
         self.on_full = on_full
         self._audio: "queue.Queue" = queue.Queue()
@@ -131,16 +133,19 @@ class Transcriber:
                          "confidence": round(e.confidence, 4)}
                         for e in output.tokens[0]
                     ]
+                    audio_ms = min(samples, output.end_frame * recognizer.geometry.frame_samples) * 1000 / SAMPLE_RATE
                     self._events.put(Event(
-                        "partial", output.text[0], output.chunk_index,
-                        min(samples, output.end_frame * recognizer.geometry.frame_samples) * 1000 / SAMPLE_RATE,
-                        output.compute_seconds * 1000, tokens,
+                        "partial", output.text[0], output.chunk_index, audio_ms,
+                        output.compute_seconds * 1000, tokens, segment=output.segment,
                     ))
+                    if output.endpoint:
+                        self._events.put(Event("segment", output.segment_text, output.chunk_index, audio_ms,
+                                               segment=output.segment, rule=output.endpoint))
                 if block is _END:
                     audio_ms = samples * 1000 / SAMPLE_RATE
                     self._events.put(Event(
-                        "final", state.texts[0].strip(), state.chunks_done, audio_ms, compute * 1000,
-                        rtf=compute / (audio_ms / 1000) if samples else None,
+                        "final", recognizer.full_text(state), state.chunks_done, audio_ms, compute * 1000,
+                        rtf=compute / (audio_ms / 1000) if samples else None, segment=state.segment,
                     ))
                     return
         except BaseException as error:  # surfaced to the consumer
@@ -152,10 +157,11 @@ class Transcriber:
 
 def transcribe_source(model: AsrModel, source: AudioSource, chunk_ms: float = 640, left_chunks: Optional[int] = 4,
                       frontend: str = "exact", max_buffer_seconds: float = 30.0, backend: str = "torch",
-                      int8: bool = False) -> Iterator[Event]:
+                      int8: bool = False, endpointing: Optional[Endpointing] = None) -> Iterator[Event]:
     """Events for a whole source: a reader thread pushes (blocking when the buffer is
     full, so a fast file never outruns recognition), this generator yields events."""
-    transcriber = Transcriber(model, chunk_ms, left_chunks, max_buffer_seconds, "block", frontend, backend, int8)
+    transcriber = Transcriber(model, chunk_ms, left_chunks, max_buffer_seconds, "block", frontend, backend, int8,
+                              endpointing)
     failure: list = []
 
     def produce():

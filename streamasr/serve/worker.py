@@ -139,25 +139,32 @@ class BatchWorker:
         if output.final or session.stream.finished:
             self._finalise(session, output)
             return
-        text = session.stream.texts[0]
+        if output.endpoint:  # the segment ended: its final, then a fresh segment
+            session.results.put_nowait(self.result(session, output.segment_text, output.segment, final=True))
+            session.tokens, session.last_text = [], None
+            return
+        text = session.stream.texts[0].strip()
         if text != session.last_text:
             session.last_text = text
-            session.results.put_nowait(self.result(session, final=False))
+            session.results.put_nowait(self.result(session, text, session.stream.segment, final=False))
 
     def _finalise(self, session: Session, output: Optional[ChunkOutput]) -> None:
         if session.finished:
             return
         session.finished = True
-        session.results.put_nowait(self.result(session, final=True))
+        stream = session.stream
+        session.results.put_nowait(self.result(session, stream.texts[0].strip(), stream.segment, final=True,
+                                               eof=True))
         session.results.put_nowait(None)  # end of results
         session.drained.set()
 
     @staticmethod
-    def result(session: Session, final: bool) -> dict:
-        """sherpa-onnx's result message: the segment's text so far, its tokens and
-        their start times (seconds from the stream start)."""
-        return {"text": session.stream.texts[0].strip(), "tokens": [p for p, _ in session.tokens],
-                "timestamps": [t for _, t in session.tokens], "segment": 0, "is_final": final, "is_eof": final}
+    def result(session: Session, text: str, segment: int, final: bool, eof: bool = False) -> dict:
+        """sherpa-onnx's result message: the segment's text so far, its tokens and their
+        start times (seconds from the stream start), the segment's number, whether it is
+        the segment's final result and whether it is the stream's last."""
+        return {"text": text, "tokens": [p for p, _ in session.tokens],
+                "timestamps": [t for _, t in session.tokens], "segment": segment, "is_final": final, "is_eof": eof}
 
 
 __all__ = ["BatchWorker", "Session"]

@@ -31,6 +31,7 @@ from streamasr.errors import ConfigError, StreamStateError
 from streamasr.frontend import FEATURE_PATHS, FeaturePath, feature_path
 from streamasr.model import AsrModel
 from streamasr.streaming.backends import EncoderBackend, default_backend
+from streamasr.streaming.endpoint import Endpointing
 
 FRONTENDS = FEATURE_PATHS  # the names `--frontend` accepts
 
@@ -57,6 +58,9 @@ class ChunkOutput:
     text: list[str]  # per stream, new text of this chunk
     compute_seconds: float  # wall time of front end + encoder + search for the chunk
     final: bool  # True for the chunk that ended the stream (or needed its end)
+    segment: int = 0  # the segment this chunk's tokens belong to (endpointing)
+    endpoint: int = 0  # the endpoint rule (1-3) that ended that segment after this chunk, 0 for none
+    segment_text: str = ""  # with an endpoint: the finished segment's transcript
 
 
 @dataclasses.dataclass
@@ -74,6 +78,10 @@ class StreamState:
     finished: bool = False
     feature_context: object = None  # the feature path's own context (stock wrapper)
     input_done: bool = False  # no more audio will come (``input_finished``)
+    segment: int = 0  # endpointing (batch 1): the current segment, where it started,
+    segment_start_frame: int = 0  # the frame of its last token (-1: none yet) and the
+    last_token_frame: int = -1  # texts of the segments already ended
+    segments: list = dataclasses.field(default_factory=list)
 
     @property
     def samples_received(self) -> int:
@@ -95,9 +103,10 @@ class StreamingRecognizer:
     """
 
     def __init__(self, model: AsrModel, config: DynChunkTrainConfig, frontend: str | FeaturePath = "exact",
-                 backend: EncoderBackend | None = None):
+                 backend: EncoderBackend | None = None, endpointing: Endpointing | None = None):
         self.model = model
         self.config = config
+        self.endpointing = endpointing
         name = frontend.name if isinstance(frontend, FeaturePath) else frontend
         self.backend = backend or default_backend(model, config, name)
         # the backend's own search (ONNX decoder and joiner) or the model's
@@ -113,6 +122,8 @@ class StreamingRecognizer:
         return self.path.chunk_samples(self.config.chunk_size)
 
     def init_state(self, batch_size: int = 1) -> StreamState:
+        if self.endpointing and batch_size != 1:
+            raise ConfigError("endpointing segments one stream at a time (batch 1; use decode_streams for many)")
         device = self.model.device
         return StreamState(
             buffer=torch.zeros(batch_size, 0, device=device),
@@ -193,19 +204,44 @@ class StreamingRecognizer:
             for token, frame, confidence in zip(hyp.tokens, hyp.frames, hyp.confidences)
         ]
         at_start = not state.tokens[row]
+        if events:
+            state.last_token_frame = events[-1].frame  # (read only for batch-1 streams)
         state.tokens[row].extend(hyp.tokens)
         new_text = model.decode_continuation(hyp.tokens, at_start)
         state.texts[row] += new_text
         return events, new_text
 
-    @staticmethod
-    def _advance(state: StreamState, frames: int, tokens: list, texts: list, seconds: float,
+    def _advance(self, state: StreamState, frames: int, tokens: list, texts: list, seconds: float,
                  final: bool) -> ChunkOutput:
         start = state.frames_done
         state.frames_done = start + frames
         index = state.chunks_done
         state.chunks_done += 1
-        return ChunkOutput(index, start, start + frames, tokens, texts, seconds, final)
+        output = ChunkOutput(index, start, start + frames, tokens, texts, seconds, final, segment=state.segment)
+        if self.endpointing and not final and (not state.input_done or self._has_frames_left(state)):
+            self._endpoint(state, output)  # never after a stream's last chunk: its final ends it
+        return output
+
+    def _endpoint(self, state: StreamState, output: ChunkOutput) -> None:
+        """End the current segment if a rule fires (``streamasr.streaming.endpoint``)."""
+        segment_frames = state.frames_done - state.segment_start_frame
+        last = state.last_token_frame if state.last_token_frame >= state.segment_start_frame else None
+        trailing = state.frames_done - (last if last is not None else state.segment_start_frame)
+        rule = self.endpointing.rule_fired(segment_frames, trailing, self.geometry.frame_ms / 1000)
+        if not rule:
+            return
+        output.endpoint, output.segment_text = rule, state.texts[0].strip()
+        state.segments.append(output.segment_text)
+        state.texts[0], state.tokens[0] = "", []
+        state.decoder_state = self.search.initial_state(1, self.model.device)
+        state.segment += 1
+        state.segment_start_frame = state.frames_done
+        state.last_token_frame = -1
+
+    @staticmethod
+    def full_text(state: StreamState) -> str:
+        """A batch-1 stream's whole transcript: its ended segments and the current one."""
+        return " ".join(text for text in state.segments + [state.texts[0].strip()] if text)
 
     # ---------------------------------------------------- streams at their own pace
     def create_stream(self) -> StreamState:
