@@ -54,6 +54,7 @@ def start(kind: str, args: argparse.Namespace, port: int) -> subprocess.Popen:
         folder = cached_sherpa_folder(model, args.chunk_ms, args.left_chunks)
         command = [sherpa_binary(), f"--port={port}", "--num-work-threads=2", "--num-io-threads=1",
                    f"--max-batch-size={args.max_batch}", "--num-threads=1", "--loop-interval-ms=10",
+                   f"--log-file={os.devnull}",
                    f"--tokens={folder / 'tokens.txt'}", f"--encoder={folder / 'encoder.onnx'}",
                    f"--decoder={folder / 'decoder.onnx'}", f"--joiner={folder / 'joiner.onnx'}"]
     else:

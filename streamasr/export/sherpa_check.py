@@ -213,8 +213,7 @@ def sherpa_server(folder: str | os.PathLike, port: Optional[int] = None, work_th
                f"--enable-endpoint={'true' if endpoint else 'false'}",
                f"--tokens={folder / 'tokens.txt'}", f"--encoder={folder / 'encoder.onnx'}",
                f"--decoder={folder / 'decoder.onnx'}", f"--joiner={folder / 'joiner.onnx'}"]
-    if log:
-        command.append(f"--log-file={log}")
+    command.append(f"--log-file={log or os.devnull}")  # its default is ./log.txt in the working directory
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + startup_timeout
