@@ -16,9 +16,10 @@ python=${STREAMASR_PYTHON:-python3}
 # festival (+ its English voices kal, ked, slt) and its text comes from fortunes,
 # wordnet-base and dict-devil; alsa-utils ships the only human recordings here
 # (tools/human_voice_set.py); ffmpeg decodes what libsndfile cannot (other formats,
-# URLs) for `streamasr transcribe`. The tests use all of them.
+# URLs) for `streamasr transcribe`; chromium and chromium-driver run the browser test of
+# `streamasr serve`'s page (headless, selenium). The tests use all of them.
 system_packages=(espeak-ng ffmpeg flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts
-                 fortunes wordnet-base dict-devil alsa-utils)
+                 fortunes wordnet-base dict-devil alsa-utils chromium chromium-driver)
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then
   for package in "${system_packages[@]}"; do

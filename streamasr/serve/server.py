@@ -23,7 +23,9 @@ exact transcripts.
 SIGTERM / SIGINT: stop accepting, give open streams ``drain_seconds`` to send ``Done``,
 then finish every open stream (its final result and ``Done!``) and exit 0.
 
-HTTP: ``/healthz`` (``ok``), ``/metrics`` (Prometheus text format).
+HTTP: ``/`` (a page that streams the microphone or a file: ``static/index.html``, its
+resampling AudioWorklet ``static/worklet.js``), ``/healthz`` (``ok``), ``/metrics``
+(Prometheus text format).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import signal
 import ssl
 import time
 from http import HTTPStatus
+from pathlib import Path
 from typing import Optional
 
 import numpy as np
@@ -47,6 +50,9 @@ from streamasr.streaming.recognizer import StreamingRecognizer
 from streamasr.units import SAMPLE_RATE
 
 FORMATS = {"float32": np.float32, "int16": np.int16}
+STATIC = Path(__file__).resolve().parent / "static"
+PAGES = {"/": ("index.html", "text/html; charset=utf-8"),
+         "/worklet.js": ("worklet.js", "text/javascript; charset=utf-8")}
 
 
 @dataclasses.dataclass
@@ -62,6 +68,7 @@ class ServeConfig:
     drain_seconds: float = 5.0
     certfile: Optional[str] = None
     keyfile: Optional[str] = None
+    record_dir: Optional[str] = None  # debug: each stream's 16 kHz audio as the recogniser got it
 
     def check(self) -> None:
         for name in ("max_batch", "max_connections", "max_message_bytes"):
@@ -122,9 +129,16 @@ class Server:
         self.sessions: dict = {}
         self.stopping = False
         self.server = None
+        self.recorded = 0
 
     # ------------------------------------------------------------------ HTTP
     def process_request(self, connection, request):
+        upgrade = request.headers.get("Upgrade", "").lower() == "websocket"
+        if request.path in PAGES and not upgrade:
+            name, kind = PAGES[request.path]
+            response = connection.respond(HTTPStatus.OK, (STATIC / name).read_text(encoding="utf-8"))
+            response.headers["Content-Type"] = kind
+            return response
         if request.path == "/healthz":
             return connection.respond(HTTPStatus.OK, "ok\n")
         if request.path == "/metrics":
@@ -170,6 +184,8 @@ class Server:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
             self.worker.close(session)
+            if self.config.record_dir:
+                self._record(session)
             self.sessions.pop(websocket, None)
             self.connections.discard(websocket)
             self.metrics.active.dec()
@@ -185,7 +201,10 @@ class Server:
             if isinstance(message, str):
                 if message == "Done":
                     if resampler is not None:
-                        self.worker.push(session, resampler.process(np.zeros(0, np.float32), final=True))
+                        tail = resampler.process(np.zeros(0, np.float32), final=True)
+                        if self.config.record_dir:
+                            session.recording.append(tail)
+                        self.worker.push(session, tail)
                     self.worker.finish(session)
                     return
                 if not first:
@@ -198,6 +217,8 @@ class Server:
             samples = self._samples(message, dtype)
             if resampler is not None:
                 samples = resampler.process(samples)
+            if self.config.record_dir:
+                session.recording.append(samples)
             self.worker.push(session, samples)
             await self._wait_for_room(session)
 
@@ -246,6 +267,15 @@ class Server:
                                     f"{self.config.buffer_deadline:g} s: the server cannot keep up with this stream")
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(session.drained.wait(), min(remaining, 0.05))
+
+    def _record(self, session: Session) -> None:
+        import soundfile
+
+        self.recorded += 1
+        folder = Path(self.config.record_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        audio = np.concatenate(session.recording) if session.recording else np.zeros(0, np.float32)
+        soundfile.write(folder / f"stream-{self.recorded:05d}.wav", audio, SAMPLE_RATE, subtype="FLOAT")
 
     async def _send_results(self, websocket, session: Session) -> None:
         while True:

@@ -37,6 +37,7 @@ class Session:
     tokens: list = dataclasses.field(default_factory=list)  # [(piece, seconds)]
     last_text: Optional[str] = None
     drained: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+    recording: list = dataclasses.field(default_factory=list)  # --record-dir: the audio as received
 
     def buffered_seconds(self, recognizer: StreamingRecognizer) -> float:
         """Audio received but not yet decoded."""
