@@ -531,6 +531,9 @@ def _add_serve_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--endpoint", action="store_true",
                         help="segment streams at endpoints (sherpa-onnx's rules): each segment's final has "
                         "is_final, the next segment starts afresh")
+    parser.add_argument("--reuse-port", action="store_true",
+                        help="SO_REUSEPORT: start several `streamasr serve` processes on one port to use more cores "
+                        "(the kernel spreads connections over them)")
     parser.add_argument("--record-dir", default=None,
                         help="debug: write each stream's audio, as the recogniser got it (16 kHz), to this folder")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's default)")
@@ -550,7 +553,8 @@ def _run_serve(args: argparse.Namespace) -> int:
                          max_connections=args.max_connections, max_message_bytes=args.max_message_bytes,
                          max_buffer_seconds=args.max_buffer_seconds, buffer_deadline=args.buffer_deadline,
                          idle_timeout=args.idle_timeout, drain_seconds=args.drain_seconds,
-                         certfile=args.certfile, keyfile=args.keyfile, record_dir=args.record_dir)
+                         certfile=args.certfile, keyfile=args.keyfile, record_dir=args.record_dir,
+                         reuse_port=args.reuse_port)
     config.check()
     model = load_any_model(args.model)
     backend = args.backend

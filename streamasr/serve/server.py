@@ -69,6 +69,7 @@ class ServeConfig:
     certfile: Optional[str] = None
     keyfile: Optional[str] = None
     record_dir: Optional[str] = None  # debug: each stream's 16 kHz audio as the recogniser got it
+    reuse_port: bool = False  # SO_REUSEPORT: several server processes share one port (Linux balances)
 
     def check(self) -> None:
         for name in ("max_batch", "max_connections", "max_message_bytes"):
@@ -297,7 +298,7 @@ class Server:
             context.load_cert_chain(self.config.certfile, self.config.keyfile)
         self.server = await serve(self.handle, self.config.host, self.config.port, ssl=context,
                                   process_request=self.process_request, max_size=self.config.max_message_bytes,
-                                  ping_interval=20, ping_timeout=20)
+                                  ping_interval=20, ping_timeout=20, reuse_port=self.config.reuse_port or None)
 
     @property
     def port(self) -> int:
