@@ -102,3 +102,13 @@ def test_serve_load_benchmark_drives_both_servers(kaldi_model_folder, tiny_corpu
     for server in ("streamasr-onnx", "sherpa-onnx"):
         assert re.search(rf"^\| {server} \| 2 \| [\d.]+ s \| [\d.]+ s \| [\d.]+ s \| [\d.]+ \| \d+ \| (yes|no) \|$",
                          out, re.M), out
+
+
+def test_serve_soak_benchmark_reports_flat_memory_table(random_model_folder, tiny_corpus):
+    out = run_script("benchmarks/serve_soak.py", "--model", str(random_model_folder), "--manifest",
+                     str(tiny_corpus / "test_voices.csv"), "--backend", "torch", "--connections", "12",
+                     "--concurrency", "6", "--minutes", "0.1", "--streams", "3")
+    assert "server exit status after SIGTERM: 0" in out, out
+    assert re.search(r'^\| after 12 connections \(\d+ s\) \| \d+ \| \d+ \| 0 \| \{"abandon": 4, "cut": 4, "done": 4\} \|$',
+                     out, re.M), out
+    assert re.search(r"^\| 3 real-time streams, minute 1 \| \d+ \| \d+ \| 0 \| final latency p95 [\d.]+ s \|$", out, re.M), out
