@@ -198,6 +198,19 @@ def test_idle_and_overloaded_streams_are_closed_with_a_reason(kaldi_model, utter
     assert closed.code == 1008 and "cannot keep up" in closed.reason
 
 
+def test_oversized_message_is_refused(kaldi_model):
+    async def body(server):
+        async with websockets.connect(f"ws://127.0.0.1:{server.port}") as ws:
+            await ws.send(np.zeros(2000, dtype=np.float32).tobytes())  # 8,000 bytes > 4,096
+            with pytest.raises(websockets.ConnectionClosedError) as closed:
+                async for _ in ws:
+                    pass
+        return closed.value.rcvd
+
+    closed = run(serving(kaldi_model, body, max_message_bytes=4096))
+    assert closed.code == 1009 and "4096" in closed.reason
+
+
 def test_shutdown_finishes_open_streams(kaldi_model, utterances):
     async def body():
         server = await start_server(StreamingRecognizer(kaldi_model, CONFIG), ServeConfig(port=0, drain_seconds=0.3))
