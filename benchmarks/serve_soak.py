@@ -112,13 +112,18 @@ def main() -> None:
             line = server.stdout.readline()
             if not line:
                 raise SystemExit("server exited before listening")
-        asyncio.run(phase_one(port, waves, 60, 20))  # warm-up: the first chunks allocate
-        rows.append(("after warm-up (60 connections)", *proc_status(server.pid), active_streams(port), ""))
-        started = time.perf_counter()
-        outcomes = asyncio.run(phase_one(port, waves, args.connections, args.concurrency))
-        time.sleep(2)
-        rows.append((f"after {args.connections} connections ({time.perf_counter() - started:.0f} s)",
-                     *proc_status(server.pid), active_streams(port), json.dumps(outcomes, sort_keys=True)))
+        # warm-up at the soak's own concurrency: batches as large as the soak's allocate
+        # onnxruntime's and the allocator's high-water marks once
+        warm = 3 * args.concurrency
+        asyncio.run(phase_one(port, waves, warm, args.concurrency))
+        rows.append((f"after warm-up ({warm} connections)", *proc_status(server.pid), active_streams(port), ""))
+        for half in range(2):  # two halves: a leak per connection grows in both
+            started = time.perf_counter()
+            count = args.connections // 2
+            outcomes = asyncio.run(phase_one(port, waves, count, args.concurrency))
+            time.sleep(2)
+            rows.append((f"after {count * (half + 1)} connections ({time.perf_counter() - started:.0f} s)",
+                         *proc_status(server.pid), active_streams(port), json.dumps(outcomes, sort_keys=True)))
         for minute in range(int(np.ceil(args.minutes))):
             seconds = min(60.0, 60 * (args.minutes - minute))
             results = asyncio.run(phase_two(port, audio, args.streams, seconds))
