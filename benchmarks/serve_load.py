@@ -7,11 +7,13 @@
 
 For each server and each N: N clients (one asyncio process, sharing the 2 cores with
 the server) each send ``--seconds`` of test audio in real time (``--message-ms``
-messages), then ``Done``; the table gives the latency of the final result after
-``Done`` (mean, p95, max: a server that keeps up answers within a chunk or two, one
-that falls behind accumulates the run's backlog), the server's CPU use (cores, from
-/proc) and resident memory at the end. A level "keeps up" when the p95 stays below
-``--max-latency``.
+messages), then ``Done``. The table gives the partial-result latency (p50 / p95 / p99
+over every result that brought new tokens: from sending the message that held the last
+sample of the newest token's chunk to receiving the result), the final result's latency
+after ``Done`` (a server that falls behind accumulates the run's backlog there), the
+server's CPU use (cores, from /proc), the aggregate real-time factor (server CPU
+seconds per second of audio) and resident memory at the end; then, per server, the
+largest N whose partial-latency p95 stays below the chunk duration.
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ def start(kind: str, args: argparse.Namespace, port: int) -> subprocess.Popen:
         folder = cached_sherpa_folder(model, args.chunk_ms, args.left_chunks)
         command = [sherpa_binary(), f"--port={port}", "--num-work-threads=2", "--num-io-threads=1",
                    f"--max-batch-size={args.max_batch}", "--num-threads=1", "--loop-interval-ms=10",
-                   f"--log-file={os.devnull}",
+                   f"--log-file={os.devnull}", "--enable-endpoint=false",
                    f"--tokens={folder / 'tokens.txt'}", f"--encoder={folder / 'encoder.onnx'}",
                    f"--decoder={folder / 'decoder.onnx'}", f"--joiner={folder / 'joiner.onnx'}"]
     else:
@@ -104,24 +106,32 @@ def main() -> None:
             wait_listening(port, process)
             for streams in [int(n) for n in args.streams.split(",")]:
                 before, started = cpu_seconds(process.pid), time.perf_counter()
-                result = load_test(port, waves, streams, args.seconds, message_seconds=args.message_ms / 1000)
-                cores = (cpu_seconds(process.pid) - before) / (time.perf_counter() - started)
-                result.update(server=kind, cores=cores, rss=rss_mb(process.pid))
+                result = load_test(port, waves, streams, args.seconds, message_seconds=args.message_ms / 1000,
+                                   chunk_seconds=args.chunk_ms / 1000)
+                used = cpu_seconds(process.pid) - before
+                cores = used / (time.perf_counter() - started)
+                result.update(server=kind, cores=cores, rss=rss_mb(process.pid), rtf=used / (streams * args.seconds))
                 rows.append(result)
-                print(f"{kind} {streams} streams: p95 {result['final_latency_p95']:.2f} s, {cores:.2f} cores",
-                      flush=True)
+                print(f"{kind} {streams} streams: partial p95 {result['chunk_latency_p95']:.3f} s, final p95 "
+                      f"{result['final_latency_p95']:.2f} s, {cores:.2f} cores", flush=True)
         finally:
             process.terminate()
             process.wait(timeout=30)
     print(f"\n{args.chunk_ms:g} ms chunks, {args.left_chunks} left chunks; each stream {args.seconds:g} s of audio in "
           f"real time ({args.message_ms:g} ms messages)\n")
-    print(f"| server | streams | final result after Done: mean | p95 | max | server CPU (cores) | server RSS (MB) | "
-          f"keeps up (p95 <= {args.max_latency:g} s) |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| server | streams | partial latency p50 | p95 | p99 | final after Done: p95 | max | server CPU (cores) | "
+          f"aggregate RTF | server RSS (MB) | keeps up (final p95 <= {args.max_latency:g} s) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         keeps = "yes" if r["final_latency_p95"] <= args.max_latency else "no"
-        print(f"| {r['server']} | {r['streams']} | {r['final_latency_mean']:.2f} s | {r['final_latency_p95']:.2f} s | "
-              f"{r['final_latency_max']:.2f} s | {r['cores']:.2f} | {r['rss']:.0f} | {keeps} |")
+        print(f"| {r['server']} | {r['streams']} | {r['chunk_latency_p50']:.3f} s | {r['chunk_latency_p95']:.3f} s | "
+              f"{r['chunk_latency_p99']:.3f} s | {r['final_latency_p95']:.2f} s | {r['final_latency_max']:.2f} s | "
+              f"{r['cores']:.2f} | {r['rtf']:.4f} | {r['rss']:.0f} | {keeps} |")
+    print()
+    for kind in dict.fromkeys(r["server"] for r in rows):
+        fits = [r["streams"] for r in rows if r["server"] == kind and r["chunk_latency_p95"] < args.chunk_ms / 1000]
+        print(f"{kind}: largest N with partial-latency p95 below the chunk ({args.chunk_ms:g} ms): "
+              f"{max(fits) if fits else 'none tried'}")
 
 
 if __name__ == "__main__":

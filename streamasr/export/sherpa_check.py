@@ -239,21 +239,29 @@ def sherpa_server(folder: str | os.PathLike, port: Optional[int] = None, work_th
 
 
 async def stream_to_server(port: int, wave: np.ndarray, seconds_per_message: float = 0.5,
-                           pace: float = 0.0) -> dict:
+                           pace: float = 0.0, chunk_seconds: Optional[float] = None) -> dict:
     """One stream through sherpa-onnx's server protocol: float32 samples as binary
     messages of ``seconds_per_message``, ``pace`` seconds apart (0: as fast as the socket
     takes them; its own client sends 0.5 s every 0.1 s), then ``Done``; reads results
-    until ``Done!``. Returns the last result and timing."""
+    until ``Done!``. Returns the last result and timing.
+
+    With ``chunk_seconds``, ``chunk_latencies`` lists, for every result that brought new
+    tokens, the time from sending the message that held the last sample of its newest
+    token's chunk to receiving the result (what a user waits for a word, beyond the
+    chunk itself)."""
     import websockets
 
     size = int(seconds_per_message * SAMPLE_RATE)
     last, messages, segments = {}, 0, {}
+    sent_at: list[tuple[int, float]] = []  # (samples sent so far, when)
+    latencies: list[float] = []
+    token_count = 0
     async with websockets.connect(f"ws://127.0.0.1:{port}", max_size=None) as socket_:
         async def receive() -> None:
             # sherpa-onnx's server posts "Done!" and the results on two different io
             # contexts, so the final result (is_eof) can arrive after "Done!": read on
             # until it has come (or nothing more comes for 2 s)
-            nonlocal last, messages
+            nonlocal last, messages, token_count
             done = eof = False
             while not (done and eof):
                 try:
@@ -263,8 +271,17 @@ async def stream_to_server(port: int, wave: np.ndarray, seconds_per_message: flo
                 if message == "Done!":
                     done = True
                     continue
+                arrived = time.perf_counter()
                 last = json.loads(message)
                 segments[int(last.get("segment", 0))] = last.get("text", "").strip()
+                stamps = last.get("timestamps", [])
+                if chunk_seconds and len(stamps) > token_count and not last.get("is_eof"):
+                    # the newest token's chunk ends at the next chunk boundary after it
+                    end = (int(stamps[-1] / chunk_seconds + 1e-6) + 1) * chunk_seconds * SAMPLE_RATE
+                    when = next((t for samples, t in sent_at if samples >= min(end, len(wave))), None)
+                    if when is not None:
+                        latencies.append(arrived - when)
+                token_count = 0 if last.get("is_final") else len(stamps)
                 eof = eof or bool(last.get("is_eof"))
                 messages += 1
 
@@ -272,6 +289,7 @@ async def stream_to_server(port: int, wave: np.ndarray, seconds_per_message: flo
         started = time.perf_counter()
         for begin in range(0, len(wave), size):
             await socket_.send(np.asarray(wave[begin : begin + size], dtype=np.float32).tobytes())
+            sent_at.append((min(len(wave), begin + size), time.perf_counter()))
             if pace:
                 await asyncio.sleep(pace)
         sent = time.perf_counter()
@@ -281,7 +299,7 @@ async def stream_to_server(port: int, wave: np.ndarray, seconds_per_message: flo
     # with endpointing a stream has several segments, each result carrying its own text
     text = " ".join(segments[key] for key in sorted(segments) if segments[key])
     return {"text": text, "segments": len(segments), "tokens": last.get("tokens", []), "messages": messages,
-            "send_seconds": sent - started, "final_latency": done - sent}
+            "send_seconds": sent - started, "final_latency": done - sent, "chunk_latencies": latencies}
 
 
 def server_transcripts(port: int, waves: list[np.ndarray], concurrency: int = 8) -> list[dict]:
@@ -298,8 +316,8 @@ def server_transcripts(port: int, waves: list[np.ndarray], concurrency: int = 8)
     return asyncio.run(run())
 
 
-def load_test(port: int, waves: list[np.ndarray], streams: int, seconds: float, message_seconds: float = 0.32
-              ) -> dict:
+def load_test(port: int, waves: list[np.ndarray], streams: int, seconds: float, message_seconds: float = 0.32,
+              chunk_seconds: Optional[float] = None) -> dict:
     """``streams`` concurrent clients, each sending ``seconds`` of audio (the waves one
     after another) in real time, ``message_seconds`` per message; reports how late the
     final result of each comes after its ``Done`` (a server that keeps up answers within
@@ -314,14 +332,18 @@ def load_test(port: int, waves: list[np.ndarray], streams: int, seconds: float, 
             await asyncio.sleep(index * message_seconds / max(1, streams))  # spread the start
             offset = (index * 7919 * 160) % len(audio)
             wave = np.roll(audio, -offset)
-            return await stream_to_server(port, wave, seconds_per_message=message_seconds, pace=message_seconds)
+            return await stream_to_server(port, wave, seconds_per_message=message_seconds, pace=message_seconds,
+                                          chunk_seconds=chunk_seconds)
 
         return await asyncio.gather(*(one(i) for i in range(streams)))
 
     results = asyncio.run(run())
     latencies = np.array([r["final_latency"] for r in results])
     lags = np.array([r["send_seconds"] - seconds for r in results])
+    chunk = np.array([value for r in results for value in r["chunk_latencies"]] or [np.nan])
     return {"streams": streams, "seconds": seconds, "final_latency_mean": float(latencies.mean()),
+            "chunk_latency_p50": float(np.percentile(chunk, 50)), "chunk_latency_p95": float(np.percentile(chunk, 95)),
+            "chunk_latency_p99": float(np.percentile(chunk, 99)), "chunk_latency_count": int(np.isfinite(chunk).sum()),
             "final_latency_p95": float(np.percentile(latencies, 95)), "final_latency_max": float(latencies.max()),
             "client_send_lag_max": float(lags.max())}
 
