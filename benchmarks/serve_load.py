@@ -36,17 +36,8 @@ from streamasr.export.sherpa_check import (  # noqa: E402
 )
 from streamasr.model import load_model  # noqa: E402
 
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _proc import cpu_seconds, proc_status  # noqa: E402
 
 
 def start(kind: str, args: argparse.Namespace, port: int) -> subprocess.Popen:
@@ -110,7 +101,7 @@ def main() -> None:
                                    chunk_seconds=args.chunk_ms / 1000)
                 used = cpu_seconds(process.pid) - before
                 cores = used / (time.perf_counter() - started)
-                result.update(server=kind, cores=cores, rss=rss_mb(process.pid), rtf=used / (streams * args.seconds))
+                result.update(server=kind, cores=cores, rss=proc_status(process.pid)[0], rtf=used / (streams * args.seconds))
                 rows.append(result)
                 print(f"{kind} {streams} streams: partial p95 {result['chunk_latency_p95']:.3f} s, final p95 "
                       f"{result['final_latency_p95']:.2f} s, {cores:.2f} cores", flush=True)

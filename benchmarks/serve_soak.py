@@ -33,12 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from streamasr.export.sherpa_check import free_port, load_manifest, stream_to_server  # noqa: E402
 
-
-def proc_status(pid: int) -> tuple[float, int]:
-    text = Path(f"/proc/{pid}/status").read_text()
-    rss = int(re.search(r"VmRSS:\s+(\d+)", text).group(1)) / 1024
-    threads = int(re.search(r"Threads:\s+(\d+)", text).group(1))
-    return rss, threads
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _proc import proc_status  # noqa: E402
 
 
 def active_streams(port: int) -> float:

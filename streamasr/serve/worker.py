@@ -110,7 +110,7 @@ class BatchWorker:
             if self.recognizer.is_ready(session.stream):
                 ready.append(session)
             elif session.stream.input_done:
-                self._finalise(session, None)  # nothing left to decode
+                self._finalise(session)  # nothing left to decode
             else:
                 session.drained.set()
         return ready
@@ -138,7 +138,7 @@ class BatchWorker:
         for event in output.tokens[0]:
             session.tokens.append((event.piece.replace("\u2581", " "), round(event.start_ms / 1000, 2)))
         if output.final or session.stream.finished:
-            self._finalise(session, output)
+            self._finalise(session)
             return
         if output.endpoint:  # the segment ended: its final, then a fresh segment
             session.results.put_nowait(self.result(session, output.segment_text, output.segment, final=True))
@@ -149,7 +149,7 @@ class BatchWorker:
             session.last_text = text
             session.results.put_nowait(self.result(session, text, session.stream.segment, final=False))
 
-    def _finalise(self, session: Session, output: Optional[ChunkOutput]) -> None:
+    def _finalise(self, session: Session) -> None:
         if session.finished:
             return
         session.finished = True

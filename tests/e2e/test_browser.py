@@ -17,14 +17,9 @@ import pytest
 import soundfile as sf
 
 from helpers.common import REPO, audio_paths, cli
+from streamasr.export.sherpa_check import free_port
 
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture()

@@ -4,18 +4,15 @@ spreads connections over both, and every stream gets its full transcript."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import subprocess
 import sys
 
 from helpers.common import REPO
-from streamasr.export.sherpa_check import load_manifest, stream_to_server
+from streamasr.export.sherpa_check import free_port, load_manifest, stream_to_server
 
 
 def test_two_processes_share_one_port(random_model_folder, tiny_corpus, tmp_path):
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     processes = [subprocess.Popen([sys.executable, "-m", "streamasr.cli", "serve", "--model", str(random_model_folder),
                                    "--port", str(port), "--reuse-port", "--threads", "1", "--record-dir",
                                    str(tmp_path / f"process{index}")], cwd=REPO, stdout=subprocess.PIPE,
