@@ -11,7 +11,7 @@ messages), then ``Done``. The table gives the partial-result latency (p50 / p95 
 over every result that brought new tokens: from sending the message that held the last
 sample of the newest token's chunk to receiving the result), the final result's latency
 after ``Done`` (a server that falls behind accumulates the run's backlog there), the
-server's CPU use (cores, from /proc), the aggregate real-time factor (server CPU
+server's CPU use (cores, from /proc) beside the load generator's, the aggregate real-time factor (server CPU
 seconds per second of audio) and resident memory at the end; then, per server, the
 largest N whose partial-latency p95 stays below the chunk duration.
 """
@@ -54,7 +54,8 @@ def start(kind: str, args: argparse.Namespace, port: int) -> subprocess.Popen:
         backend = kind.split("-", 1)[1]
         command = [sys.executable, "-m", "streamasr.cli", "serve", "--model", args.model, "--backend", backend,
                    "--port", str(port), "--chunk-ms", str(args.chunk_ms), "--left-chunks", left,
-                   "--max-batch", str(args.max_batch), "--max-connections", "1000", "--threads", "2"]
+                   "--max-batch", str(args.max_batch), "--max-connections", "1000", "--threads", "2",
+                   "--workers", str(args.workers)]
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -84,7 +85,8 @@ def main() -> None:
     parser.add_argument("--message-ms", type=float, default=320.0)
     parser.add_argument("--chunk-ms", type=float, default=640.0)
     parser.add_argument("--left-chunks", type=int, default=4)
-    parser.add_argument("--max-batch", type=int, default=64)
+    parser.add_argument("--max-batch", type=int, default=32)
+    parser.add_argument("--workers", type=int, default=2, help="streamasr serve --workers (model threads)")
     parser.add_argument("--max-latency", type=float, default=1.5)
     parser.add_argument("--limit", type=int, default=20, help="test utterances looped as the streams' audio")
     args = parser.parse_args()
@@ -96,28 +98,31 @@ def main() -> None:
         try:
             wait_listening(port, process)
             for streams in [int(n) for n in args.streams.split(",")]:
-                before, started = cpu_seconds(process.pid), time.perf_counter()
+                before, started, client = cpu_seconds(process.pid), time.perf_counter(), time.process_time()
                 result = load_test(port, waves, streams, args.seconds, message_seconds=args.message_ms / 1000,
                                    chunk_seconds=args.chunk_ms / 1000)
                 used = cpu_seconds(process.pid) - before
-                cores = used / (time.perf_counter() - started)
-                result.update(server=kind, cores=cores, rss=proc_status(process.pid)[0], rtf=used / (streams * args.seconds))
+                wall = time.perf_counter() - started
+                cores = used / wall
+                result.update(server=kind, cores=cores, client_cores=(time.process_time() - client) / wall, rss=proc_status(process.pid)[0], rtf=used / (streams * args.seconds))
                 rows.append(result)
                 print(f"{kind} {streams} streams: partial p95 {result['chunk_latency_p95']:.3f} s, final p95 "
-                      f"{result['final_latency_p95']:.2f} s, {cores:.2f} cores", flush=True)
+                      f"{result['final_latency_p95']:.2f} s, {cores:.2f} cores (load generator "
+                      f"{result['client_cores']:.2f})", flush=True)
         finally:
             process.terminate()
             process.wait(timeout=30)
     print(f"\n{args.chunk_ms:g} ms chunks, {args.left_chunks} left chunks; each stream {args.seconds:g} s of audio in "
           f"real time ({args.message_ms:g} ms messages)\n")
     print("| server | streams | partial latency p50 | p95 | p99 | final after Done: p95 | max | server CPU (cores) | "
-          f"aggregate RTF | server RSS (MB) | keeps up (final p95 <= {args.max_latency:g} s) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+          f"load generator CPU (cores) | aggregate RTF | server RSS (MB) | keeps up (final p95 <= "
+          f"{args.max_latency:g} s) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         keeps = "yes" if r["final_latency_p95"] <= args.max_latency else "no"
         print(f"| {r['server']} | {r['streams']} | {r['chunk_latency_p50']:.3f} s | {r['chunk_latency_p95']:.3f} s | "
               f"{r['chunk_latency_p99']:.3f} s | {r['final_latency_p95']:.2f} s | {r['final_latency_max']:.2f} s | "
-              f"{r['cores']:.2f} | {r['rtf']:.4f} | {r['rss']:.0f} | {keeps} |")
+              f"{r['cores']:.2f} | {r['client_cores']:.2f} | {r['rtf']:.4f} | {r['rss']:.0f} | {keeps} |")
     print()
     for kind in dict.fromkeys(r["server"] for r in rows):
         fits = [r["streams"] for r in rows if r["server"] == kind and r["chunk_latency_p95"] < args.chunk_ms / 1000]

@@ -99,7 +99,7 @@ def main() -> None:
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "streamasr.cli", "serve", "--model", args.model, "--backend",
                                args.backend, "--port", str(port), "--max-connections", str(4 * args.concurrency + 100),
-                               "--threads", "2", "--max-batch", "64"], stdout=subprocess.PIPE,
+                               "--threads", "2", "--max-batch", "32"], stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True)
     rows = []
     try:

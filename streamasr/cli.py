@@ -515,6 +515,9 @@ def _add_serve_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--chunk-ms", type=float, default=None, help="chunk size (default 640, or the ONNX folder's)")
     parser.add_argument("--left-chunks", default=None, help="left context in chunks (default 4, or the ONNX folder's)")
     parser.add_argument("--max-batch", type=int, default=defaults.max_batch, help="streams per model call")
+    parser.add_argument("--workers", type=int, default=defaults.workers,
+                        help=f"model threads, each running its own batches (default {defaults.workers}: one per core "
+                        "on a 2-core machine; see --threads)")
     parser.add_argument("--max-connections", type=int, default=defaults.max_connections,
                         help="open streams at most; more are refused with HTTP 503")
     parser.add_argument("--max-buffer-seconds", type=float, default=defaults.max_buffer_seconds,
@@ -536,7 +539,9 @@ def _add_serve_parser(subparsers: argparse._SubParsersAction) -> None:
                         "(the kernel spreads connections over them)")
     parser.add_argument("--record-dir", default=None,
                         help="debug: write each stream's audio, as the recogniser got it (16 kHz), to this folder")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's default)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads for the model in all (default: the machine's cores); each of the --workers "
+                        "model threads computes with threads / workers of them (torch and onnxruntime)")
     parser.set_defaults(handler=_run_serve)
 
 
@@ -547,16 +552,18 @@ def _run_serve(args: argparse.Namespace) -> int:
     from streamasr.streaming import StreamingRecognizer
     from streamasr.streaming.backends import make_backend
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    config = ServeConfig(host=args.host, port=args.port, max_batch=args.max_batch,
+    config = ServeConfig(host=args.host, port=args.port, max_batch=args.max_batch, workers=args.workers,
                          max_connections=args.max_connections, max_message_bytes=args.max_message_bytes,
                          max_buffer_seconds=args.max_buffer_seconds, buffer_deadline=args.buffer_deadline,
                          idle_timeout=args.idle_timeout, drain_seconds=args.drain_seconds,
                          certfile=args.certfile, keyfile=args.keyfile, record_dir=args.record_dir,
                          reuse_port=args.reuse_port)
     config.check()
-    model = load_any_model(args.model)
+    if args.threads is not None and args.threads < 1:
+        raise ConfigError(f"--threads must be >= 1, got {args.threads}")
+    per_worker = max(1, (args.threads or os.cpu_count() or 1) // config.workers)
+    torch.set_num_threads(per_worker)  # per model thread: each runs its own intra-op team
+    model = load_any_model(args.model, threads=per_worker)
     backend = args.backend
     if isinstance(model, OnnxModel):
         chunk_frames, left = model.config.chunk_size, model.config.left_context_size
@@ -568,15 +575,17 @@ def _run_serve(args: argparse.Namespace) -> int:
             raise ConfigError("serve needs a finite --left-chunks (streams at different positions share batches "
                               "through the fixed-shape state)")
     dct = DynChunkTrainConfig(chunk_frames, left)
-    recognizer = StreamingRecognizer(model, dct, backend=make_backend(model, dct, "exact", backend, args.int8),
+    recognizer = StreamingRecognizer(model, dct, backend=make_backend(model, dct, "exact", backend, args.int8,
+                                                                      threads=per_worker),
                                      endpointing=Endpointing() if args.endpoint else None)
     recognizer.create_stream()  # refuses what cannot batch streams at different positions, before listening
 
     def ready(server) -> None:
         scheme = "wss" if config.certfile else "ws"
         print(f"streamasr serve: {scheme}://{config.host}:{server.port} ({backend}, "
-              f"{model.geometry.chunk_ms(chunk_frames):g} ms chunks, {left} left chunks, max batch "
-              f"{config.max_batch}, max {config.max_connections} streams)", flush=True)
+              f"{model.geometry.chunk_ms(chunk_frames):g} ms chunks, {left} left chunks, {config.workers} model "
+              f"threads x {per_worker} cores, max batch {config.max_batch}, max {config.max_connections} streams)",
+              flush=True)
 
     return serve_forever(recognizer, config, ready=ready)
 

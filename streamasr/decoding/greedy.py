@@ -70,6 +70,7 @@ class GreedySearch:
         decoder_out = state.decoder_out.clone()
         hidden = tuple(h.clone() for h in state.hidden)
         hyps = [Hypothesis([], [], [], state.min_margins[row]) for row in range(batch)]
+        min_margins = torch.tensor(state.min_margins, dtype=torch.float64, device=device)  # exact for any dtype
         # The first decision at a frame uses the prediction output of the last emission,
         # which stays the same over runs of blank frames: one joiner call gives those
         # logits for the next LOOKAHEAD frames, renewed after a row has emitted (fewer
@@ -91,9 +92,8 @@ class GreedySearch:
                     logits = self.joiner(encoder_out[:, frame : frame + 1, None, :], decoder_out[:, None])[:, 0, 0, :]
                 top = logits.log_softmax(dim=-1).topk(2, dim=-1)
                 best_logp, best = top.values[:, 0], top.indices[:, 0]
-                margins = (top.values[:, 0] - top.values[:, 1]).tolist()
-                for row in active.nonzero(as_tuple=True)[0].tolist():
-                    hyps[row].min_margin = min(hyps[row].min_margin, margins[row])
+                margins = top.values[:, 0] - top.values[:, 1]
+                min_margins = torch.where(active, torch.minimum(min_margins, margins.to(min_margins)), min_margins)
                 emit = active & (best != self.blank_id)
                 if not bool(emit.any()):
                     break
@@ -109,4 +109,6 @@ class GreedySearch:
                     h[:, rows] = new
                 stale[rows] = True
                 active = emit
+        for hyp, margin in zip(hyps, min_margins.tolist()):
+            hyp.min_margin = margin
         return hyps, GreedyState(decoder_out, hidden, [h.min_margin for h in hyps])

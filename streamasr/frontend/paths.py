@@ -78,6 +78,13 @@ class FeaturePath:
         """Samples a real-time source must have delivered before this chunk can run."""
         raise NotImplementedError
 
+    def next_chunks(self, streams: list[StreamAudio], chunk_frames: int, at_end: list[bool]
+                    ) -> list[tuple[torch.Tensor, int, bool] | None]:
+        """The next chunk of each of several streams (batch 1 each), as ``chunks`` (or
+        ``finish`` where ``at_end``) would yield it first; ``None`` where there is none."""
+        return [next((self.finish if end else self.chunks)(stream, chunk_frames), None)
+                for stream, end in zip(streams, at_end)]
+
 
 class ExactPath(FeaturePath):
     name = "exact"
@@ -89,12 +96,21 @@ class ExactPath(FeaturePath):
         return stream.samples_received >= self.geometry.samples_needed(stream.frames_done + chunk_frames)
 
     def chunks(self, stream: StreamAudio, chunk_frames: int) -> Iterator[tuple[torch.Tensor, int, bool]]:
-        while self.ready(stream, chunk_frames):
-            yield (*self._chunk(stream, stream.frames_done + chunk_frames, final=False), False)
+        while (plan := self._plan(stream, chunk_frames, at_end=False)) is not None:
+            yield (*self._chunk(stream, *plan), plan[1])
 
     def finish(self, stream: StreamAudio, chunk_frames: int) -> Iterator[tuple[torch.Tensor, int, bool]]:
+        while (plan := self._plan(stream, chunk_frames, at_end=True)) is not None:
+            yield (*self._chunk(stream, *plan), plan[1])
+
+    def _plan(self, stream: StreamAudio, chunk_frames: int, at_end: bool) -> tuple[int, bool] | None:
+        """The next chunk of ``stream``: its end frame and whether it needs the end of the
+        input (then it is the stream's last and may be short); ``None`` if there is none
+        now. ``at_end``: no more audio will come."""
+        if not at_end:
+            return (stream.frames_done + chunk_frames, False) if self.ready(stream, chunk_frames) else None
         if stream.samples_received == 0:  # nothing was ever received: no chunk, empty result
-            return
+            return None
         # Input shorter than one encoder frame (e.g. a stream cut after a few samples):
         # the CNN's padding needs a few feature frames, so complete it with silence.
         minimum = self.geometry.frame_samples
@@ -102,12 +118,12 @@ class ExactPath(FeaturePath):
             pad = torch.zeros(stream.buffer.shape[0], minimum - stream.buffer.shape[1], device=stream.buffer.device)
             stream.buffer = torch.cat([stream.buffer, pad], dim=1)
         total = self.geometry.num_encoder_frames(stream.samples_received)
-        while stream.frames_done < total:
-            end = min(total, stream.frames_done + chunk_frames)
-            # Past the end of input, a chunk uses what there is (as whole-utterance
-            # features do: zero padding after the last sample).
-            short = self.geometry.samples_needed(end) > stream.samples_received
-            yield (*self._chunk(stream, end, final=short), short)  # the last chunk is always short
+        if stream.frames_done >= total:
+            return None
+        end = min(total, stream.frames_done + chunk_frames)
+        # Past the end of input, a chunk uses what there is (as whole-utterance features
+        # do: zero padding after the last sample); the last chunk is always short.
+        return end, self.geometry.samples_needed(end) > stream.samples_received
 
     def _chunk(self, stream: StreamAudio, end_frame: int, final: bool) -> tuple[torch.Tensor, int]:
         src = self.front_end.chunk(stream.buffer, stream.frames_done, end_frame, final, stream.buffer_offset)
@@ -137,12 +153,19 @@ class WindowPath(ExactPath):
         self.window_frames = self.geometry.subsampling * (chunk_frames + self.geometry.margin_frames) + 1
 
     def _chunk(self, stream: StreamAudio, end_frame: int, final: bool) -> tuple[torch.Tensor, int]:
-        start_frame = stream.frames_done
-        begin = self.geometry.history_start(start_frame)
+        audio = self._audio(stream, end_frame, final)
+        return self._window(stream, self.front_end.compute_features(audio.float()), end_frame)
+
+    def _audio(self, stream: StreamAudio, end_frame: int, final: bool) -> torch.Tensor:
+        """The samples a chunk's Fbank window is computed from."""
+        begin = self.geometry.history_start(stream.frames_done)
         stop = stream.samples_received if final else self.geometry.samples_needed(end_frame)
-        audio = stream.buffer[:, begin - stream.buffer_offset : stop - stream.buffer_offset]
-        feats = self.front_end.compute_features(audio.float())  # [B, n, n_mels]
-        missing = self.geometry.margin_frames - min(self.geometry.margin_frames, start_frame)
+        return stream.buffer[:, begin - stream.buffer_offset : stop - stream.buffer_offset]
+
+    def _window(self, stream: StreamAudio, feats: torch.Tensor, end_frame: int) -> tuple[torch.Tensor, int]:
+        """The chunk's fixed-size window from its features ``[B, n, n_mels]``; drops the
+        samples no later chunk reads."""
+        missing = self.geometry.margin_frames - min(self.geometry.margin_frames, stream.frames_done)
         left = self.geometry.subsampling * missing
         right = self.window_frames - left - feats.shape[1]
         if right < 0:
@@ -150,6 +173,26 @@ class WindowPath(ExactPath):
         window = torch.nn.functional.pad(feats, (0, 0, left, right))
         self._drop_old_samples(stream, end_frame)
         return window, left + feats.shape[1]
+
+    def next_chunks(self, streams: list[StreamAudio], chunk_frames: int, at_end: list[bool]
+                    ) -> list[tuple[torch.Tensor, int, bool] | None]:
+        """As ``FeaturePath.next_chunks``, with one Fbank call for all chunks whose audio
+        has the same length (every stream past its first chunks, in a server): per-chunk
+        calls cost more in Python and torch dispatch than the Fbank itself. The front
+        end is computed row by row, so rows equal their single-stream values (the
+        matrix product may round differently with the batch size, ~1e-7)."""
+        plans = [self._plan(stream, chunk_frames, end) for stream, end in zip(streams, at_end)]
+        audio = {row: self._audio(stream, *plan) for row, (stream, plan) in enumerate(zip(streams, plans))
+                 if plan is not None}
+        by_length: dict[int, list[int]] = {}
+        for row, samples in audio.items():
+            by_length.setdefault(samples.shape[1], []).append(row)
+        feats = {}
+        for rows in by_length.values():
+            batch = self.front_end.compute_features(torch.cat([audio[row] for row in rows]).float())
+            feats.update((row, batch[index : index + 1]) for index, row in enumerate(rows))
+        return [None if plan is None else (*self._window(stream, feats[row], plan[0]), plan[1])
+                for row, (stream, plan) in enumerate(zip(streams, plans))]
 
 
 class StockPath(FeaturePath):

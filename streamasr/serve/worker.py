@@ -1,19 +1,30 @@
 """The model worker of ``streamasr serve``: one asyncio task that runs the chunks that
-are ready across all connections as one ``decode_streams`` call (up to ``max_batch``
-streams, whatever their positions: the fixed-shape states are stacked and split), in a
-single worker thread so that model calls never overlap.
+are ready across all connections as batched ``decode_streams`` calls (up to
+``max_batch`` streams each, whatever their positions: the fixed-shape states are
+stacked and split) on ``workers`` model threads.
 
-Thread safety: only the worker touches the recognizer's streams. Connection handlers
-put audio into their session's inbox (a list of float32 arrays at 16 kHz); the worker
-moves it into the stream between model calls, on the event-loop thread, while no model
-call is running.
+Why more than one model thread: onnxruntime and torch release the GIL while they
+compute, so two threads that each run a batch on one core keep both cores busy, where
+one thread with a two-thread encoder leaves the cores idle during its Python parts
+(feature windows, the greedy search's bookkeeping). On the 2-core test machine, 64
+streams at 640 ms took 5.3 ms of wall time per stream-chunk with one thread (encoder on
+2 threads) and 3.1 ms with two (one each): ``benchmarks/serve_load.py``.
+
+Thread safety: a session belongs to at most one batch in flight, and only the thread
+running that batch touches its stream. Connection handlers put audio into their
+session's inbox (a list of float32 arrays at 16 kHz); the worker moves it into the
+stream on the event-loop thread while the session is not in flight. The recognizer's
+modules are read-only at inference, so concurrent batches of different streams share
+them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import time
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Optional
 
@@ -22,6 +33,13 @@ import torch
 
 from streamasr.streaming.recognizer import ChunkOutput, StreamingRecognizer, StreamState
 from streamasr.units import SAMPLE_RATE
+
+log = logging.getLogger(__name__)
+
+
+class ModelFailure(str):
+    """Put in a session's result queue when its batch raised: the connection closes with
+    code 1011 and this reason (the server and the other streams go on)."""
 
 
 @dataclasses.dataclass(eq=False)  # compared by identity
@@ -37,6 +55,7 @@ class Session:
     tokens: list = dataclasses.field(default_factory=list)  # [(piece, seconds)]
     last_text: Optional[str] = None
     drained: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+    busy: bool = False  # in a batch that a model thread is running
     recording: list = dataclasses.field(default_factory=list)  # --record-dir: the audio as received
 
     def buffered_seconds(self, recognizer: StreamingRecognizer) -> float:
@@ -48,29 +67,60 @@ class Session:
 class BatchWorker:
     """Runs ready chunks of all sessions in batches (module docstring).
 
-    ``on_batch(size, seconds)`` is called after every model call (for metrics)."""
+    ``on_batch(size, seconds)`` is called after every model call (for metrics).
+    The ready sessions are shared evenly among the free model threads (lower latency
+    than filling one batch while another thread idles)."""
 
     def __init__(self, recognizer: StreamingRecognizer, max_batch: int = 32,
-                 on_batch: Optional[Callable[[int, float], None]] = None):
+                 on_batch: Optional[Callable[[int, float], None]] = None, workers: int = 1):
+        if workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers}")
         self.recognizer = recognizer
         self.max_batch = max_batch
+        self.workers = workers
         self.sessions: list[Session] = []
         self.wake = asyncio.Event()
         self.on_batch = on_batch
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="streamasr-model")
+        self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="streamasr-model")
         self.task: Optional[asyncio.Task] = None
+        self.in_flight: set[asyncio.Task] = set()
+        self.pending: OrderedDict[Session, None] = OrderedDict()  # a chunk ready, not yet in a batch
+        self.dirty: dict[Session, None] = {}  # news since the last look (``_touch``)
         self.queue_depth = 0
+
+    async def warm_up(self, seconds: float = 2.0) -> None:
+        """Run every batch size from 1 to ``max_batch`` once on each model thread, all
+        threads at once, before the first client: onnxruntime keeps a memory plan per
+        input shape and its arena grows to the largest concurrent need, so without this
+        the server's memory rises over its first thousands of connections as new batch
+        sizes appear (then stays flat); with it the high-water mark is reached at
+        start-up (``benchmarks/serve_soak.py``). Takes about a second per thread."""
+        generator = torch.Generator().manual_seed(0)
+        samples = int(seconds * SAMPLE_RATE)
+        audio = [torch.randn(samples, generator=generator) * 0.05 for _ in range(self.max_batch)]
+
+        def run(sizes: list[int]) -> None:
+            for size in sizes:
+                streams = [self.recognizer.create_stream() for _ in range(size)]
+                for stream, wave in zip(streams, audio):
+                    self.recognizer.accept_waveform(stream, wave)
+                self.recognizer.decode_streams(streams)
+
+        loop = asyncio.get_running_loop()
+        sizes = list(range(self.max_batch, 0, -1))  # largest first: smaller plans reuse its memory
+        await asyncio.gather(*(loop.run_in_executor(self.executor, run, sizes) for _ in range(self.workers)))
 
     def start(self) -> None:
         self.task = asyncio.get_running_loop().create_task(self._run(), name="streamasr-batch-worker")
 
     async def stop(self) -> None:
-        if self.task:
-            self.task.cancel()
-            try:
-                await self.task
-            except asyncio.CancelledError:
-                pass
+        for task in [self.task, *self.in_flight]:
+            if task:
+                task.cancel()
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    pass
         self.executor.shutdown(wait=True)
 
     def open(self) -> Session:
@@ -82,24 +132,34 @@ class BatchWorker:
         """Forget a session (its connection is gone)."""
         if session in self.sessions:
             self.sessions.remove(session)
+        self.pending.pop(session, None)
+        self.dirty.pop(session, None)
 
     def push(self, session: Session, samples: np.ndarray) -> None:
         if len(samples):
             session.inbox.append(samples)
             session.inbox_samples += len(samples)
             session.drained.clear()
-        self.wake.set()
+        self._touch(session)
 
     def finish(self, session: Session) -> None:
         session.input_done = True
+        self._touch(session)
+
+    def _touch(self, session: Session) -> None:
+        """``session`` has news (audio, ``Done``, a finished batch): look at it again."""
+        self.dirty[session] = None
         self.wake.set()
 
-    def _absorb(self) -> list[Session]:
-        """Move inboxes into the streams; returns the sessions with a chunk ready."""
-        ready = []
-        for session in self.sessions:
-            if session.finished:
-                continue
+    def _absorb(self) -> None:
+        """Move the inboxes of the sessions with news into their streams; those with a
+        chunk ready join ``pending`` (first ready, first served). Only sessions with news
+        are looked at: with hundreds of streams, each message would otherwise cost a
+        pass over all of them."""
+        dirty, self.dirty = self.dirty, {}
+        for session in dirty:
+            if session.finished or session.busy:
+                continue  # a busy session is looked at again when its batch returns
             if session.inbox:
                 audio = np.concatenate(session.inbox)
                 session.inbox.clear()
@@ -108,23 +168,34 @@ class BatchWorker:
             if session.input_done and not session.stream.input_done:
                 self.recognizer.input_finished(session.stream)
             if self.recognizer.is_ready(session.stream):
-                ready.append(session)
+                self.pending[session] = None
             elif session.stream.input_done:
                 self._finalise(session)  # nothing left to decode
             else:
                 session.drained.set()
-        return ready
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            ready = self._absorb()
-            self.queue_depth = len(ready)
-            if not ready:
-                self.wake.clear()
-                await self.wake.wait()
-                continue
-            batch = ready[: self.max_batch]
+            self.wake.clear()  # set again by new audio, "Done" or a finished batch
+            self._absorb()
+            free = self.workers - len(self.in_flight)
+            if self.pending and free:
+                size = min(self.max_batch, -(-len(self.pending) // free))
+                for _ in range(free):
+                    if not self.pending:
+                        break
+                    batch = [self.pending.popitem(last=False)[0] for _ in range(min(size, len(self.pending)))]
+                    for session in batch:
+                        session.busy = True
+                    self.in_flight.add(loop.create_task(self._decode(batch)))
+            self.queue_depth = len(self.pending)
+            await self.wake.wait()
+
+    async def _decode(self, batch: list[Session]) -> None:
+        """Run one batch on a model thread, then deliver its results."""
+        loop = asyncio.get_running_loop()
+        try:
             started = time.perf_counter()
             outputs = await loop.run_in_executor(self.executor, self.recognizer.decode_streams,
                                                  [s.stream for s in batch])
@@ -133,6 +204,18 @@ class BatchWorker:
             for session, output in zip(batch, outputs):
                 if output is not None:
                     self._deliver(session, output)
+        except Exception as error:  # a model error ends these streams, not the server
+            log.exception("model call failed for a batch of %d streams", len(batch))
+            for session in batch:
+                session.finished = True
+                session.results.put_nowait(ModelFailure(f"model error: {type(error).__name__}: {error}"[:120]))
+                session.drained.set()
+        finally:
+            for session in batch:
+                session.busy = False
+                self.dirty[session] = None  # another chunk may be ready, or audio came meanwhile
+            self.in_flight.discard(asyncio.current_task())
+            self.wake.set()
 
     def _deliver(self, session: Session, output: ChunkOutput) -> None:
         for event in output.tokens[0]:
@@ -168,4 +251,4 @@ class BatchWorker:
                 "timestamps": [t for _, t in session.tokens], "segment": segment, "is_final": final, "is_eof": eof}
 
 
-__all__ = ["BatchWorker", "Session"]
+__all__ = ["BatchWorker", "ModelFailure", "Session"]

@@ -262,15 +262,6 @@ class StreamingRecognizer:
         """No more audio for ``stream``: its remaining frames become ready."""
         stream.input_done = True
 
-    def _next_chunk(self, stream: StreamState) -> tuple[torch.Tensor, int, bool] | None:
-        if stream.finished:
-            return None
-        chunks = self.path.finish if stream.input_done else self.path.chunks
-        item = next(chunks(stream, self.config.chunk_size), None)
-        if item is None and stream.input_done:
-            stream.finished = True  # nothing left (or no audio at all)
-        return item
-
     def is_ready(self, stream: StreamState) -> bool:
         """Whether ``decode_streams`` would run a chunk of ``stream`` now."""
         if stream.finished:
@@ -285,8 +276,12 @@ class StreamingRecognizer:
         positions; ``None`` for a stream that was not ready. A stream's last chunk
         (after ``input_finished``) has ``final`` set and finishes it."""
         start_time = time.perf_counter()
-        work = [(stream, self._next_chunk(stream)) for stream in streams]
-        ready = [(stream, item) for stream, item in work if item is not None]
+        live = [stream for stream in streams if not stream.finished]
+        items = self.path.next_chunks(live, self.config.chunk_size, [stream.input_done for stream in live])
+        for stream, item in zip(live, items):
+            if item is None and stream.input_done:
+                stream.finished = True  # nothing left (or no audio at all)
+        ready = [(stream, item) for stream, item in zip(live, items) if item is not None]
         if not ready:
             return [None] * len(streams)
         features = torch.cat([self._padded(chunk) for _, (chunk, _, _) in ready])

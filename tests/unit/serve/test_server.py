@@ -50,18 +50,50 @@ async def serving(model, body, **overrides):
         await server.shutdown()
 
 
-def test_streams_joining_at_different_times_get_their_own_transcripts(kaldi_model, utterances, expected):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_streams_joining_at_different_times_get_their_own_transcripts(kaldi_model, utterances, expected, workers):
     async def body(server):
         async def one(index, utterance):
             await asyncio.sleep(0.15 * index)  # staggered: the batch mixes positions
             return await stream_to_server(server.port, utterance.wave.numpy(), seconds_per_message=0.1, pace=0.02)
         return await asyncio.gather(*(one(i, u) for i, u in enumerate(utterances)))
 
-    results = run(serving(kaldi_model, body, max_batch=8))
+    results = run(serving(kaldi_model, body, max_batch=8, workers=workers))
     assert [r["text"] for r in results] == expected
     assert all(len(text) > 20 for text in expected), "vacuous: the decisive random model emits many tokens"
     for result in results:
         assert 1 <= result["messages"] and len(result["tokens"]) > 0
+
+
+def test_a_model_error_closes_the_streams_of_that_batch_only(kaldi_model, utterances, expected):
+    """A batch whose model call raises closes its connections with 1011 and the reason;
+    the server goes on serving (no compression is negotiated either: audio barely
+    compresses and deflate costs both ends CPU)."""
+    async def body(server):
+        real = server.recognizer.decode_streams
+        failed = []
+
+        def decode_streams(streams):
+            if not failed:
+                failed.append(len(streams))
+                raise RuntimeError("injected")
+            return real(streams)
+
+        server.recognizer.decode_streams = decode_streams
+        async with websockets.connect(f"ws://127.0.0.1:{server.port}") as ws:
+            assert ws.response.headers.get("Sec-WebSocket-Extensions") is None
+            await ws.send(utterances[0].wave.numpy().tobytes())
+            await ws.send("Done")
+            with pytest.raises(websockets.ConnectionClosedError) as closed:
+                async for _ in ws:
+                    pass
+        after = await stream_to_server(server.port, utterances[1].wave.numpy(), seconds_per_message=0.1, pace=0.0)
+        return closed.value.rcvd, after, failed
+
+    closed, after, failed = run(serving(kaldi_model, body, workers=1))
+    assert failed == [1]
+    assert closed.code == 1011 and "model error: RuntimeError: injected" in closed.reason
+    assert after["text"] == expected[1]
 
 
 def test_sherpa_onnx_cpp_client_works_unchanged(kaldi_model, wavs, expected, tmp_path):

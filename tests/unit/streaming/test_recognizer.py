@@ -139,3 +139,45 @@ def test_reference_cases_stay_on_speechbrain_contexts(model):
         "speechbrain-context"
     with pytest.raises(ConfigError, match="streams at different positions need the fixed-shape state"):
         StreamingRecognizer(model, DynChunkTrainConfig(8, None)).create_stream()
+
+
+@pytest.mark.parametrize("fixture", ["model", "kaldi_model"])
+def test_batched_feature_windows_equal_each_stream_alone(fixture, utterances, request):
+    """``WindowPath.next_chunks`` computes the Fbank of every chunk of one audio length in
+    one call: the windows, valid counts and final flags equal the one-stream path's, for
+    streams at their first chunks, in the middle, at their short last chunk and a
+    stream of a few samples."""
+    model = request.getfixturevalue(fixture)
+    config = DynChunkTrainConfig(8, 2)
+    path = StreamingRecognizer(model, config).path
+    assert type(path).__name__ == "WindowPath"
+    waves = [utterances[0].wav[:20000], utterances[1].wav, utterances[2].wav[:30000], utterances[3].wav[:50]]
+    fed = [20000, 16000, 30000, 50]  # streams 0, 2 and 3 get all their audio; stream 1 a second of it
+    done = [True, False, True, True]
+
+    def fresh():
+        recognizer = StreamingRecognizer(model, config)
+        streams = [recognizer.init_state(1) for _ in waves]
+        for stream, wave, count in zip(streams, waves, fed):
+            stream.buffer = wave[:count].reshape(1, -1).clone()
+        return streams
+
+    batched, alone = fresh(), fresh()
+    chunks = 0
+    for _ in range(30):  # every chunk until all are exhausted
+        together = path.next_chunks(batched, config.chunk_size, done)
+        single = [next((path.finish if end else path.chunks)(stream, config.chunk_size), None)
+                  for stream, end in zip(alone, done)]
+        for got, want in zip(together, single):
+            assert (got is None) == (want is None)
+            if got is not None:
+                chunks += 1
+                assert got[1:] == want[1:]
+                assert torch.allclose(got[0], want[0], atol=1e-5, rtol=0), (got[0] - want[0]).abs().max()
+        for a, b, item in zip(batched, alone, together):
+            assert (a.buffer_offset, a.buffer.shape) == (b.buffer_offset, b.buffer.shape)
+            if item is not None:  # what the engine does after the encoder: advance by the chunk
+                total = model.front_end.geometry.num_encoder_frames(a.samples_received)
+                a.frames_done = b.frames_done = min(a.frames_done + config.chunk_size, total)
+    assert chunks >= 12
+    assert path.next_chunks(batched, config.chunk_size, done) == [None] * len(waves)
