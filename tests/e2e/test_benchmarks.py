@@ -100,7 +100,7 @@ def test_serve_load_benchmark_drives_both_servers(kaldi_model_folder, tiny_corpu
                      str(tiny_corpus / "test_voices.csv"), "--servers", "streamasr-onnx,sherpa-onnx",
                      "--streams", "2", "--seconds", "1.5", "--chunk-ms", "320", "--limit", "2")
     for server in ("streamasr-onnx", "sherpa-onnx"):
-        assert re.search(rf"^\| {server} \| 2 \| ([\d.]+ s \| ){{5}}[\d.]+ \| [\d.]+ \| \d+ \| (yes|no) \|$",
+        assert re.search(rf"^\| {server} \| 2 \| ([\d.]+ s \| ){{5}}[\d.]+ \| [\d.]+ \| [\d.]+ \| \d+ \| (yes|no) \|$",
                          out, re.M), out
         assert re.search(rf"^{server}: largest N with partial-latency p95 below the chunk \(320 ms\): (2|none tried)$",
                          out, re.M), out
