@@ -8,7 +8,8 @@ compute, so two threads that each run a batch on one core keep both cores busy, 
 one thread with a two-thread encoder leaves the cores idle during its Python parts
 (feature windows, the greedy search's bookkeeping). On the 2-core test machine, 64
 streams at 640 ms took 5.3 ms of wall time per stream-chunk with one thread (encoder on
-2 threads) and 3.1 ms with two (one each): ``benchmarks/serve_load.py``.
+2 threads) and 3.1 ms with two (one each), timing ``decode_streams`` alone; end to end,
+``benchmarks/serve_load.py --workers 1|2``.
 
 Thread safety: a session belongs to at most one batch in flight, and only the thread
 running that batch touches its stream. Connection handlers put audio into their
@@ -56,6 +57,7 @@ class Session:
     last_text: Optional[str] = None
     drained: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
     busy: bool = False  # in a batch that a model thread is running
+    closed: bool = False  # its connection is gone (``BatchWorker.close``)
     recording: list = dataclasses.field(default_factory=list)  # --record-dir: the audio as received
 
     def buffered_seconds(self, recognizer: StreamingRecognizer) -> float:
@@ -93,8 +95,8 @@ class BatchWorker:
         threads at once, before the first client: onnxruntime keeps a memory plan per
         input shape and its arena grows to the largest concurrent need, so without this
         the server's memory rises over its first thousands of connections as new batch
-        sizes appear (then stays flat); with it the high-water mark is reached at
-        start-up (``benchmarks/serve_soak.py``). Takes about a second per thread."""
+        sizes appear; with it (and ``_shared_cpu_arena``) 5-9 MB over 2,000 connections
+        in-process, against 40-50 MB without (README, Soak). About a second per thread."""
         generator = torch.Generator().manual_seed(0)
         samples = int(seconds * SAMPLE_RATE)
         audio = [torch.randn(samples, generator=generator) * 0.05 for _ in range(self.max_batch)]
@@ -129,7 +131,8 @@ class BatchWorker:
         return session
 
     def close(self, session: Session) -> None:
-        """Forget a session (its connection is gone)."""
+        """Forget a session (its connection is gone; a batch it is in finishes unheeded)."""
+        session.closed = True
         if session in self.sessions:
             self.sessions.remove(session)
         self.pending.pop(session, None)
@@ -158,7 +161,7 @@ class BatchWorker:
         pass over all of them."""
         dirty, self.dirty = self.dirty, {}
         for session in dirty:
-            if session.finished or session.busy:
+            if session.finished or session.busy or session.closed:
                 continue  # a busy session is looked at again when its batch returns
             if session.inbox:
                 audio = np.concatenate(session.inbox)
@@ -213,7 +216,8 @@ class BatchWorker:
         finally:
             for session in batch:
                 session.busy = False
-                self.dirty[session] = None  # another chunk may be ready, or audio came meanwhile
+                if not session.closed:
+                    self.dirty[session] = None  # another chunk may be ready, or audio came meanwhile
             self.in_flight.discard(asyncio.current_task())
             self.wake.set()
 

@@ -265,3 +265,41 @@ def test_bad_settings_are_refused():
         ServeConfig(max_batch=0).check()
     with pytest.raises(ConfigError, match="--certfile and --keyfile go together"):
         Server(None, ServeConfig(certfile="cert.pem"))
+
+
+def test_a_session_closed_during_its_batch_is_not_decoded_again(kaldi_model, utterances):
+    """A connection that goes away while its chunk is on a model thread: the batch
+    finishes unheeded and the session never enters another batch."""
+    from streamasr.serve.worker import BatchWorker
+
+    recognizer = StreamingRecognizer(kaldi_model, CONFIG)
+    calls = []
+    real = recognizer.decode_streams
+
+    def slow(streams):
+        calls.append(len(streams))
+        import time
+        time.sleep(0.2)
+        return real(streams)
+
+    recognizer.decode_streams = slow
+
+    async def body():
+        worker = BatchWorker(recognizer, max_batch=4, workers=2)
+        worker.start()
+        session = worker.open()
+        worker.push(session, utterances[0].wave.numpy()[:32000])  # several chunks ready
+        for _ in range(100):
+            await asyncio.sleep(0.01)
+            if session.busy:
+                break
+        assert session.busy
+        worker.close(session)
+        await asyncio.sleep(0.6)
+        state = (list(worker.pending), list(worker.dirty), worker.sessions, session.busy)
+        await worker.stop()
+        return state
+
+    pending, dirty, sessions, busy = run(body())
+    assert calls == [1]
+    assert (pending, dirty, sessions, busy) == ([], [], [], False)
