@@ -11,7 +11,9 @@ without ``Done``) and cut mid-message (half a WebSocket frame, then the TCP conn
 aborted). Phase 2: ``--streams`` clients streaming test audio in real time for
 ``--minutes``. The server is a subprocess; its resident memory (VmRSS) and thread count
 are read from /proc after a warm-up, after phase 1 and every minute of phase 2, and
-``/metrics`` must show no stream left open at the end. Prints one table.
+``/metrics`` must show no stream left open at the end. Prints one table, then where
+the resident memory is by kind of mapping at the warm-up, after each half of phase 1
+and at the end (the heap, glibc's thread arenas, large anonymous mappings, ...).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from streamasr.export.sherpa_check import free_port, load_manifest, stream_to_server  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _proc import proc_status  # noqa: E402
+from _proc import memory_kinds, proc_status  # noqa: E402
 
 
 def active_streams(port: int) -> float:
@@ -101,7 +103,7 @@ def main() -> None:
                                args.backend, "--port", str(port), "--max-connections", str(4 * args.concurrency + 100),
                                "--threads", "2", "--max-batch", "32"], stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True)
-    rows = []
+    rows, memory = [], []
     try:
         line = ""
         while not line.startswith("streamasr serve:"):
@@ -113,6 +115,7 @@ def main() -> None:
         warm = 3 * args.concurrency
         asyncio.run(phase_one(port, waves, warm, args.concurrency))
         rows.append((f"after warm-up ({warm} connections)", *proc_status(server.pid), active_streams(port), ""))
+        memory.append(("after warm-up", memory_kinds(server.pid)))
         for half in range(2):  # two halves: a leak per connection grows in both
             started = time.perf_counter()
             count = args.connections // 2
@@ -120,6 +123,7 @@ def main() -> None:
             time.sleep(2)
             rows.append((f"after {count * (half + 1)} connections ({time.perf_counter() - started:.0f} s)",
                          *proc_status(server.pid), active_streams(port), json.dumps(outcomes, sort_keys=True)))
+            memory.append((f"after {count * (half + 1)} connections", memory_kinds(server.pid)))
         for minute in range(int(np.ceil(args.minutes))):
             seconds = min(60.0, 60 * (args.minutes - minute))
             results = asyncio.run(phase_two(port, audio, args.streams, seconds))
@@ -127,6 +131,7 @@ def main() -> None:
             rows.append((f"{args.streams} real-time streams, minute {minute + 1}", *proc_status(server.pid),
                          active_streams(port), f"final latency p95 {np.percentile(latencies, 95):.2f} s"))
             print(rows[-1], flush=True)
+        memory.append(("end", memory_kinds(server.pid)))
     finally:
         server.terminate()
         code = server.wait(timeout=60)
@@ -135,6 +140,12 @@ def main() -> None:
     print("|---|---|---|---|---|")
     for point, rss, threads, active, notes in rows:
         print(f"| {point} | {rss:.0f} | {threads} | {active:.0f} | {notes} |")
+    names = list(memory[0][1]) if memory else []
+    print("\nWhere the resident memory is (MB, /proc/PID/smaps; benchmarks/_proc.py memory_kinds):\n")
+    print("| point | " + " | ".join(names) + " |")
+    print("|---|" + "---|" * len(names))
+    for point, values in memory:
+        print(f"| {point} | " + " | ".join(f"{values[n]:.0f}" for n in names) + " |")
     growth = rows[-1][1] - rows[0][1]
     print(f"\nRSS growth from the warm-up to the end: {growth:+.1f} MB; threads {rows[0][2]} -> {rows[-1][2]}")
 

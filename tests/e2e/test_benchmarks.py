@@ -114,3 +114,8 @@ def test_serve_soak_benchmark_reports_flat_memory_table(random_model_folder, tin
     assert re.search(r'^\| after 12 connections \(\d+ s\) \| \d+ \| \d+ \| 0 \| \{"abandon": 2, "cut": 2, "done": 2\} \|$',
                      out, re.M), out
     assert re.search(r"^\| 3 real-time streams, minute 1 \| \d+ \| \d+ \| 0 \| final latency p95 [\d.]+ s \|$", out, re.M), out
+    # where the memory is: the kinds of mappings add up to the resident memory (VmRSS)
+    end = re.search(r"^\| end \| (\d+) \| (\d+) \| (\d+) \| (\d+) \| (\d+) \|$", out, re.M)
+    last = re.search(r"^\| 3 real-time streams, minute 1 \| (\d+) \|", out, re.M)
+    assert end and last, out
+    assert abs(sum(map(int, end.groups())) - int(last.group(1))) <= 0.05 * int(last.group(1)) + 10, out
