@@ -503,8 +503,8 @@ def _add_serve_parser(subparsers: argparse._SubParsersAction) -> None:
         help="WebSocket server: live streams from many connections decoded in shared batches",
         description="Serve a model over WebSocket with sherpa-onnx's streaming protocol (float32 16 kHz binary "
         "messages, 'Done'; JSON results, 'Done!'), so its clients work unchanged; an optional first message "
-        "{\"sample_rate\": R, \"format\": \"int16\"|\"float32\"} for other rates (resampled) or int16. One model "
-        "worker runs the ready chunks of all connections as one batch on the fixed-shape state. /healthz and "
+        "{\"sample_rate\": R, \"format\": \"int16\"|\"float32\"} for other rates (resampled) or int16. The ready "
+        "chunks of all connections run in shared batches on the fixed-shape state (--workers model threads). /healthz and "
         "/metrics (Prometheus) over HTTP. SIGTERM drains and finishes open streams.",
     )
     parser.add_argument("--model", required=True, help="training, exported or ONNX model folder")

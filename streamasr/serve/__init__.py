@@ -2,8 +2,8 @@
 
 * ``server``: the asyncio server (``websockets``), its protocol (sherpa-onnx's streaming
   server protocol, so its clients work unchanged), limits and graceful shutdown;
-* ``worker``: the one model worker that runs the ready chunks of all connections as one
-  batch on the fixed-shape streaming state.
+* ``worker``: the batch worker that runs the ready chunks of all connections as batches
+  on the fixed-shape streaming state, on two model threads by default.
 """
 
 from streamasr.serve.server import ServeConfig, serve_forever, start_server
