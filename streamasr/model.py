@@ -21,6 +21,7 @@ from speechbrain.utils.checkpoints import Checkpointer
 from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
 
 from streamasr.checkpoints import ranked_checkpoints
+from streamasr.dct import encode_masked
 from streamasr.decoding import GreedySearch, Hypothesis
 from streamasr.errors import ModelLoadError
 from streamasr.frontend import FrontEnd, FrontEndGeometry
@@ -115,7 +116,7 @@ class AsrModel:
         ``encoder_inputs``) -> encoder output as the joiner sees it (after ``proj_enc``),
         ``[B, T_max, J]``, with the chunk masks of ``config`` (None = full context)."""
         rel = lengths.float() / src.shape[1]
-        encoded = self.encoder.encode(src, rel, dynchunktrain_config=config)
+        encoded = encode_masked(self.encoder, src, rel, dynchunktrain_config=config)
         return self.encoder_proj(encoded)
 
 

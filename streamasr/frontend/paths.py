@@ -3,9 +3,11 @@
 Two strategies with the same interface (the streaming engine and the evaluation's
 latency model call only these methods and never branch on which one runs):
 
-* ``ExactPath`` (``exact``, the default): a chunk runs once its samples plus the front
-  end's look-ahead have arrived; its encoder inputs equal the whole-utterance ones
-  (``FrontEnd.chunk``); the last chunk of a stream may be shorter.
+* ``ExactPath`` (``exact``, the default): a chunk runs once its samples, those of its
+  ``right_frames`` look-ahead frames and the front end's look-ahead have arrived; its
+  encoder inputs (chunk and look-ahead) equal the whole-utterance ones
+  (``FrontEnd.chunk``); the last chunk of a stream may be shorter, and near the end the
+  look-ahead is what is left of the stream (none after the last frame).
 * ``WindowPath`` (``exact`` too, for the fixed-shape backends): the same windows and
   chunk timing as ``ExactPath``, stopped after the Fbank and padded to one fixed size
   (``streamasr.streaming.step`` runs the normaliser and the CNN on it);
@@ -52,9 +54,12 @@ class FeaturePath:
     name: str = ""
     time_shift_frames: int = 0  # added to a token's frame for its start time
 
-    def __init__(self, front_end: FrontEnd | FbankFrontEnd):
+    def __init__(self, front_end: FrontEnd | FbankFrontEnd, right_frames: int = 0):
         self.front_end = front_end
         self.geometry = front_end.geometry
+        # Look-ahead (``streamasr.dct``): a chunk also needs the R encoder frames after it,
+        # which are given with it (valid = C + R) and recomputed with the next chunk.
+        self.right_frames = right_frames
 
     def chunk_samples(self, chunk_frames: int) -> int:
         """Samples a live source should deliver per chunk."""
@@ -93,7 +98,8 @@ class ExactPath(FeaturePath):
         return self.geometry.chunk_samples(chunk_frames)
 
     def ready(self, stream: StreamAudio, chunk_frames: int) -> bool:
-        return stream.samples_received >= self.geometry.samples_needed(stream.frames_done + chunk_frames)
+        return stream.samples_received >= self.geometry.samples_needed(
+            stream.frames_done + chunk_frames + self.right_frames)
 
     def chunks(self, stream: StreamAudio, chunk_frames: int) -> Iterator[tuple[torch.Tensor, int, bool]]:
         while (plan := self._plan(stream, chunk_frames, at_end=False)) is not None:
@@ -103,12 +109,14 @@ class ExactPath(FeaturePath):
         while (plan := self._plan(stream, chunk_frames, at_end=True)) is not None:
             yield (*self._chunk(stream, *plan), plan[1])
 
-    def _plan(self, stream: StreamAudio, chunk_frames: int, at_end: bool) -> tuple[int, bool] | None:
-        """The next chunk of ``stream``: its end frame and whether it needs the end of the
-        input (then it is the stream's last and may be short); ``None`` if there is none
+    def _plan(self, stream: StreamAudio, chunk_frames: int, at_end: bool) -> tuple[int, bool, int] | None:
+        """The next chunk of ``stream``: its end frame, whether it needs the end of the
+        input (then it is the stream's last, or its look-ahead is cut short by the end)
+        and the end of its input frames (chunk + look-ahead); ``None`` if there is none
         now. ``at_end``: no more audio will come."""
         if not at_end:
-            return (stream.frames_done + chunk_frames, False) if self.ready(stream, chunk_frames) else None
+            end = stream.frames_done + chunk_frames
+            return (end, False, end + self.right_frames) if self.ready(stream, chunk_frames) else None
         if stream.samples_received == 0:  # nothing was ever received: no chunk, empty result
             return None
         # Input shorter than one encoder frame (e.g. a stream cut after a few samples):
@@ -121,12 +129,13 @@ class ExactPath(FeaturePath):
         if stream.frames_done >= total:
             return None
         end = min(total, stream.frames_done + chunk_frames)
+        input_end = min(total, end + self.right_frames)
         # Past the end of input, a chunk uses what there is (as whole-utterance features
         # do: zero padding after the last sample); the last chunk is always short.
-        return end, self.geometry.samples_needed(end) > stream.samples_received
+        return end, self.geometry.samples_needed(input_end) > stream.samples_received, input_end
 
-    def _chunk(self, stream: StreamAudio, end_frame: int, final: bool) -> tuple[torch.Tensor, int]:
-        src = self.front_end.chunk(stream.buffer, stream.frames_done, end_frame, final, stream.buffer_offset)
+    def _chunk(self, stream: StreamAudio, end_frame: int, final: bool, input_end: int) -> tuple[torch.Tensor, int]:
+        src = self.front_end.chunk(stream.buffer, stream.frames_done, input_end, final, stream.buffer_offset)
         self._drop_old_samples(stream, end_frame)
         return src, src.shape[1]
 
@@ -139,7 +148,8 @@ class ExactPath(FeaturePath):
 
     def ready_samples(self, chunk_index: int, end_frame: int, final: bool, chunk_frames: int,
                       total_samples: int) -> int:
-        return total_samples if final else min(total_samples, self.geometry.samples_needed(end_frame))
+        return total_samples if final else min(total_samples,
+                                               self.geometry.samples_needed(end_frame + self.right_frames))
 
 
 class WindowPath(ExactPath):
@@ -148,18 +158,19 @@ class WindowPath(ExactPath):
     from the frames done, see ``streamasr.streaming.step``), a window cut by the
     stream's end is zero-padded on the right and its valid frames counted."""
 
-    def __init__(self, front_end: FrontEnd | FbankFrontEnd, chunk_frames: int):
-        super().__init__(front_end)
-        self.window_frames = self.geometry.subsampling * (chunk_frames + self.geometry.margin_frames) + 1
+    def __init__(self, front_end: FrontEnd | FbankFrontEnd, chunk_frames: int, right_frames: int = 0):
+        super().__init__(front_end, right_frames)
+        self.window_frames = self.geometry.subsampling * (chunk_frames + right_frames
+                                                          + self.geometry.margin_frames) + 1
 
-    def _chunk(self, stream: StreamAudio, end_frame: int, final: bool) -> tuple[torch.Tensor, int]:
-        audio = self._audio(stream, end_frame, final)
+    def _chunk(self, stream: StreamAudio, end_frame: int, final: bool, input_end: int) -> tuple[torch.Tensor, int]:
+        audio = self._audio(stream, end_frame, final, input_end)
         return self._window(stream, self.front_end.compute_features(audio.float()), end_frame)
 
-    def _audio(self, stream: StreamAudio, end_frame: int, final: bool) -> torch.Tensor:
-        """The samples a chunk's Fbank window is computed from."""
+    def _audio(self, stream: StreamAudio, end_frame: int, final: bool, input_end: int) -> torch.Tensor:
+        """The samples a chunk's Fbank window (chunk and look-ahead) is computed from."""
         begin = self.geometry.history_start(stream.frames_done)
-        stop = stream.samples_received if final else self.geometry.samples_needed(end_frame)
+        stop = stream.samples_received if final else self.geometry.samples_needed(input_end)
         return stream.buffer[:, begin - stream.buffer_offset : stop - stream.buffer_offset]
 
     def _window(self, stream: StreamAudio, feats: torch.Tensor, end_frame: int) -> tuple[torch.Tensor, int]:
@@ -247,17 +258,23 @@ class StockPath(FeaturePath):
         return min(total_samples, (chunk_index + 1) * self.chunk_samples(chunk_frames))
 
 
-def feature_path(name: str | FeaturePath, front_end: FrontEnd | FbankFrontEnd, window_chunk_frames: int | None = None
-                 ) -> FeaturePath:
+def feature_path(name: str | FeaturePath, front_end: FrontEnd | FbankFrontEnd, window_chunk_frames: int | None = None,
+                 right_frames: int = 0) -> FeaturePath:
     """The path called ``name`` (``exact`` or ``stock``) over ``front_end``; with
     ``window_chunk_frames`` the exact path gives fixed-size Fbank windows for that chunk
-    size (``WindowPath``). A path object is returned as it is. ``ConfigError`` for any
-    other name."""
+    size (``WindowPath``); ``right_frames``: look-ahead encoder frames per chunk. A path
+    object is returned as it is. ``ConfigError`` for any other name, and for look-ahead
+    with the stock path (SpeechBrain's StreamingASR has none)."""
     if isinstance(name, FeaturePath):
         return name
     if name == "exact":
-        return WindowPath(front_end, window_chunk_frames) if window_chunk_frames else ExactPath(front_end)
+        if window_chunk_frames:
+            return WindowPath(front_end, window_chunk_frames, right_frames)
+        return ExactPath(front_end, right_frames)
     if name == "stock":
+        if right_frames:
+            raise ConfigError("--frontend stock streams as SpeechBrain's StreamingASR does, which has no look-ahead "
+                              "(right context); use --frontend exact")
         return StockPath(front_end)
     raise ConfigError(f"frontend must be one of {', '.join(FEATURE_PATHS)}, got {name!r}")
 

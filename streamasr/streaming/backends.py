@@ -28,6 +28,7 @@ from typing import Protocol, Sequence
 import torch
 from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
 
+from streamasr.dct import right_frames
 from streamasr.errors import ConfigError
 from streamasr.model import AsrModel
 from streamasr.streaming.encoder import make_encoder_context
@@ -82,11 +83,11 @@ class FixedShapeBackend(_PyTorchFixedState):
 
     def encode(self, src: torch.Tensor, lengths: torch.Tensor, state: EncoderState
                ) -> tuple[torch.Tensor, torch.Tensor, EncoderState]:
-        missing = self.step.geometry.chunk_frames - src.shape[1]
+        missing = self.step.geometry.chunk_frames + self.step.geometry.right_frames - src.shape[1]
         if missing > 0:  # a stream's last chunk
             src = torch.nn.functional.pad(src, (0, 0, 0, missing))
         out, state = self.step.step(src, lengths, state)
-        return self.model.encoder_proj(out), lengths, state
+        return self.model.encoder_proj(out), lengths.clamp(max=self.step.geometry.chunk_frames), state
 
 
 class StepBackend(_PyTorchFixedState):
@@ -114,6 +115,10 @@ class ContextBackend:
     input_kind = "frames"
 
     def __init__(self, model: AsrModel, config: DynChunkTrainConfig):
+        if right_frames(config):
+            raise ConfigError("look-ahead (right context) runs on the fixed-shape streaming state only, which needs "
+                              "a finite left context and the exact front end (SpeechBrain's streaming contexts "
+                              "have no look-ahead)")
         self.model = model
         self.config = config
 

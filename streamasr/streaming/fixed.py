@@ -22,6 +22,14 @@ A zero-filled cache is not exact by itself: SpeechBrain's convolution pads with 
 output of cache frames that do not exist yet, as well as masking them as attention
 keys. A chunk shorter than ``C`` (a stream's last) is given with its valid length: its
 padding frames are masked the same way, so streams of different lengths share a batch.
+
+Look-ahead (``right_frames`` R > 0, ``streamasr.dct``): the input is the chunk's C
+frames and the R frames after it. In the first layer the C chunk queries attend to
+cache + C + R keys; then the R frames are dropped. Every cache is taken from the C
+frames only (never from the R frames, whose activations the next chunk recomputes with
+its own look-ahead), and ``cache_last_channel_len`` grows by C. At a stream's end the
+valid count covers the look-ahead frames that exist; fewer than R is what the masked
+pass sees there too.
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ import torch
 import torch.nn.functional as F
 from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
 
+from streamasr.dct import right_frames
 from streamasr.errors import ConfigError
 
 
@@ -45,6 +54,7 @@ class CacheGeometry:
     layers: int
     d_model: int  # D
     conv_frames: int  # P = (kernel - 1) // 2
+    right_frames: int = 0  # R: look-ahead frames after the chunk (first layer's attention)
 
     @property
     def attention_frames(self) -> int:  # N
@@ -106,8 +116,9 @@ class CacheAwareEncoder(torch.nn.Module):
     with fixed-shape caches; shares the encoder's modules and weights.
 
     ``forward(src, lengths, cache_last_channel, cache_last_time, cache_last_channel_len)``:
-    ``src`` ``[B, C, F]`` encoder input frames (the CNN front end's output), ``lengths``
-    ``[B]`` valid frames of each chunk (``C``, or fewer for a stream's last chunk), the
+    ``src`` ``[B, C + R, F]`` encoder input frames (the CNN front end's output: the chunk
+    and its look-ahead), ``lengths`` ``[B]`` valid frames of each (``C + R``, or fewer at
+    a stream's end), the
     caches as in the module docstring; returns the encoder output ``[B, C, D]`` (frames
     past ``lengths`` are meaningless) and the next caches. Tensors only, so it exports
     to ONNX as it is.
@@ -134,6 +145,7 @@ class CacheAwareEncoder(torch.nn.Module):
             layers=len(layers),
             d_model=layers[0].norm1.norm.normalized_shape[0],
             conv_frames=conv.padding,
+            right_frames=right_frames(config),
         )
 
     def initial_state(self, batch_size: int = 1, device: torch.device | str = "cpu",
@@ -151,9 +163,11 @@ class CacheAwareEncoder(torch.nn.Module):
         """``forward`` on an ``EncoderState`` (checks the shapes first)."""
         if state.geometry != self.geometry:
             raise ConfigError(f"encoder state is for {state.geometry}, this step for {self.geometry}")
-        if src.shape[0] != state.batch_size or src.shape[1] != self.geometry.chunk_frames:
+        frames = self.geometry.chunk_frames + self.geometry.right_frames
+        if src.shape[0] != state.batch_size or src.shape[1] != frames:
             raise ConfigError(f"chunk input {tuple(src.shape)} does not fit batch {state.batch_size} x "
-                              f"{self.geometry.chunk_frames} frames")
+                              f"{frames} frames (chunk {self.geometry.chunk_frames} + look-ahead "
+                              f"{self.geometry.right_frames})")
         out, *caches = self(src, lengths, *state.tensors())
         return out, EncoderState(*caches, self.geometry)
 
@@ -161,20 +175,27 @@ class CacheAwareEncoder(torch.nn.Module):
                 cache_last_time: torch.Tensor, cache_last_channel_len: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         g = self.geometry
-        chunk, attention_frames, conv_frames = g.chunk_frames, g.attention_frames, g.conv_frames
+        chunk, right, attention_frames, conv_frames = g.chunk_frames, g.right_frames, g.attention_frames, g.conv_frames
         batch = src.shape[0]
         transformer = self.transformer
         x = transformer.custom_src_module(src)
-        # Relative positions over cache + chunk (only distances matter: the same
-        # embeddings SpeechBrain uses for a shorter, unpadded sequence).
+        # Relative positions over cache + chunk (+ look-ahead in the first layer): only
+        # distances matter, the same embeddings SpeechBrain uses for a shorter sequence.
         pos_embs = transformer.positional_encoding(x.new_empty(batch, attention_frames + chunk, x.shape[-1]))
+        first_pos_embs = pos_embs if right == 0 else transformer.positional_encoding(
+            x.new_empty(batch, attention_frames + chunk + right, x.shape[-1]))
 
         past = cache_last_channel_len.clamp(max=g.max_cache_len)
+        chunk_lengths = lengths.clamp(max=chunk)
         chunk_positions = torch.arange(chunk, device=src.device)[None]
-        chunk_valid = chunk_positions < lengths[:, None]  # [B, C]
+        chunk_valid = chunk_positions < chunk_lengths[:, None]  # [B, C]
         attention_positions = torch.arange(attention_frames, device=src.device)[None]
         attention_valid = attention_positions >= (attention_frames - past.clamp(max=attention_frames))[:, None]
         key_padding_mask = ~torch.cat([attention_valid, chunk_valid], dim=1)  # [B, N + C], True = ignore
+        first_key_padding_mask = key_padding_mask
+        if right:
+            right_valid = torch.arange(right, device=src.device)[None] < (lengths - chunk)[:, None]  # [B, R]
+            first_key_padding_mask = torch.cat([key_padding_mask, ~right_valid], dim=1)  # [B, N + C + R]
         conv_positions = torch.arange(conv_frames, device=src.device)[None]
         conv_valid = torch.cat([conv_positions >= (conv_frames - past.clamp(max=conv_frames))[:, None],
                                 chunk_valid], dim=1)  # [B, P + C]
@@ -182,18 +203,19 @@ class CacheAwareEncoder(torch.nn.Module):
         next_channel, next_time = [], []
         for index, layer in enumerate(transformer.encoder.layers):
             x = x + 0.5 * layer.ffn_module1(x)
-            full = torch.cat([cache_last_channel[:, index], x], dim=1)  # [B, N + C, D]
-            next_channel.append(full[:, full.shape[1] - attention_frames:])
+            full = torch.cat([cache_last_channel[:, index], x], dim=1)  # [B, N + C (+ R), D]
+            next_channel.append(full[:, chunk : attention_frames + chunk])  # from the C chunk frames only
             normed = layer.norm1(full)  # one object as query, key and value (SpeechBrain tests `is`)
             attended, _ = layer.mha_layer(normed, normed, normed, attn_mask=None,
-                                          key_padding_mask=key_padding_mask, pos_embs=pos_embs)
-            x = (attended + full)[:, attention_frames:]
+                                          key_padding_mask=first_key_padding_mask if index == 0 else key_padding_mask,
+                                          pos_embs=first_pos_embs if index == 0 else pos_embs)
+            x = (attended + full)[:, attention_frames : attention_frames + chunk]  # look-ahead dropped
             conv_input = torch.cat([cache_last_time[:, index].transpose(1, 2), x], dim=1)  # [B, P + C, D]
             next_time.append(conv_input[:, conv_input.shape[1] - conv_frames:].transpose(1, 2))
             x = x + self._convolution(layer.convolution_module, conv_input, conv_valid)
             x = layer.norm2(x + 0.5 * layer.ffn_module2(x))
         out = transformer.encoder.norm(x)
-        next_len = (past + lengths).clamp(max=g.max_cache_len)
+        next_len = (past + chunk_lengths).clamp(max=g.max_cache_len)
         return out, torch.stack(next_channel, dim=1), torch.stack(next_time, dim=1), next_len
 
     @staticmethod

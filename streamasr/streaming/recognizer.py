@@ -26,6 +26,7 @@ from typing import Iterator
 import torch
 from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
 
+from streamasr.dct import right_frames
 from streamasr.decoding import GreedyState, Hypothesis
 from streamasr.errors import ConfigError, StreamStateError
 from streamasr.frontend import FEATURE_PATHS, FeaturePath, feature_path
@@ -94,7 +95,8 @@ class StreamingRecognizer:
     Verbs (as in sherpa-onnx): ``init_state`` for a batch of streams, ``accept_audio``
     (any number of samples; runs every chunk that became computable), ``finalize``
     (end of input: runs the remaining frames). Chunks are ``config.chunk_size`` encoder
-    frames.
+    frames; a ``streamasr.dct.ChunkConfig`` with ``right_frames`` R makes each chunk wait
+    for R more frames of look-ahead (the end of the stream flushes without it).
 
     frontend: the feature path, a name (``exact``, the default, or ``stock``) or a
     ``FeaturePath``; see ``streamasr.frontend.paths``. backend: an encoder backend
@@ -112,7 +114,11 @@ class StreamingRecognizer:
         # the backend's own search (ONNX decoder and joiner) or the model's
         self.search = getattr(self.backend, "search", None) or model.search
         window = config.chunk_size if self.backend.input_kind == "window" else None
-        self.path = feature_path(frontend, model.front_end, window_chunk_frames=window)
+        self.right_frames = right_frames(config)
+        self.path = feature_path(frontend, model.front_end, window_chunk_frames=window, right_frames=self.right_frames)
+        if self.path.right_frames != self.right_frames:
+            raise ConfigError(f"feature path {self.path.name} carries {self.path.right_frames} look-ahead frames, "
+                              f"the config {self.right_frames}")
         self.frontend = self.path.name
         self.geometry = model.front_end.geometry
 
@@ -166,9 +172,10 @@ class StreamingRecognizer:
             outputs.append(self._decode(state, *item, start_time=start_time))
 
     def _padded(self, features: torch.Tensor) -> torch.Tensor:
-        """Encoder input frames padded to the chunk size (a stream's last chunk), so that
-        chunks of streams at different positions stack; windows have one size already."""
-        missing = self.config.chunk_size - features.shape[1]
+        """Encoder input frames padded to the chunk (+ look-ahead) size (a stream's last
+        chunk), so that chunks of streams at different positions stack; windows have one
+        size already."""
+        missing = self.config.chunk_size + self.right_frames - features.shape[1]
         if self.backend.input_kind == "window" or missing <= 0:
             return features
         return torch.nn.functional.pad(features, (0, 0, 0, missing))

@@ -7,8 +7,9 @@ Inputs (NeMo's cache-aware port names and layout):
 
 * ``audio_signal`` ``[B, n_mels, T_w]``: the Fbank frames of the chunk's exact window
   (``streamasr.frontend.paths.WindowPath``): ``margin`` encoder frames of history, the
-  ``C`` chunk frames and the front end's look-ahead, ``T_w = subsampling x (C + margin)
-  + 1`` frames. A window that starts before the stream did (the first chunks) is
+  ``C`` chunk frames, the ``R`` look-ahead frames (``streamasr.dct``; usually 0) and the
+  front end's look-ahead, ``T_w = subsampling x (C + R + margin) + 1`` frames; the next
+  window starts ``subsampling x C`` frames later. A window that starts before the stream did (the first chunks) is
   left-padded, one that the stream's end cuts short is right-padded;
 * ``length`` ``[B]``: valid Fbank frames counted from the window's first frame, left
   padding included (``T_w`` except at a stream's end);
@@ -17,7 +18,8 @@ Inputs (NeMo's cache-aware port names and layout):
   frames already seen (``cache_last_channel_len``).
 
 Outputs: ``outputs`` ``[B, J, C]`` (projected encoder frames, time last as in NeMo),
-``encoded_lengths`` ``[B]`` (valid frames of the chunk), the three next caches.
+``encoded_lengths`` ``[B]`` (valid frames of the chunk, at most C: the look-ahead frames
+are inputs only), the three next caches.
 
 Why our own CNN pass (``WindowConvFrontEnd``) on SpeechBrain's CNN weights: its
 ``Conv2d`` pads time with *reflection* at the utterance edges, and a fixed-shape window
@@ -112,7 +114,9 @@ class StreamingStep(torch.nn.Module):
         self.subsampling = geometry.subsampling
         self.margin = geometry.margin_frames
         self.chunk = config.chunk_size
-        self.window_frames = self.subsampling * (self.chunk + self.margin) + 1
+        self.right = self.encoder.geometry.right_frames
+        self.window_frames = self.subsampling * (self.chunk + self.right + self.margin) + 1
+        self.shift_frames = self.subsampling * self.chunk
         if self.margin > self.encoder.geometry.max_cache_len:
             raise ConfigError(f"the caches keep {self.encoder.geometry.max_cache_len} past frames, fewer than the "
                               f"front end's {self.margin} frames of history")
@@ -130,10 +134,10 @@ class StreamingStep(torch.nn.Module):
         missing_history = self.margin - cache_last_channel_len.clamp(max=self.margin)  # encoder frames
         first = missing_history * self.subsampling
         src, first_out, end_out = self.cnn(feats, first, length)
-        src = src[:, self.margin : self.margin + self.chunk]
-        chunk_lengths = (end_out - self.margin).clamp(min=0, max=self.chunk)
-        out, *caches = self.encoder(src, chunk_lengths, cache_last_channel, cache_last_time, cache_last_channel_len)
-        return (self.encoder_proj(out).transpose(1, 2), chunk_lengths, *caches)
+        src = src[:, self.margin : self.margin + self.chunk + self.right]
+        valid = (end_out - self.margin).clamp(min=0, max=self.chunk + self.right)  # chunk + look-ahead
+        out, *caches = self.encoder(src, valid, cache_last_channel, cache_last_time, cache_last_channel_len)
+        return (self.encoder_proj(out).transpose(1, 2), valid.clamp(max=self.chunk), *caches)
 
     def step(self, window: torch.Tensor, length: torch.Tensor, state: EncoderState
              ) -> tuple[torch.Tensor, torch.Tensor, EncoderState]:

@@ -38,11 +38,11 @@ from typing import Optional
 import speechbrain as sb
 import torch
 from speechbrain.dataio.batch import PaddedBatch
-from speechbrain.lobes.models.transformer.TransformerASR import EncoderWrapper
 from speechbrain.nnet.schedulers import WarmCoolDecayLRSchedule
 from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
 
 from streamasr.checkpoints import AtomicCheckpointer, averaged_model_state
+from streamasr.dct import LookaheadEncoderWrapper
 from streamasr.decoding import GreedySearch
 from streamasr.errors import ConfigError
 from streamasr.frontend import FrontEnd
@@ -99,8 +99,9 @@ class TransducerBrain(sb.Brain):
         if modules is not None and KEYS.encoder in modules and "enc" not in modules:
             # The Brain calls the encoder through forward(): DistributedDataParallel
             # wraps modules and only forward() passes through it (`.encode` would not).
+            # The wrapper is SpeechBrain's with look-ahead (streamasr.dct).
             modules = dict(modules)
-            modules["enc"] = EncoderWrapper(modules.pop(KEYS.encoder))
+            modules["enc"] = LookaheadEncoderWrapper(modules.pop(KEYS.encoder))
         super().__init__(modules, opt_class, hparams, run_opts, checkpointer)
         self.transducer_loss = choice
         scheduler = (hparams or {}).get("lr_annealing")
