@@ -31,6 +31,7 @@ from streamasr.cpu import flush_denormals
 from streamasr.data import corpora
 from streamasr.data.manifest import validate_manifest
 from streamasr.data.synthetic import NO_AUGMENTATION, SPLITS, Augmentation, CorpusConfig, build_corpus
+from streamasr.dct import with_right_frames
 from streamasr.errors import ConfigError, StreamAsrError
 from streamasr.evaluate import evaluate, markdown_table
 from streamasr.evaluate.dependency import check_encoder, encoder_from
@@ -186,9 +187,17 @@ def _add_evaluate_parser(subparsers: argparse._SubParsersAction) -> None:
         help="comma-separated chunk sizes in ms, multiples of 40 (default %(default)s)",
     )
     group.add_argument("--chunk-frames", default=None, help="comma-separated chunk sizes in encoder frames")
-    parser.add_argument(
+    left = parser.add_mutually_exclusive_group()
+    left.add_argument(
         "--left-chunks", default="2,4,unlimited", help="comma-separated left contexts in chunks, or 'unlimited'"
     )
+    left.add_argument("--left-ms", default=None,
+                      help="comma-separated left contexts in ms (or 'unlimited'), the same past for every chunk "
+                      "size: each becomes whole chunks, rounded up (for grids that mix chunk sizes, e.g. with "
+                      "--right-ms; 1-frame chunks need it)")
+    parser.add_argument("--right-ms", default="0",
+                        help="comma-separated look-ahead (right context) in ms, multiples of 40 (default 0); a "
+                        "model trained with look-ahead (hparams/lookahead.yaml) uses it")
     parser.add_argument("--data-root", default=None, help="value of $data_root (default: the manifest's folder)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per stream (default 1)")
     parser.add_argument(
@@ -221,7 +230,9 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     options = dict(
         chunk_values=values,
         unit=unit,
-        left_values=args.left_chunks.split(","),
+        left_values=(args.left_ms or args.left_chunks).split(","),
+        left_unit="ms" if args.left_ms else "chunks",
+        right_values=args.right_ms.split(","),
         data_root=args.data_root,
         overwrite=args.overwrite,
         threads=args.threads,
@@ -261,6 +272,9 @@ def _add_check_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("model", help="experiment YAML (random weights) or train.py output folder")
     parser.add_argument("--chunk-frames", type=int, default=8)
     parser.add_argument("--left-chunks", default="2", help="chunks of left context, or 'unlimited'")
+    parser.add_argument("--right-frames", type=int, default=0,
+                        help="look-ahead frames each chunk may see (streamasr.dct; default 0): fails if any output "
+                        "depends on input past its chunk's end + this")
     parser.add_argument("--chunks", type=int, default=4, help="input length in chunks")
     parser.add_argument("--plot", default="dependency_matrix.png")
     parser.set_defaults(handler=_run_check)
@@ -270,7 +284,10 @@ def _run_check(args: argparse.Namespace) -> int:
     left = parse_left_context(args.left_chunks)
     if args.chunk_frames < 1:
         raise ConfigError(f"--chunk-frames must be >= 1, got {args.chunk_frames}")
-    report = check_encoder(encoder_from(args.model), args.chunk_frames, left, args.chunks, args.plot)
+    if args.right_frames < 0:
+        raise ConfigError(f"--right-frames must be >= 0, got {args.right_frames}")
+    report = check_encoder(encoder_from(args.model), args.chunk_frames, left, args.chunks, args.plot,
+                           args.right_frames)
     print(report.describe())
     print(f"dependency matrix: {report.plot}")
     return 0 if report.ok else 1
@@ -333,6 +350,9 @@ def _add_transcribe_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="chunk size, a multiple of 40 (default 640; an ONNX folder's own)")
     parser.add_argument("--left-chunks", default=None,
                         help="left context in chunks, or 'unlimited' (default 4; an ONNX folder's own)")
+    parser.add_argument("--right-ms", type=float, default=None,
+                        help="look-ahead per chunk in ms, a multiple of 40 (default 0; an ONNX folder's own): a "
+                        "chunk waits for this much more audio (model trained with hparams/lookahead.yaml)")
     parser.add_argument("--json", action="store_true",
                         help="one JSON event per line: partial (per chunk, with tokens) and final")
     parser.add_argument("--frontend", choices=FEATURE_PATHS, default="exact",
@@ -352,17 +372,20 @@ def _run_transcribe(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     model = load_any_model(args.model, device=args.device)
-    backend, int8, chunk_ms, left = args.backend, args.int8, args.chunk_ms or 640, "4"
+    backend, int8, chunk_ms, left, right_ms = args.backend, args.int8, args.chunk_ms or 640, "4", 0.0
     if isinstance(model, OnnxModel):  # it runs its own cell, on onnxruntime
         backend, int8 = "onnx", model.onnx.meta["int8"]
         chunk_ms, left = model.onnx.meta["chunk_ms"], model.config.left_context_size
+        right_ms = model.onnx.meta.get("right_ms", 0.0)
     left = parse_left_context(args.left_chunks if args.left_chunks is not None else left)
     chunk_ms = args.chunk_ms or chunk_ms
+    right_ms = args.right_ms if args.right_ms is not None else right_ms
     model.geometry.frames_from_ms(chunk_ms)  # bad chunk sizes fail before reading audio
+    model.geometry.right_frames_from_ms(right_ms)
     source = open_source(args.source, pcm_rate=args.rate, pcm_channels=args.channels)
     endpointing = Endpointing() if args.endpoint else None
     for event in transcribe_source(model, source, chunk_ms, left, frontend=args.frontend,
-                                   backend=backend, int8=int8, endpointing=endpointing):
+                                   backend=backend, int8=int8, endpointing=endpointing, right_ms=right_ms):
         if args.json:
             print(event.to_json(), flush=True)
         elif event.kind == "partial" and event.text:
@@ -385,6 +408,9 @@ def _add_export_onnx_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("output", help="folder to create")
     parser.add_argument("--chunk-ms", type=float, default=640, help="chunk size, a multiple of 40 (default %(default)s)")
     parser.add_argument("--left-chunks", default="4", help="left context in chunks (default %(default)s; not unlimited)")
+    parser.add_argument("--right-ms", type=float, default=0,
+                        help="look-ahead per chunk in ms, a multiple of 40 (default 0): the encoder's window grows by "
+                        "it, its shift stays the chunk (a model trained with hparams/lookahead.yaml)")
     parser.add_argument("--int8", action="store_true", help="dynamic int8 quantisation of the MatMul weights")
     parser.add_argument("--no-verify", dest="verify", action="store_false",
                         help="skip the ONNX-vs-PyTorch check (on by default: --verify)")
@@ -407,11 +433,12 @@ def _run_export_onnx(args: argparse.Namespace) -> int:
                           "frame: the caches would have no fixed shape)")
     model = load_model(args.model)
     model.geometry.frames_from_ms(args.chunk_ms)  # a chunk size off the grid fails before the export
+    model.geometry.right_frames_from_ms(args.right_ms)
     if args.force and args.target != "sherpa-onnx":
         raise ConfigError("--force applies to --target sherpa-onnx only")
     if args.target == "sherpa-onnx":
         result = export_sherpa_onnx(model, args.output, args.chunk_ms, left, int8=args.int8, force=args.force,
-                                    verify=args.verify, overwrite=args.overwrite)
+                                    verify=args.verify, overwrite=args.overwrite, right_ms=args.right_ms)
         write_sherpa_readme(result)
         print(f"wrote {result.folder}: " + ", ".join(sorted(p.name for p in result.folder.iterdir())))
         checked = result.meta.get("verified_max_difference")
@@ -421,6 +448,7 @@ def _run_export_onnx(args: argparse.Namespace) -> int:
         print(f"run it: see {result.folder / 'README.md'}")
         return 0
     result = export_onnx(model, args.output, args.chunk_ms, left, int8=args.int8, verify=args.verify,
+                         right_ms=args.right_ms,
                          overwrite=args.overwrite)
     checked = result.meta.get("verified_max_difference")
     print(f"wrote {result.folder}: " + ", ".join(sorted(p.name for p in result.folder.iterdir())))
@@ -444,6 +472,8 @@ def _add_check_sherpa_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--manifest", required=True, help="test manifest (CSV)")
     parser.add_argument("--chunk-ms", default="640", help="comma-separated chunk sizes (default %(default)s)")
     parser.add_argument("--left-chunks", type=int, default=4, help="left context in chunks (default %(default)s)")
+    parser.add_argument("--right-ms", type=float, default=0,
+                        help="look-ahead per chunk in ms (default 0; a model trained with hparams/lookahead.yaml)")
     parser.add_argument("--limit", type=int, default=None, help="first N utterances only")
     parser.add_argument("--server", action="store_true", help="also run sherpa-onnx's C++ WebSocket server")
     parser.add_argument("--load-streams", default="", help="comma-separated concurrent real-time streams for a "
@@ -466,10 +496,12 @@ def _run_check_sherpa(args: argparse.Namespace) -> int:
     chunks = [float(value) for value in args.chunk_ms.split(",") if value.strip()]
     for chunk_ms in chunks:
         model.geometry.frames_from_ms(chunk_ms)
+    model.geometry.right_frames_from_ms(args.right_ms)
     utterances = sherpa_check.load_manifest(args.manifest, args.limit)
     results = []
     for chunk_ms in chunks:
-        result = sherpa_check.compare_with_sherpa(model, utterances, chunk_ms, args.left_chunks, force=args.force)
+        result = sherpa_check.compare_with_sherpa(model, utterances, chunk_ms, args.left_chunks, force=args.force,
+                                                  right_ms=args.right_ms)
         if args.server:
             result["server"] = sherpa_check.check_server(result["folder"], [u.wave.numpy() for u in utterances],
                                                          [row["sherpa"] for row in result["rows"]])
@@ -514,6 +546,9 @@ def _add_serve_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--port", type=int, default=defaults.port)
     parser.add_argument("--chunk-ms", type=float, default=None, help="chunk size (default 640, or the ONNX folder's)")
     parser.add_argument("--left-chunks", default=None, help="left context in chunks (default 4, or the ONNX folder's)")
+    parser.add_argument("--right-ms", type=float, default=None,
+                        help="look-ahead per chunk in ms, a multiple of 40 (default 0; an ONNX folder's own): a "
+                        "chunk waits for this much more audio (model trained with hparams/lookahead.yaml)")
     parser.add_argument("--max-batch", type=int, default=defaults.max_batch, help="streams per model call")
     parser.add_argument("--workers", type=int, default=defaults.workers,
                         help=f"model threads, each running its own batches (default {defaults.workers}: one per core "
@@ -566,7 +601,7 @@ def _run_serve(args: argparse.Namespace) -> int:
     model = load_any_model(args.model, threads=per_worker)
     backend = args.backend
     if isinstance(model, OnnxModel):
-        chunk_frames, left = model.config.chunk_size, model.config.left_context_size
+        dct = model.config
         backend = "onnx"
     else:
         chunk_frames = model.geometry.frames_from_ms(args.chunk_ms or 640)
@@ -574,7 +609,9 @@ def _run_serve(args: argparse.Namespace) -> int:
         if left is None:
             raise ConfigError("serve needs a finite --left-chunks (streams at different positions share batches "
                               "through the fixed-shape state)")
-    dct = DynChunkTrainConfig(chunk_frames, left)
+        dct = with_right_frames(DynChunkTrainConfig(chunk_frames, left),
+                                model.geometry.right_frames_from_ms(args.right_ms or 0))
+    chunk_frames, left = dct.chunk_size, dct.left_context_size
     recognizer = StreamingRecognizer(model, dct, backend=make_backend(model, dct, "exact", backend, args.int8,
                                                                       threads=per_worker),
                                      endpointing=Endpointing() if args.endpoint else None)

@@ -32,6 +32,18 @@ def chunk_frames_from_ms(chunk_ms: float | str, frame_ms: float) -> int:
     return int(round(frames))
 
 
+def right_frames_from_ms(right_ms: float | str, frame_ms: float) -> int:
+    """Look-ahead encoder frames in ``right_ms``; ``ConfigError`` unless it is 0 or a
+    positive multiple of the encoder frame duration ``frame_ms``."""
+    number = _number(right_ms, "look-ahead (right context)")
+    frames = number / frame_ms
+    if number < 0 or abs(frames - round(frames)) > 1e-6:
+        raise ConfigError(
+            f"look-ahead {number:g} ms is not 0 or a positive multiple of the encoder frame ({frame_ms:g} ms)"
+        )
+    return int(round(frames))
+
+
 def chunk_frames_from_count(frames: float | str) -> int:
     """A chunk size given in encoder frames; ``ConfigError`` unless a positive whole number."""
     number = _number(frames, "chunk size")
@@ -51,6 +63,17 @@ def parse_left_context(value: Optional[int | str]) -> Optional[int]:
         raise ConfigError(f"left context {value!r} is not a whole number of chunks or 'unlimited'") from None
     if number < 0:
         raise ConfigError(f"left context {value} is negative; expected >= 0 chunks or 'unlimited'")
+    return number
+
+
+def parse_left_ms(value: float | str) -> Optional[float]:
+    """A left context in milliseconds (``unlimited`` = None); ``ConfigError`` when negative
+    or not a number."""
+    if str(value).strip() == "unlimited":
+        return None
+    number = _number(value, "left context")
+    if number < 0:
+        raise ConfigError(f"left context {number:g} ms is negative")
     return number
 
 

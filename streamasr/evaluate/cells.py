@@ -17,7 +17,12 @@ from streamasr.units import left_context_label
 
 @dataclasses.dataclass
 class CellResult:
-    """One grid cell. ``chunk_frames`` None = full context (masked only)."""
+    """One grid cell. ``chunk_frames`` None = full context (masked only).
+
+    Latencies of the streaming model (algorithmic, i.e. without compute): worst case
+    ``(C + R) x frame + front-end look-ahead`` (a chunk's first frame waits for the
+    chunk's end and its look-ahead), mean ``(C / 2 + R) x frame + front-end
+    look-ahead`` (averaged over a chunk's frames)."""
 
     chunk_frames: Optional[int]
     chunk_ms: Optional[float]
@@ -36,12 +41,23 @@ class CellResult:
     final_token_latency_ms: Optional[float] = None
     mean_token_latency_ms: Optional[float] = None
     threads: int = 1
+    right_frames: int = 0  # look-ahead (streamasr.dct)
+    right_ms: float = 0.0
+    left_ms: Optional[float] = None  # the left context asked for as a duration (--left-ms)
+    mean_latency_ms: Optional[float] = None
 
     @property
     def left_label(self) -> str:
         if self.chunk_frames is None:
             return "full"
+        if self.left_ms is not None:
+            return f"{self.left_ms:g} ms"
         return left_context_label(self.left_chunks)
+
+    @property
+    def row_label(self) -> str:
+        """Left context, and the look-ahead where the grid has one."""
+        return self.left_label + (f", +{self.right_ms:g} ms" if self.right_frames else "")
 
 
 @dataclasses.dataclass

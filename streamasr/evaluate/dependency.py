@@ -1,9 +1,10 @@
-"""``streamasr check-streaming``: does any encoder output depend on a later chunk?
+"""``streamasr check-streaming``: does any encoder output depend on input past its
+chunk's end (plus the look-ahead it is allowed, ``--right-frames``)?
 
 Probes an encoder with ``speechbrain.utils.streaming.infer_dependency_matrix``
 (perturb one input frame at a time, see which outputs move), draws the matrix to a PNG
 with the chunk boundaries, and lists every (output frame, input frame) pair where the
-input lies in a later chunk than the output.
+input lies beyond the output's chunk end + R frames.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
 from speechbrain.utils.streaming import infer_dependency_matrix
 
+from streamasr.dct import encode_masked, with_right_frames
 from streamasr.errors import ConfigError
 from streamasr.keys import KEYS
 from streamasr.model import load_model
@@ -27,22 +29,25 @@ class DependencyReport:
     frames: int
     chunk_size: int
     left_chunks: Optional[int]
-    leaks: list[tuple[int, int]]  # (output frame, input frame from a later chunk)
+    leaks: list[tuple[int, int]]  # (output frame, input frame past its chunk end + right_frames)
     plot: Optional[Path] = None
+    right_frames: int = 0
 
     @property
     def ok(self) -> bool:
         return not self.leaks
 
     def describe(self, limit: int = 12) -> str:
+        left = "unlimited" if self.left_chunks is None else self.left_chunks
+        allowed = f"its chunk's end + {self.right_frames} look-ahead frames" if self.right_frames else "its chunk"
         if self.ok:
             return (
-                f"OK: no output frame depends on a later chunk "
-                f"({self.frames} frames, chunk {self.chunk_size}, left {self.left_chunks or 'unlimited'})"
+                f"OK: no output frame depends on input past {allowed} "
+                f"({self.frames} frames, chunk {self.chunk_size}, left {left}, right {self.right_frames})"
             )
         shown = ", ".join(f"out {o} <- in {i}" for o, i in self.leaks[:limit])
         more = f" and {len(self.leaks) - limit} more" if len(self.leaks) > limit else ""
-        return f"LEAK: {len(self.leaks)} output/input frame pairs cross into a later chunk: {shown}{more}"
+        return f"LEAK: {len(self.leaks)} output/input frame pairs reach past {allowed}: {shown}{more}"
 
 
 def dependency_report(
@@ -52,14 +57,16 @@ def dependency_report(
     chunk_size: int,
     left_chunks: Optional[int] = None,
     plot: Optional[str | Path] = None,
+    right_frames: int = 0,
 ) -> DependencyReport:
-    """Probe ``model`` (``[1, frames, input_dim]`` -> ``[1, frames, D]``, eval mode)."""
+    """Probe ``model`` (``[1, frames, input_dim]`` -> ``[1, frames, D]``, eval mode): an
+    output frame may depend on input up to its chunk's end + ``right_frames``."""
     torch.manual_seed(0)
     deps = infer_dependency_matrix(model, seq_shape=[1, frames, input_dim])  # [in, out]
-    chunk = torch.arange(deps.shape[0]) // chunk_size
-    out_chunk = torch.arange(deps.shape[1]) // chunk_size
-    leaks = (deps & (chunk[:, None] > out_chunk[None, :])).nonzero().tolist()
-    report = DependencyReport(frames, chunk_size, left_chunks, sorted((o, i) for i, o in leaks))
+    visible_end = (torch.arange(deps.shape[1]) // chunk_size + 1) * chunk_size + right_frames
+    leaks = (deps & (torch.arange(deps.shape[0])[:, None] >= visible_end[None, :])).nonzero().tolist()
+    report = DependencyReport(frames, chunk_size, left_chunks, sorted((o, i) for i, o in leaks),
+                              right_frames=right_frames)
     if plot is not None:
         report.plot = Path(plot)
         _plot(deps, chunk_size, report)
@@ -83,7 +90,8 @@ def _plot(deps: torch.Tensor, chunk_size: int, report: DependencyReport) -> None
     ax.set_xlabel("input frame (encoder input, 40 ms each)")
     ax.set_ylabel("output frame")
     ax.set_title(("OK" if report.ok else f"LEAK ({len(report.leaks)} pairs, blue)") +
-                 f": chunk {report.chunk_size}, left {report.left_chunks if report.left_chunks is not None else 'unlimited'}")
+                 f": chunk {report.chunk_size}, left {report.left_chunks if report.left_chunks is not None else 'unlimited'}"
+                 + (f", right {report.right_frames}" if report.right_frames else ""))
     ax.invert_yaxis()
     ax.set_aspect("equal")
     fig.tight_layout()
@@ -109,12 +117,15 @@ def encoder_from(path: str | Path) -> torch.nn.Module:
 
 def check_encoder(
     transformer: torch.nn.Module, chunk_size: int, left_chunks: Optional[int], chunks: int = 4,
-    plot: Optional[str | Path] = None,
+    plot: Optional[str | Path] = None, right_frames: int = 0,
 ) -> DependencyReport:
-    config = DynChunkTrainConfig(chunk_size, left_chunks)
+    """The masked encoder pass of (chunk, left, right) (``streamasr.dct.encode_masked``)
+    probed for dependencies past each chunk's end + ``right_frames``."""
+    config = with_right_frames(DynChunkTrainConfig(chunk_size, left_chunks), right_frames)
     input_dim = transformer.custom_src_module.layers[0].w.in_features
 
     def model(x: torch.Tensor) -> torch.Tensor:
-        return transformer.encode(x, dynchunktrain_config=config)
+        return encode_masked(transformer, x, dynchunktrain_config=config)
 
-    return dependency_report(model, input_dim, chunks * chunk_size, chunk_size, left_chunks, plot)
+    return dependency_report(model, input_dim, chunks * chunk_size + right_frames, chunk_size, left_chunks, plot,
+                             right_frames)

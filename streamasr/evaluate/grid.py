@@ -1,8 +1,10 @@
-"""The evaluation grid: chunk sizes (ms or encoder frames) x left contexts (chunks or
-unlimited), plus full context."""
+"""The evaluation grid: chunk sizes (ms or encoder frames) x left contexts (chunks,
+milliseconds or unlimited) x look-ahead (ms), plus full context."""
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from typing import Optional, Sequence
 
 from streamasr.errors import ConfigError
@@ -12,28 +14,60 @@ from streamasr.units import (
     chunk_frames_from_count,
     chunk_frames_from_ms,
     parse_left_context,
+    parse_left_ms,
+    right_frames_from_ms,
 )
 
-__all__ = ["DEFAULT_CHUNK_MS", "DEFAULT_LEFT_CHUNKS", "grid_cells", "parse_grid"]
+__all__ = ["DEFAULT_CHUNK_MS", "DEFAULT_LEFT_CHUNKS", "GridCell", "grid_cells", "parse_grid"]
+
+
+@dataclasses.dataclass(frozen=True)
+class GridCell:
+    """One cell: ``chunk`` frames (None = full context), ``left`` chunks (None =
+    unlimited), ``right`` look-ahead frames; ``left_ms`` when the left context was
+    asked for as a duration (``--left-ms``: the same past for every chunk size, turned
+    into whole chunks, rounded up)."""
+
+    chunk: Optional[int]
+    left: Optional[int]
+    right: int = 0
+    left_ms: Optional[float] = None
 
 
 def parse_grid(
-    chunk_values: Sequence[str], unit: str, left_values: Sequence[str], frame_ms: float
-) -> tuple[list[int], list[Optional[int]]]:
-    """Validate the grid; returns chunk sizes in encoder frames and left contexts in
-    chunks (None = unlimited). Raises ``ConfigError`` (a ``ValueError``) naming the bad
-    value."""
+    chunk_values: Sequence[str], unit: str, left_values: Sequence[str], frame_ms: float,
+    right_values: Sequence[str] = ("0",), left_unit: str = "chunks",
+) -> tuple[list[int], list[Optional[float]], list[int]]:
+    """Validate the grid; returns chunk sizes in encoder frames, left contexts (in
+    chunks, or in ms with ``left_unit="ms"``; None = unlimited) and look-ahead in
+    encoder frames. Raises ``ConfigError`` (a ``ValueError``) naming the bad value."""
     if unit == "ms":
         chunks = [chunk_frames_from_ms(value, frame_ms) for value in chunk_values]
     else:
         chunks = [chunk_frames_from_count(value) for value in chunk_values]
-    lefts = [parse_left_context(value) for value in left_values]
+    if left_unit == "ms":
+        lefts = [parse_left_ms(value) for value in left_values]
+    else:
+        lefts = [parse_left_context(value) for value in left_values]
+    rights = [right_frames_from_ms(value, frame_ms) for value in right_values] or [0]
     if not chunks:
         raise ConfigError("no chunk size given")
-    return chunks, lefts or [None]
+    if len(set(rights)) != len(rights):
+        raise ConfigError(f"look-ahead values repeat: {', '.join(map(str, right_values))}")
+    return chunks, lefts or [None], rights
 
 
-def grid_cells(chunk_frames: Sequence[int], left_chunks: Sequence[Optional[int]]
-               ) -> list[tuple[Optional[int], Optional[int]]]:
-    """Full context first, then every (chunk, left) pair, left-major."""
-    return [(None, None)] + [(c, l) for l in left_chunks for c in chunk_frames]
+def grid_cells(chunk_frames: Sequence[int], lefts: Sequence[Optional[float]], rights: Sequence[int] = (0,),
+               frame_ms: Optional[float] = None) -> list[GridCell]:
+    """Full context first, then every (chunk, left, right) cell, left-major, then
+    look-ahead. With ``frame_ms`` the lefts are durations in ms (``--left-ms``)."""
+    cells = [GridCell(None, None)]
+    for left in lefts:
+        for right in rights:
+            for chunk in chunk_frames:
+                if frame_ms is None or left is None:
+                    cells.append(GridCell(chunk, left, right))
+                else:
+                    chunks = math.ceil(left / (chunk * frame_ms) - 1e-9)
+                    cells.append(GridCell(chunk, chunks, right, left_ms=left))
+    return cells

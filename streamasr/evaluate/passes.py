@@ -20,6 +20,7 @@ import torch
 from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
 from speechbrain.utils.metric_stats import ErrorRateStats
 
+from streamasr.dct import with_right_frames
 from streamasr.evaluate.cells import CellResult, Utterance
 from streamasr.model import AsrModel
 from streamasr.streaming import StreamingRecognizer
@@ -98,13 +99,15 @@ def streaming_pass(model: AsrModel, utterances: list[Utterance], config: DynChun
 
 def evaluate_cell(
     model: AsrModel, utterances: list[Utterance], chunk: Optional[int], left: Optional[int], threads: int, streaming: bool,
-    frontend: str = "exact", backend: str = "torch", int8: bool = False,
+    frontend: str = "exact", backend: str = "torch", int8: bool = False, right: int = 0,
+    left_ms: Optional[float] = None,
 ) -> CellResult:
-    """One grid cell (``chunk`` None = full context, masked only)."""
+    """One grid cell (``chunk`` None = full context, masked only; ``right`` look-ahead
+    frames, ``streamasr.dct``)."""
     torch.set_num_threads(threads)
     ids = [u.utt_id for u in utterances]
     refs = [u.words for u in utterances]
-    config = None if chunk is None else DynChunkTrainConfig(chunk, left)
+    config = None if chunk is None else with_right_frames(DynChunkTrainConfig(chunk, left), right)
     masked_text = [model.decode_tokens(h) for h in masked_hypotheses(model, utterances, config)]
     wer, cer = _error_rates(ids, masked_text, refs)
     cell = CellResult(
@@ -115,13 +118,19 @@ def evaluate_cell(
         masked_wer=wer,
         masked_cer=cer,
         threads=threads,
+        right_frames=right,
+        right_ms=model.geometry.chunk_ms(right),
+        left_ms=left_ms,
     )
+    if chunk is not None:
+        frame_ms, lookahead_ms = model.geometry.frame_ms, model.geometry.lookahead_ms
+        cell.algorithmic_latency_ms = (chunk + right) * frame_ms + lookahead_ms  # worst case
+        cell.mean_latency_ms = (chunk / 2 + right) * frame_ms + lookahead_ms
     if chunk is not None and streaming:
         stats = streaming_pass(model, utterances, config, frontend, backend, int8)
         stream_text = [model.decode_tokens(h) for h in stats.pop("hyps")]
         cell.streaming_wer, cell.streaming_cer = _error_rates(ids, stream_text, refs)
         cell.differing_hypotheses = sum(a != b for a, b in zip(masked_text, stream_text))
-        cell.algorithmic_latency_ms = model.geometry.chunk_ms(chunk) + model.geometry.lookahead_ms
         for key, value in stats.items():
             setattr(cell, key, value)
     return cell

@@ -11,25 +11,24 @@ from typing import Optional
 
 from streamasr.evaluate.cells import CellResult
 
-RESULT_FILES = ("results.json", "results.csv", "results.md", "wer_vs_chunk.png", "wer_vs_latency.png")
+RESULT_FILES = ("results.json", "results.csv", "results.md", "wer_vs_chunk.png", "wer_vs_latency.png",
+                "wer_vs_mean_latency.png")
 
 
 def markdown_table(results: list[CellResult]) -> str:
-    """Rows: left context (chunks); columns: chunk size (ms); cells: streaming WER
-    (masked WER when streaming was not run); full-context WER in its own column."""
+    """Rows: left context (chunks, or ms) and look-ahead where there is one; columns:
+    chunk size (ms); cells: streaming WER (masked WER when streaming was not run);
+    full-context WER in its own column."""
     full = next((r for r in results if r.chunk_frames is None), None)
     chunked = [r for r in results if r.chunk_frames is not None]
     sizes = sorted({r.chunk_ms for r in chunked})
-    lefts = []
-    for r in chunked:
-        if r.left_label not in lefts:
-            lefts.append(r.left_label)
-    header = "| left context (chunks) | " + " | ".join(f"{s:g} ms" for s in sizes) + " | full context |"
+    lefts = _row_labels(chunked)
+    header = "| left context (chunks), look-ahead | " + " | ".join(f"{s:g} ms" for s in sizes) + " | full context |"
     lines = [header, "|" + "---|" * (len(sizes) + 2)]
     for left in lefts:
         cells = []
         for size in sizes:
-            match = [r for r in chunked if r.left_label == left and r.chunk_ms == size]
+            match = [r for r in chunked if r.row_label == left and r.chunk_ms == size]
             if match:
                 r = match[0]
                 value = r.streaming_wer if r.streaming_wer is not None else r.masked_wer
@@ -45,7 +44,7 @@ def test_sets_table(results_by_set: dict[str, list[CellResult]]) -> str:
     """One row per test set, one column per grid cell (chunk / left context) and full
     context: streaming WER (masked where streaming was not run)."""
     def key(r: CellResult) -> tuple:  # full context last; chunks by size, then left context
-        return r.chunk_frames is None, r.chunk_ms or 0.0, r.left_label
+        return r.chunk_frames is None, r.chunk_ms or 0.0, r.row_label
 
     columns = sorted({key(r) for results in results_by_set.values() for r in results})
     names = ["full context" if full else f"{ms:g} ms / {left}" for full, ms, left in columns]
@@ -74,25 +73,36 @@ def write_results(results: list[CellResult], folder: Path, meta: dict) -> None:
         f"greedy decoding; cells are true-streaming WER, full context is the whole-utterance WER.\n",
         markdown_table(results),
         "\n\n## Every cell\n",
-        "| chunk ms | left | masked WER | streaming WER | differing hyps | algorithmic latency ms | compute/chunk ms (median / p95) | RTF | first / final token latency ms |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| chunk ms | left | look-ahead ms | masked WER | streaming WER | differing hyps | algorithmic latency ms (worst / mean) | compute/chunk ms (median / p95) | RTF | first / final token latency ms |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         if r.chunk_frames is None:
-            text.append(f"| full | - | {r.masked_wer:.2f} | - | - | - | - | - | - |")
+            text.append(f"| full | - | - | {r.masked_wer:.2f} | - | - | - | - | - | - |")
             continue
         stream = f"{r.streaming_wer:.2f}" if r.streaming_wer is not None else "-"
+        latency = f"{r.algorithmic_latency_ms:.0f} / {r.mean_latency_ms:.0f}"
         timing = (
-            f"{r.algorithmic_latency_ms:.1f} | {r.chunk_compute_ms_median:.1f} / {r.chunk_compute_ms_p95:.1f} | "
+            f"{r.chunk_compute_ms_median:.1f} / {r.chunk_compute_ms_p95:.1f} | "
             f"{r.real_time_factor:.3f} | {_fmt(r.first_token_latency_ms)} / {_fmt(r.final_token_latency_ms)}"
             if r.streaming_wer is not None
-            else "- | - | - | -"
+            else "- | - | -"
         )
         differing = r.differing_hypotheses if r.differing_hypotheses is not None else "-"
-        text.append(f"| {r.chunk_ms:g} | {r.left_label} | {r.masked_wer:.2f} | {stream} | {differing} | {timing} |")
+        left = r.left_label + (f" ({r.left_chunks})" if r.left_ms is not None else "")
+        text.append(f"| {r.chunk_ms:g} | {left} | {r.right_ms:g} | {r.masked_wer:.2f} | {stream} | {differing} | "
+                    f"{latency} | {timing} |")
     text.append(f"\nCompute measured with {results[0].threads} thread(s) per stream.\n")
     (folder / "results.md").write_text("\n".join(text))
     plot_results(results, folder)
+
+
+def _row_labels(chunked: list[CellResult]) -> list[str]:
+    labels = []
+    for r in chunked:
+        if r.row_label not in labels:
+            labels.append(r.row_label)
+    return labels
 
 
 def _fmt(value: Optional[float]) -> str:
@@ -107,23 +117,23 @@ def plot_results(results: list[CellResult], folder: Path) -> None:
 
     full = next((r for r in results if r.chunk_frames is None), None)
     chunked = [r for r in results if r.chunk_frames is not None]
-    lefts = []
-    for r in chunked:
-        if r.left_label not in lefts:
-            lefts.append(r.left_label)
+    rows = _row_labels(chunked)
 
     def wer(r):
         return r.streaming_wer if r.streaming_wer is not None else r.masked_wer
 
     for name, xkey, xlabel in (
         ("wer_vs_chunk.png", "chunk_ms", "chunk size (ms)"),
-        ("wer_vs_latency.png", "algorithmic_latency_ms", "algorithmic latency (ms): chunk + front-end look-ahead"),
+        ("wer_vs_latency.png", "algorithmic_latency_ms",
+         "worst-case algorithmic latency (ms): chunk + look-ahead + front end"),
+        ("wer_vs_mean_latency.png", "mean_latency_ms",
+         "mean algorithmic latency (ms): half a chunk + look-ahead + front end"),
     ):
         fig, ax = plt.subplots(figsize=(6.4, 4.2))
-        for left in lefts:
-            cells = sorted((r for r in chunked if r.left_label == left), key=lambda r: r.chunk_ms)
+        for row in rows:
+            cells = sorted((r for r in chunked if r.row_label == row), key=lambda r: r.chunk_ms)
             xs = [getattr(r, xkey) if getattr(r, xkey) is not None else r.chunk_ms for r in cells]
-            ax.plot(xs, [wer(r) for r in cells], marker="o", label=f"left context {left}")
+            ax.plot(xs, [wer(r) for r in cells], marker="o", label=f"left context {row}")
         if full is not None:
             ax.axhline(full.masked_wer, linestyle="--", color="black", label="full context")
         ax.set_xlabel(xlabel)

@@ -13,9 +13,10 @@ import torch
 from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
 from tqdm import tqdm
 
+from streamasr.dct import with_right_frames
 from streamasr.errors import ConfigError, OutputExistsError
 from streamasr.evaluate.cells import CellResult, Utterance, load_utterances
-from streamasr.evaluate.grid import DEFAULT_CHUNK_MS, grid_cells, parse_grid
+from streamasr.evaluate.grid import DEFAULT_CHUNK_MS, GridCell, grid_cells, parse_grid
 from streamasr.evaluate.passes import evaluate_cell
 from streamasr.evaluate.report import RESULT_FILES, write_results
 from streamasr.frontend.paths import validate_feature_path
@@ -45,16 +46,20 @@ def _worker_init(model_path: str, device: str, manifest: str, data_root: Optiona
 
 
 def _worker_cell(args: tuple) -> CellResult:
-    chunk, left, threads, streaming, frontend, backend, int8 = args
-    return evaluate_cell(_WORKER["model"], _WORKER["utterances"], chunk, left, threads, streaming, frontend,
-                         backend, int8)
+    cell, threads, streaming, frontend, backend, int8 = args
+    return _evaluate(_WORKER["model"], _WORKER["utterances"], cell, threads, streaming, frontend, backend, int8)
+
+
+def _evaluate(model: AsrModel, utterances: list[Utterance], cell: GridCell, threads: int, streaming: bool,
+              frontend: str, backend: str, int8: bool) -> CellResult:
+    return evaluate_cell(model, utterances, cell.chunk, cell.left, threads, streaming, frontend, backend, int8,
+                         right=cell.right, left_ms=cell.left_ms)
 
 
 def run_sweep(
     model: AsrModel,
     utterances: list[Utterance],
-    chunk_frames: Sequence[int],
-    left_chunks: Sequence[Optional[int]],
+    cells: Sequence[GridCell],
     threads: int = 1,
     streaming: bool = True,
     progress: bool = True,
@@ -62,19 +67,17 @@ def run_sweep(
     backend: str = "torch",
     int8: bool = False,
 ) -> list[CellResult]:
-    """Full context (masked) plus every (chunk, left) cell, masked and streaming, in
-    this process."""
-    cells = grid_cells(chunk_frames, left_chunks)
+    """Every cell of the grid (``grid_cells``: full context, masked, first), masked and
+    streaming, in this process."""
     return [
-        evaluate_cell(model, utterances, chunk, left, threads, streaming, frontend, backend, int8)
-        for chunk, left in tqdm(cells, desc="grid", unit="cell", disable=not progress)
+        _evaluate(model, utterances, cell, threads, streaming, frontend, backend, int8)
+        for cell in tqdm(cells, desc="grid", unit="cell", disable=not progress)
     ]
 
 
 def run_sweep_parallel(
     worker_args: tuple,
-    chunk_frames: Sequence[int],
-    left_chunks: Sequence[Optional[int]],
+    cells: Sequence[GridCell],
     jobs: int,
     threads: int = 1,
     streaming: bool = True,
@@ -85,8 +88,7 @@ def run_sweep_parallel(
 ) -> list[CellResult]:
     """The same grid spread over ``jobs`` processes (one stream each, ``threads``
     threads each, so the measured compute stays that of a single stream)."""
-    cells = grid_cells(chunk_frames, left_chunks)
-    tasks = [(chunk, left, threads, streaming, frontend, backend, int8) for chunk, left in cells]
+    tasks = [(cell, threads, streaming, frontend, backend, int8) for cell in cells]
     with ProcessPoolExecutor(max_workers=jobs, initializer=_worker_init, initargs=(*worker_args, threads)) as pool:
         return list(tqdm(pool.map(_worker_cell, tasks), total=len(tasks), desc="grid", unit="cell", disable=not progress))
 
@@ -98,6 +100,8 @@ def evaluate(
     chunk_values: Sequence[str] = tuple(str(v) for v in DEFAULT_CHUNK_MS),
     unit: str = "ms",
     left_values: Sequence[str] = ("2", "4", "unlimited"),
+    right_values: Sequence[str] = ("0",),
+    left_unit: str = "chunks",
     data_root: Optional[str] = None,
     overwrite: bool = False,
     threads: int = 1,
@@ -113,30 +117,37 @@ def evaluate(
     """Everything behind ``streamasr evaluate``; all input errors raise before work.
     ``jobs`` > 1 evaluates grid cells in parallel processes. ``frontend`` selects the
     true-streaming feature path: ``exact`` (ours) or ``stock`` (SpeechBrain's
-    ``StreamingASR``, i.e. what an exported model gives under stock SpeechBrain)."""
+    ``StreamingASR``, i.e. what an exported model gives under stock SpeechBrain).
+    ``right_values``: look-ahead in ms (``streamasr.dct``); ``left_unit`` ``ms``: the left
+    contexts are durations, the same past for every chunk size."""
     validate_feature_path(frontend)
     if backend == "onnx" and frontend != "exact":
         raise ConfigError("--backend onnx runs the exact front end only (--frontend stock is SpeechBrain's path)")
     folder = check_output(output, overwrite)
     model = load_model(model_path, device)
-    chunks, lefts = parse_grid(chunk_values, unit, left_values, model.geometry.frame_ms)
+    frame_ms = model.geometry.frame_ms
+    chunks, lefts, rights = parse_grid(chunk_values, unit, left_values, frame_ms, right_values, left_unit)
+    cells = grid_cells(chunks, lefts, rights, frame_ms if left_unit == "ms" else None)
     if backend == "onnx" and None in lefts:
         raise ConfigError("--backend onnx needs finite left contexts (unlimited is not a fixed shape): "
                           "drop 'unlimited' from --left-chunks")
+    if streaming and None in lefts and any(rights):
+        raise ConfigError("look-ahead streams on the fixed-shape state, which needs a finite left context: drop "
+                          "'unlimited' from the left contexts, or pass --masked-only")
+    if frontend == "stock" and any(rights):
+        raise ConfigError("--frontend stock streams as SpeechBrain's StreamingASR does, which has no look-ahead")
     utterances = load_utterances(manifest, data_root, limit)
     folder.mkdir(parents=True, exist_ok=True)
     start = time.time()
     if jobs > 1:  # each worker process loads its own copy of the model and audio
         worker_args = (str(model_path), device, str(manifest), data_root, limit)
-        if backend == "onnx":  # export the cells once, before the workers look for them
-            for left in lefts:
-                for chunk in chunks:
-                    if left is not None:
-                        make_backend(model, DynChunkTrainConfig(chunk, left), frontend, backend, int8)
-        results = run_sweep_parallel(worker_args, chunks, lefts, jobs, threads, streaming, progress, frontend,
-                                     backend, int8)
+        if backend == "onnx" and streaming:  # export the cells once, before the workers look for them
+            for cell in cells[1:]:
+                make_backend(model, with_right_frames(DynChunkTrainConfig(cell.chunk, cell.left), cell.right),
+                             frontend, backend, int8)
+        results = run_sweep_parallel(worker_args, cells, jobs, threads, streaming, progress, frontend, backend, int8)
     else:
-        results = run_sweep(model, utterances, chunks, lefts, threads, streaming, progress, frontend, backend, int8)
+        results = run_sweep(model, utterances, cells, threads, streaming, progress, frontend, backend, int8)
     meta = {
         "model": str(model_path),
         "manifest": str(manifest),

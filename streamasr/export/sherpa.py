@@ -29,7 +29,9 @@ needs exactly sherpa's window ``[4kC, 4kC + 4C)`` plus the 3 feature frames befo
 Those (4, to keep the stride grid) ride in the cache: ``cache_last_time`` carries one
 slot more than the encoder has layers, and that slot holds the last 4 feature frames of
 the previous window (after the log floor, before normalisation) and a flag "the stream
-has started". So ``window_size = chunk_shift = 4C``: no look-ahead frames are recomputed,
+has started". So ``window_size = chunk_shift = 4C`` (with look-ahead R, ``streamasr.dct``:
+``window_size = 4 (C + R)``, ``chunk_shift = 4C``; the R frames are recomputed with the
+next window, the history is the 4 frames before the next window): no frames are recomputed,
 the first chunk is aligned at frame 0 and reflects at the stream start as in training,
 and every chunk before the end equals our engine's (tested against the masked
 simulation).
@@ -47,6 +49,7 @@ from typing import Optional
 import torch
 from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
 
+from streamasr.dct import with_right_frames
 from streamasr.errors import ConfigError, ExportError, ModelLoadError
 from streamasr.files import staged_folder
 from streamasr.frontend.kaldi import KaldiFbank, LogFloor
@@ -90,7 +93,9 @@ class SherpaEncoder(torch.nn.Module):
             raise ConfigError(f"sherpa-onnx export supports the CNN of two stride-2 blocks (4x subsampling); this "
                               f"model's subsamples {self.subsampling}x with {len(self.cnn.blocks)} blocks")
         self.chunk = config.chunk_size
-        self.window_frames = self.subsampling * self.chunk
+        self.right = self.encoder.geometry.right_frames  # look-ahead (streamasr.dct)
+        self.window_frames = self.subsampling * (self.chunk + self.right)
+        self.shift_frames = self.subsampling * self.chunk
         self.history_frames = self.subsampling  # 3 needed, 4 keep the stride grid
         self.n_mels = self._n_mels(front_end)
         geometry = self.encoder.geometry
@@ -125,11 +130,12 @@ class SherpaEncoder(torch.nn.Module):
         window = self.normalize(window, torch.ones(batch, device=window.device))
         first = torch.where(started, torch.zeros_like(length), torch.full_like(length, self.history_frames))
         src, _, end_out = self.cnn(window, first, length + self.history_frames)
-        src = src[:, 1 : 1 + self.chunk]  # encoder frame 0 of the window is the history's
-        chunk_lengths = (end_out - 1).clamp(min=0, max=self.chunk)
-        out, channel, time, channel_len = self.encoder(src, chunk_lengths, cache_last_channel,
+        src = src[:, 1 : 1 + self.chunk + self.right]  # encoder frame 0 of the window is the history's
+        valid = (end_out - 1).clamp(min=0, max=self.chunk + self.right)
+        chunk_lengths = valid.clamp(max=self.chunk)
+        out, channel, time, channel_len = self.encoder(src, valid, cache_last_channel,
                                                        cache_last_time[:, :-1], cache_last_channel_len)
-        shift = self.window_frames
+        shift = self.shift_frames  # the next window starts here; the history is what precedes it
         new_history = feats[:, shift - self.history_frames : shift].flatten(start_dim=1)
         new_slot = torch.cat([new_history, torch.ones(batch, 1, dtype=slot.dtype, device=slot.device),
                               slot.new_zeros(batch, slot.shape[1] - history_values - 1)], dim=1)
@@ -184,7 +190,7 @@ def sherpa_metadata(model: AsrModel, step: SherpaEncoder, chunk_ms: float, left_
         # read by sherpa-onnx
         "vocab_size": vocab - 1,
         "window_size": step.window_frames,
-        "chunk_shift": step.window_frames,
+        "chunk_shift": step.shift_frames,
         "subsampling_factor": step.subsampling,
         "normalize_type": "",
         "pred_rnn_layers": lstm.num_layers,
@@ -204,6 +210,8 @@ def sherpa_metadata(model: AsrModel, step: SherpaEncoder, chunk_ms: float, left_
         "chunk_frames": step.chunk,
         "chunk_ms": chunk_ms,
         "left_chunks": left_chunks,
+        "right_frames": step.right,
+        "right_ms": model.geometry.chunk_ms(step.right),
         "history_frames": step.history_frames,
         "front_end": front_end_settings(model),
         "model_blank_id": model.blank_id,
@@ -214,11 +222,13 @@ def sherpa_metadata(model: AsrModel, step: SherpaEncoder, chunk_ms: float, left_
 
 def export_sherpa_onnx(model: AsrModel, folder: str | os.PathLike, chunk_ms: float = 640,
                        left_chunks: Optional[int] = 4, int8: bool = False, force: bool = False,
-                       verify: bool = True, overwrite: bool = False, opset: int = 18) -> SherpaExport:
+                       verify: bool = True, overwrite: bool = False, opset: int = 18,
+                       right_ms: float = 0) -> SherpaExport:
     """Export ``model`` for sherpa-onnx (module docstring) into ``folder``, written
     beside it and moved into place once complete and verified (ONNX vs PyTorch over 5
     chunks of a random batch). ``force``: export a model trained on another front end
-    (a warning is printed)."""
+    (a warning is printed). ``right_ms``: look-ahead (``streamasr.dct``): sherpa-onnx's
+    window grows to ``4 (C + R)`` feature frames, its shift stays ``4 C``."""
 
     folder = Path(folder)
     if left_chunks is None:
@@ -231,7 +241,8 @@ def export_sherpa_onnx(model: AsrModel, folder: str | os.PathLike, chunk_ms: flo
         print(warning, flush=True)
     check_vocabulary(model)
     model.to("cpu")
-    step = SherpaEncoder(model, DynChunkTrainConfig(chunk_frames, left_chunks)).eval()
+    right = model.geometry.right_frames_from_ms(right_ms)
+    step = SherpaEncoder(model, with_right_frames(DynChunkTrainConfig(chunk_frames, left_chunks), right)).eval()
     decoder, joiner = OnnxDecoder(model).eval(), OnnxJoiner(model).eval()
     meta = sherpa_metadata(model, step, model.geometry.chunk_ms(chunk_frames), left_chunks, int8)
     with staged_folder(folder) as staging:

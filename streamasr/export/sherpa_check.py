@@ -39,6 +39,7 @@ from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
 from speechbrain.utils.metric_stats import ErrorRateStats
 
 from streamasr.data.manifest import read_manifest, resolve_path
+from streamasr.dct import with_right_frames
 from streamasr.errors import ConfigError, ModelLoadError
 from streamasr.export.sherpa import (
     SHERPA_MAX_SYMBOLS_PER_FRAME,
@@ -57,15 +58,17 @@ from streamasr.units import SAMPLE_RATE
 SERVER_BINARY = "sherpa-onnx-online-websocket-server"
 
 
-def cached_sherpa_folder(model: AsrModel, chunk_ms: float, left_chunks: int, force: bool = False) -> Path:
+def cached_sherpa_folder(model: AsrModel, chunk_ms: float, left_chunks: int, force: bool = False,
+                         right_ms: float = 0) -> Path:
     """``<model>/sherpa-onnx/<cell>``, exported when missing or from other weights."""
-    folder = Path(model.source) / "sherpa-onnx" / cell_name(chunk_ms, left_chunks)
+    folder = Path(model.source) / "sherpa-onnx" / cell_name(chunk_ms, left_chunks, right_ms=right_ms)
     meta_file = folder / "export.json"
     if meta_file.is_file():
         with contextlib.suppress(json.JSONDecodeError):
             if json.loads(meta_file.read_text(encoding="utf-8")).get("checkpoint") == checkpoint_fingerprint(model):
                 return folder
-    write_sherpa_readme(export_sherpa_onnx(model, folder, chunk_ms, left_chunks, force=force, overwrite=True))
+    write_sherpa_readme(export_sherpa_onnx(model, folder, chunk_ms, left_chunks, force=force, overwrite=True,
+                                           right_ms=right_ms))
     return folder
 
 
@@ -82,14 +85,16 @@ def load_manifest(manifest: str | os.PathLike, limit: Optional[int] = None) -> l
     return [Utterance(row["ID"], row["wrd"], read_audio(resolve_path(row["wav"], str(root))).float()) for row in rows]
 
 
-def sherpa_frames_decoded(num_samples: int, chunk_frames: int, tail_padding_s: float = SHERPA_TAIL_PADDING_S) -> int:
+def sherpa_frames_decoded(num_samples: int, chunk_frames: int, tail_padding_s: float = SHERPA_TAIL_PADDING_S,
+                          right_frames: int = 0) -> int:
     """Encoder frames sherpa-onnx decodes for a stream of ``num_samples`` (+ tail
-    padding): whole windows of ``4 C`` feature frames, while one more frame is ready."""
+    padding): whole windows of ``4 (C + R)`` feature frames every ``4 C``, while one
+    more frame is ready."""
     samples = num_samples + int(tail_padding_s * SAMPLE_RATE)
     feature_frames = (samples + 80) // 160
-    window = 4 * chunk_frames
+    window, shift = 4 * (chunk_frames + right_frames), 4 * chunk_frames
     chunks = 0
-    while chunks * window + window < feature_frames:
+    while chunks * shift + window < feature_frames:
         chunks += 1
     return chunks * chunk_frames
 
@@ -119,12 +124,16 @@ def _wer(references: list[str], hypotheses: list[str]) -> float:
 
 
 def compare_with_sherpa(model: AsrModel, utterances: list[Utterance], chunk_ms: float = 640, left_chunks: int = 4,
-                        folder: Optional[str | os.PathLike] = None, threads: int = 1, force: bool = False) -> dict:
+                        folder: Optional[str | os.PathLike] = None, threads: int = 1, force: bool = False,
+                        right_ms: float = 0) -> dict:
     """Decode ``utterances`` with sherpa-onnx and with our engine (module docstring);
-    returns WERs, agreement and every difference with its explanation."""
+    returns WERs, agreement and every difference with its explanation. ``right_ms``:
+    look-ahead (``streamasr.dct``)."""
     chunk_frames = model.geometry.frames_from_ms(chunk_ms)
-    config = DynChunkTrainConfig(chunk_frames, left_chunks)
-    folder = Path(folder) if folder else cached_sherpa_folder(model, chunk_ms, left_chunks, force=force)
+    right = model.geometry.right_frames_from_ms(right_ms)
+    config = with_right_frames(DynChunkTrainConfig(chunk_frames, left_chunks), right)
+    folder = Path(folder) if folder else cached_sherpa_folder(model, chunk_ms, left_chunks, force=force,
+                                                             right_ms=right_ms)
     recognizer = sherpa_recognizer(folder, threads=threads)
     waves = [u.wave.numpy() for u in utterances]
     started = time.perf_counter()
@@ -144,7 +153,7 @@ def compare_with_sherpa(model: AsrModel, utterances: list[Utterance], chunk_ms: 
                "ours": _text([p for p, _ in ours]), "ours_default_limit": _text([p for p, _ in default])}
         row["agree"] = row["sherpa"] == row["ours"]
         if not row["agree"]:
-            decoded = sherpa_frames_decoded(utterance.wave.shape[0], chunk_frames)
+            decoded = sherpa_frames_decoded(utterance.wave.shape[0], chunk_frames, right_frames=right)
             padded = engine_tokens(model, config, torch.cat([utterance.wave, tail]), SHERPA_MAX_SYMBOLS_PER_FRAME)
             cut = [p for p, frame in padded if frame < decoded]
             audio_frames = model.geometry.num_encoder_frames(utterance.wave.shape[0])
@@ -164,6 +173,7 @@ def compare_with_sherpa(model: AsrModel, utterances: list[Utterance], chunk_ms: 
         "folder": str(folder),
         "chunk_ms": chunk_ms,
         "left_chunks": left_chunks,
+        "right_ms": model.geometry.chunk_ms(right),
         "utterances": len(rows),
         "wer_sherpa": _wer(references, [r["sherpa"] for r in rows]),
         "wer_ours": _wer(references, [r["ours"] for r in rows]),
@@ -357,7 +367,8 @@ def comparison_table(results: list[dict]) -> str:
     for r in results:
         relative = (r["wer_sherpa"] - r["wer_ours"]) / r["wer_ours"] * 100 if r["wer_ours"] else 0.0
         server = f"{r['server']['equal']}/{r['server']['total']}" if r.get("server") else "not run"
-        lines.append(f"| {r['chunk_ms']:g} ms | {r['left_chunks']} | {r['utterances']} | {r['wer_ours']:.2f} | "
+        right = f" + {r['right_ms']:g} ms look-ahead" if r.get("right_ms") else ""
+        lines.append(f"| {r['chunk_ms']:g} ms{right} | {r['left_chunks']} | {r['utterances']} | {r['wer_ours']:.2f} | "
                      f"{r['wer_sherpa']:.2f} | {relative:+.1f} % | {100 * r['agreement']:.1f} % | {r['differing']} | "
                      f"{r['explained_by_tail']} | {r['in_last_chunk']} | {r['symbol_limit_changes']} | {server} |")
     return "\n".join(lines) + "\n"

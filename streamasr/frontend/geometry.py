@@ -11,7 +11,7 @@ import math
 import torch
 from speechbrain.utils.filter_analysis import stack_filter_properties
 
-from streamasr.units import SAMPLE_RATE, chunk_frames_from_ms
+from streamasr.units import SAMPLE_RATE, chunk_frames_from_ms, right_frames_from_ms
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,6 +80,10 @@ class FrontEndGeometry:
         """Encoder frames in ``chunk_ms``; raises ``ConfigError`` (a ``ValueError``)
         unless it is a positive multiple of the encoder frame duration."""
         return chunk_frames_from_ms(chunk_ms, self.frame_ms)
+
+    def right_frames_from_ms(self, right_ms: float) -> int:
+        """Look-ahead encoder frames in ``right_ms`` (0 allowed); ``ConfigError`` off the grid."""
+        return right_frames_from_ms(right_ms, self.frame_ms)
 
     def num_fbank_frames(self, num_samples: int) -> int:
         if self.kaldi_frames:

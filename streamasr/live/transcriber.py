@@ -41,7 +41,8 @@ class Transcriber:
 
     def __init__(self, model: AsrModel, chunk_ms: float = 640, left_chunks: Optional[int] = 4,
                  max_buffer_seconds: float = 30.0, on_full: str = "block", frontend: str = "exact",
-                 backend: str = "torch", int8: bool = False, endpointing: Optional[Endpointing] = None):
+                 backend: str = "torch", int8: bool = False, endpointing: Optional[Endpointing] = None,
+                 right_ms: float = 0):
         if on_full not in ("block", "raise"):
             raise ConfigError(f"on_full must be 'block' or 'raise', got {on_full!r}")
         if max_buffer_seconds <= 0:
@@ -49,7 +50,7 @@ class Transcriber:
         if left_chunks is not None and left_chunks < 0:
             raise ConfigError(f"left_chunks must be >= 0 or None (unlimited), got {left_chunks}")
         self.model = model
-        config = chunk_config(model.front_end.geometry, chunk_ms, left_chunks)
+        config = chunk_config(model.front_end.geometry, chunk_ms, left_chunks, right_ms)
         self.recognizer = StreamingRecognizer(model, config, frontend,
                                               make_backend(model, config, frontend, backend, int8),
                                               endpointing=endpointing)
@@ -157,11 +158,13 @@ class Transcriber:
 
 def transcribe_source(model: AsrModel, source: AudioSource, chunk_ms: float = 640, left_chunks: Optional[int] = 4,
                       frontend: str = "exact", max_buffer_seconds: float = 30.0, backend: str = "torch",
-                      int8: bool = False, endpointing: Optional[Endpointing] = None) -> Iterator[Event]:
+                      int8: bool = False, endpointing: Optional[Endpointing] = None, right_ms: float = 0
+                      ) -> Iterator[Event]:
     """Events for a whole source: a reader thread pushes (blocking when the buffer is
-    full, so a fast file never outruns recognition), this generator yields events."""
+    full, so a fast file never outruns recognition), this generator yields events.
+    ``right_ms``: look-ahead per chunk (``streamasr.dct``)."""
     transcriber = Transcriber(model, chunk_ms, left_chunks, max_buffer_seconds, "block", frontend, backend, int8,
-                              endpointing)
+                              endpointing, right_ms)
     failure: list = []
 
     def produce():

@@ -164,12 +164,13 @@ def make_backend(model: AsrModel, config: DynChunkTrainConfig, frontend: str = "
         if backend != "onnx" or int8 != model.onnx.meta["int8"]:
             raise ConfigError(f"{model.source} is an ONNX folder{' (int8)' if model.onnx.meta['int8'] else ''}: "
                               "it runs with --backend onnx" + (" --int8" if model.onnx.meta["int8"] else ""))
-        if (config.chunk_size, config.left_context_size) != (model.config.chunk_size, model.config.left_context_size) \
-                or frontend != "exact":
-            raise ConfigError(f"{model.source} runs {model.geometry.chunk_ms(model.config.chunk_size):g} ms chunks "
-                              f"with {model.config.left_context_size} left chunks and the exact front end only; "
-                              f"asked {model.geometry.chunk_ms(config.chunk_size):g} ms / "
-                              f"{config.left_context_size} / {frontend}")
+        ours = (config.chunk_size, config.left_context_size, right_frames(config))
+        theirs = (model.config.chunk_size, model.config.left_context_size, right_frames(model.config))
+        if ours != theirs or frontend != "exact":
+            ms = model.geometry.chunk_ms
+            raise ConfigError(f"{model.source} runs {ms(theirs[0]):g} ms chunks with {theirs[1]} left chunks and "
+                              f"{ms(theirs[2]):g} ms look-ahead, the exact front end only; asked {ms(ours[0]):g} ms / "
+                              f"{ours[1]} / {ms(ours[2]):g} ms / {frontend}")
         return model.backend()
     if backend == "torch":
         if int8:

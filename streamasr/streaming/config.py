@@ -11,12 +11,16 @@ from typing import Optional
 
 from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
 
+from streamasr.dct import with_right_frames
 from streamasr.frontend import FrontEndGeometry
 from streamasr.units import parse_left_context
 
 
-def chunk_config(geometry: FrontEndGeometry, chunk_ms: float, left_chunks: Optional[int | str]) -> DynChunkTrainConfig:
-    """The config of ``chunk_ms`` milliseconds (a multiple of the encoder frame) and
-    ``left_chunks`` chunks of left context (``None`` / ``"unlimited"`` = unlimited);
+def chunk_config(geometry: FrontEndGeometry, chunk_ms: float, left_chunks: Optional[int | str],
+                 right_ms: float = 0) -> DynChunkTrainConfig:
+    """The config of ``chunk_ms`` milliseconds (a multiple of the encoder frame),
+    ``left_chunks`` chunks of left context (``None`` / ``"unlimited"`` = unlimited) and
+    ``right_ms`` of look-ahead (``streamasr.dct``; 0 = SpeechBrain's own config);
     ``ConfigError`` for a value off the grid or negative."""
-    return DynChunkTrainConfig(geometry.frames_from_ms(chunk_ms), parse_left_context(left_chunks))
+    config = DynChunkTrainConfig(geometry.frames_from_ms(chunk_ms), parse_left_context(left_chunks))
+    return with_right_frames(config, geometry.right_frames_from_ms(right_ms))

@@ -21,6 +21,7 @@ import torch
 from speechbrain.lobes.features import Fbank
 from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
 
+from streamasr.dct import with_right_frames
 from streamasr.decoding import GreedySearch
 from streamasr.errors import ModelLoadError
 from streamasr.frontend import FbankFrontEnd, FrontEndGeometry
@@ -163,7 +164,14 @@ class OnnxFolder:
     def geometry(self) -> CacheGeometry:
         layers, attention, d_model = self.meta["cache_last_channel"]
         _, _, conv = self.meta["cache_last_time"]
-        return CacheGeometry(self.meta["chunk_frames"], self.meta["left_chunks"], layers, d_model, conv)
+        return CacheGeometry(self.meta["chunk_frames"], self.meta["left_chunks"], layers, d_model, conv,
+                             self.meta.get("right_frames", 0))
+
+    @property
+    def config(self) -> DynChunkTrainConfig:
+        """The (chunk, left context, look-ahead) the folder was exported for."""
+        return with_right_frames(DynChunkTrainConfig(self.meta["chunk_frames"], self.meta["left_chunks"]),
+                                 self.meta.get("right_frames", 0))
 
     def run(self, graph: str, feeds: dict) -> list[np.ndarray]:
         return self.sessions[graph].run(None, feeds)
@@ -256,8 +264,7 @@ def verify_onnx_folder(folder: str | os.PathLike, model: AsrModel, tolerance: fl
     ``tolerance``."""
     onnx = OnnxFolder(folder)
     meta = onnx.meta
-    step = StreamingStep(model.front_end, model.encoder, model.encoder_proj,
-                         DynChunkTrainConfig(meta["chunk_frames"], meta["left_chunks"])).eval()
+    step = StreamingStep(model.front_end, model.encoder, model.encoder_proj, onnx.config).eval()
     backend = OnnxBackend(onnx)
     generator = torch.Generator().manual_seed(seed)
     ours, theirs = step.initial_state(2), backend.init_state(2)
@@ -329,7 +336,7 @@ class OnnxModel:
                                     kaldi_frames=hasattr(fbank, "num_frames"))
         self.front_end = FbankFrontEnd(fbank.eval(), geometry)
         self.tokenizer = TokenTable(self.onnx.folder / "tokens.txt", meta)
-        self.config = DynChunkTrainConfig(meta["chunk_frames"], meta["left_chunks"])
+        self.config = self.onnx.config
         self.source = str(self.onnx.folder)
         self.device = torch.device("cpu")
         self.dtype = torch.float32

@@ -36,6 +36,7 @@ from typing import Optional
 import torch
 from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
 
+from streamasr.dct import right_frames, with_right_frames
 from streamasr.errors import ConfigError, ExportError
 from streamasr.files import staged_folder
 from streamasr.model import AsrModel
@@ -162,9 +163,12 @@ def checkpoint_fingerprint(model: AsrModel) -> str:
 
 def export_onnx(model: AsrModel, folder: str | os.PathLike, chunk_ms: float = 640,
                 left_chunks: Optional[int] = 4, int8: bool = False, verify: bool = True,
-                overwrite: bool = False, opset: int = 18) -> OnnxExport:
-    """Export ``model`` for ``chunk_ms`` chunks and ``left_chunks`` of left context into
-    ``folder`` (written beside it and moved into place once complete and verified).
+                overwrite: bool = False, opset: int = 18, right_ms: float = 0) -> OnnxExport:
+    """Export ``model`` for ``chunk_ms`` chunks, ``left_chunks`` of left context and
+    ``right_ms`` of look-ahead (``streamasr.dct``) into ``folder`` (written beside it and
+    moved into place once complete and verified). With look-ahead the encoder's window
+    is ``subsampling x (C + R + margin) + 1`` Fbank frames and the next window starts
+    ``subsampling x C`` frames later (``window_frames``, ``shift_frames``).
     ``int8``: dynamic quantisation of the MatMul weights (onnxruntime). Returns the
     folder and its metadata."""
 
@@ -175,9 +179,10 @@ def export_onnx(model: AsrModel, folder: str | os.PathLike, chunk_ms: float = 64
     if left_chunks < 0:
         raise ConfigError(f"left context {left_chunks} is negative; expected >= 0 chunks")
     chunk_frames = model.geometry.frames_from_ms(chunk_ms)
+    right = model.geometry.right_frames_from_ms(right_ms)
     if folder.exists() and not overwrite:
         raise ExportError(f"{folder} already exists (use --overwrite to replace it)")
-    config = DynChunkTrainConfig(chunk_frames, left_chunks)
+    config = with_right_frames(DynChunkTrainConfig(chunk_frames, left_chunks), right)
     model.to("cpu")
     step = StreamingStep(model.front_end, model.encoder, model.encoder_proj, config).eval()
     decoder, joiner = OnnxDecoder(model).eval(), OnnxJoiner(model).eval()
@@ -194,8 +199,10 @@ def export_onnx(model: AsrModel, folder: str | os.PathLike, chunk_ms: float = 64
         "chunk_frames": chunk_frames,
         "chunk_ms": model.geometry.chunk_ms(chunk_frames),
         "left_chunks": left_chunks,
+        "right_frames": right,
+        "right_ms": model.geometry.chunk_ms(right),
         "window_frames": step.window_frames,
-        "shift_frames": step.subsampling * chunk_frames,
+        "shift_frames": step.shift_frames,
         "margin_frames": step.margin,
         "subsampling_factor": step.subsampling,
         "feature_lookahead_samples": model.geometry.lookahead_samples,
@@ -288,9 +295,10 @@ def _quantize(folder: Path) -> None:
         os.replace(target, source)
 
 
-def cell_name(chunk_ms: float, left_chunks: Optional[int], int8: bool = False) -> str:
-    """The folder name of one exported cell: ``640ms_left4`` (``_int8``)."""
-    return f"{chunk_ms:g}ms_left{left_context_label(left_chunks)}" + ("_int8" if int8 else "")
+def cell_name(chunk_ms: float, left_chunks: Optional[int], int8: bool = False, right_ms: float = 0) -> str:
+    """The folder name of one exported cell: ``640ms_left4`` (``_right160ms``) (``_int8``)."""
+    return (f"{chunk_ms:g}ms_left{left_context_label(left_chunks)}" + (f"_right{right_ms:g}ms" if right_ms else "")
+            + ("_int8" if int8 else ""))
 
 
 def cached_onnx_folder(model: AsrModel, config: DynChunkTrainConfig, int8: bool = False,
@@ -301,8 +309,9 @@ def cached_onnx_folder(model: AsrModel, config: DynChunkTrainConfig, int8: bool 
     if not model.source:
         raise ConfigError("an ONNX cache needs a model loaded from a folder (model.source is empty)")
     chunk_ms = model.geometry.chunk_ms(config.chunk_size)
+    right_ms = model.geometry.chunk_ms(right_frames(config))
     root = Path(cache_root) if cache_root else Path(model.source) / "onnx"
-    folder = root / cell_name(chunk_ms, config.left_context_size, int8)
+    folder = root / cell_name(chunk_ms, config.left_context_size, int8, right_ms)
     meta_file = folder / "export.json"
     if meta_file.is_file():
         try:
@@ -311,7 +320,8 @@ def cached_onnx_folder(model: AsrModel, config: DynChunkTrainConfig, int8: bool 
             meta = {}
         if meta.get("checkpoint") == checkpoint_fingerprint(model) and meta.get("format_version") == FORMAT_VERSION:
             return folder
-    export_onnx(model, folder, chunk_ms, config.left_context_size, int8=int8, verify=True, overwrite=True)
+    export_onnx(model, folder, chunk_ms, config.left_context_size, int8=int8, verify=True, overwrite=True,
+                right_ms=right_ms)
     return folder
 
 
