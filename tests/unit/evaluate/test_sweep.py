@@ -9,6 +9,7 @@ import json
 import pytest
 
 from streamasr.cli import main as cli
+from streamasr.errors import ConfigError
 from streamasr.evaluate import evaluate, parse_grid
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -42,9 +43,9 @@ def test_results_files_table_and_plots(sweep):
     with open(out / "results.csv") as handle:
         assert len(list(csv.DictReader(handle))) == 5
     table = (out / "results.md").read_text()
-    assert "| left context (chunks) | 160 ms | 320 ms | full context |" in table
+    assert "| left context (chunks), look-ahead | 160 ms | 320 ms | full context |" in table
     assert "\n| 2 |" in table and "\n| unlimited |" in table
-    for name in ("wer_vs_chunk.png", "wer_vs_latency.png"):
+    for name in ("wer_vs_chunk.png", "wer_vs_latency.png", "wer_vs_mean_latency.png"):
         assert (out / name).read_bytes()[:8] == PNG_MAGIC
 
 
@@ -131,3 +132,36 @@ def test_several_test_sets_with_one_file_name_are_refused(tiny_model_folder, tin
                 str(copy / "test_voices.csv"), "--output", str(tmp_path / "o")])
     assert code == 2 and "two manifests share a file name" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_lookahead_grid_latencies_and_left_context_in_ms(tiny_model_folder, tiny_corpus, tmp_path):
+    """--right-ms adds look-ahead to the grid, --left-ms gives every chunk size the same
+    past; each cell reports worst-case ((C + R) x 40 ms + front end) and mean ((C/2 +
+    R) x 40 ms + front end) latency, and streaming equals the masked simulation."""
+    out = tmp_path / "grid"
+    assert cli(["evaluate", str(tiny_model_folder), "--manifest", str(tiny_corpus / "test_voices.csv"),
+                "--output", str(out), "--chunk-ms", "80,160", "--left-ms", "640", "--right-ms", "0,120",
+                "--limit", "2", "--jobs", "1"]) == 0
+    data = json.loads((out / "results.json").read_text())
+    cells = [(c["chunk_ms"], c["left_chunks"], c["right_ms"]) for c in data["cells"]]
+    assert cells == [(None, None, 0.0), (80, 8, 0), (160, 4, 0), (80, 8, 120), (160, 4, 120)]
+    front = 41 / 16
+    for c in data["cells"][1:]:
+        assert c["algorithmic_latency_ms"] == pytest.approx(c["chunk_ms"] + c["right_ms"] + front)
+        assert c["mean_latency_ms"] == pytest.approx(c["chunk_ms"] / 2 + c["right_ms"] + front)
+        assert c["differing_hypotheses"] == 0 and c["left_ms"] == 640
+    table = (out / "results.md").read_text()
+    assert "\n| 640 ms, +120 ms |" in table and "| 80 | 640 ms (8) | 120 |" in table
+    assert (out / "wer_vs_mean_latency.png").read_bytes()[:8] == PNG_MAGIC
+
+
+def test_lookahead_needs_what_it_streams_on(tiny_model_folder, tiny_corpus, tmp_path):
+    common = [str(tiny_model_folder), str(tiny_corpus / "test_voices.csv"), str(tmp_path / "x")]
+    with pytest.raises(ConfigError, match="look-ahead .* finite left context.*--masked-only"):
+        evaluate(*common, chunk_values=["160"], left_values=["unlimited"], right_values=["120"], progress=False)
+    with pytest.raises(ConfigError, match="look-ahead 30 ms is not 0 or a positive multiple"):
+        evaluate(*common, chunk_values=["160"], left_values=["2"], right_values=["30"], progress=False)
+    with pytest.raises(ConfigError, match="--frontend stock .* no look-ahead"):
+        evaluate(*common, chunk_values=["160"], left_values=["2"], right_values=["40"], frontend="stock",
+                 progress=False)
+    assert not (tmp_path / "x").exists()

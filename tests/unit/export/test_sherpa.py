@@ -24,6 +24,7 @@ from streamasr.export.sherpa import (
     sherpa_decode,
     sherpa_recognizer,
 )
+from streamasr.dct import ChunkConfig
 from streamasr.export.sherpa_check import compare_with_sherpa, load_manifest, sherpa_frames_decoded
 from streamasr.streaming.onnx import OnnxModel
 
@@ -87,6 +88,35 @@ def test_sherpa_onnx_recognizer_decodes_as_our_engine(sherpa_folder, kaldi_model
         assert len(row["sherpa"]) > 20, "vacuous: the decisive random model emits many tokens"
         assert row["agree"] or row["same_as_tail_padded_engine"], row["id"]
     assert result["explained_by_tail"] == result["differing"]
+
+
+def test_sherpa_onnx_runs_a_lookahead_cell_as_our_engine(kaldi_model, tiny_corpus, wavs, tmp_path):
+    """Look-ahead (streamasr.dct) in sherpa-onnx's framing: window 4 (C + R), shift 4 C;
+    its own recognizer decodes as our engine with the same look-ahead."""
+    folder = export_sherpa_onnx(kaldi_model, tmp_path / "320ms_r160", 320, 4, right_ms=160).folder
+    meta = check_sherpa_folder(folder)
+    assert (int(meta["window_size"]), int(meta["chunk_shift"])) == (48, 32)
+    step = SherpaEncoder(kaldi_model, ChunkConfig(8, 4, 4)).eval()
+    fbank = kaldi_model.front_end.compute_features
+    wave = read_audio(wavs[0]).float()
+    with torch.no_grad():  # whole windows, shifted by 4 C, equal the masked pass with R
+        features = fbank.raw(wave[None])
+        state, outputs = step.initial_state(1), []
+        for begin in range(0, features.shape[1] - step.window_frames + 1, step.shift_frames):
+            window = features[:, begin : begin + step.window_frames].transpose(1, 2)
+            out, lengths, *state = step(window, torch.tensor([step.window_frames]), *state)
+            assert lengths.tolist() == [8]
+            outputs.append(out.transpose(1, 2))
+        streamed = torch.cat(outputs, dim=1)
+        src, frames = kaldi_model.encoder_inputs([wave])
+        masked = kaldi_model.encode_features(src, frames, ChunkConfig(8, 4, 4))
+    assert torch.allclose(streamed, masked[:, : streamed.shape[1]], atol=1e-4)
+    result = compare_with_sherpa(kaldi_model, load_manifest(tiny_corpus / "test_voices.csv"), 320, 4, folder=folder,
+                                 right_ms=160)
+    assert result["right_ms"] == 160
+    for row in result["rows"]:
+        assert row["agree"] or row["same_as_tail_padded_engine"], row["id"]
+    assert sherpa_frames_decoded(16000, 8, right_frames=4) == 40  # windows of 48 every 32: 5 x 32 + 48 >= 180
 
 
 def test_tail_padding_frame_arithmetic():
