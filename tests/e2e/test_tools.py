@@ -51,6 +51,21 @@ def test_short_chunks_deviate_and_the_tool_writes_its_table(model, random_model_
     assert saved["deviation_by_frames_before_chunk_end"]["4"] == pytest.approx(deviation, rel=1e-3)
 
 
+def test_lookahead_columns_and_less_departure_at_the_chunk_end(model, random_model_folder, tiny_corpus, tmp_path):
+    """--right-ms: one column per chunk size and look-ahead; with 4 frames of look-ahead
+    the chunk's last frame departs less from full context than without."""
+    out = subprocess.run(
+        [sys.executable, "tools/chunk_position.py", str(random_model_folder), "--manifest",
+         str(tiny_corpus / "test_voices.csv"), "--chunk-ms", "160", "--right-ms", "0,160", "--left-chunks", "2",
+         "--limit", "3", "--json", str(tmp_path / "d.json")],
+        cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "| frames before chunk end | 160 ms chunks | 160 ms chunks + 160 ms look-ahead |" in out.stdout
+    saved = json.loads((tmp_path / "d.json").read_text())["deviation_by_frames_before_chunk_end"]
+    assert set(saved) == {"4", "4+4"}
+    assert saved["4+4"][0] < saved["4"][0]
+
+
 def test_a_chunk_size_off_the_frame_grid_is_an_error(random_model_folder, tiny_corpus):
     out = subprocess.run(
         [sys.executable, "tools/chunk_position.py", str(random_model_folder), "--manifest",
