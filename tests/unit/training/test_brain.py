@@ -231,3 +231,34 @@ def test_chunk_distillation_adds_the_kl_to_the_full_context_ctc_posteriors(tmp_p
     assert loss.item() == pytest.approx(base.item() + 0.25 * kl.item(), rel=1e-5)
     loss.backward()
     assert brain.modules.ctc_lin.w.weight.grad.abs().sum() > 0
+
+
+def test_a_lookahead_batch_trains_through_the_first_layer_lookahead_pass(tmp_path):
+    """A sampled ChunkConfig with R > 0 reaches the encoder: the Brain's encoder output
+    equals streamasr.dct.encode_masked with that config (and differs from R = 0), and the
+    loss has gradients."""
+    from streamasr.dct import ChunkConfig, DynChunkLookaheadSampler, encode_masked
+
+    brain = make_brain(tmp_path, 0.3)
+    brain.hparams.dynchunktrain_config_sampler = DynChunkLookaheadSampler(
+        chunkwise_prob=1.0, chunk_sizes=(4,), right_context_prob=1.0, right_frames_min=3, right_frames_max=3,
+        limited_left_context_prob=0.0)
+    brain.hparams.epoch_counter.current = 1
+    batch = toy_batch()
+    seen = []
+    encoder_inputs = brain.encoder_inputs
+    brain.encoder_inputs = lambda *args: seen.append(encoder_inputs(*args)) or seen[-1]
+    torch.manual_seed(0)
+    out = brain.compute_forward(batch, sb.Stage.TRAIN)
+    assert out.dynchunktrain_config == ChunkConfig(4, None, 3)
+    lens = batch.sig[1]
+    with torch.no_grad():
+        src = seen[0]
+        transformer = brain.modules.enc.transformer
+        expected = encode_masked(transformer, src, lens, dynchunktrain_config=ChunkConfig(4, None, 3))
+        plain = encode_masked(transformer, src, lens, dynchunktrain_config=ChunkConfig(4, None, 0))
+    assert torch.allclose(out.encoder_out, expected, atol=1e-5)
+    assert not torch.allclose(out.encoder_out, plain, atol=1e-4)
+    loss = brain.compute_objectives(out, batch, sb.Stage.TRAIN)
+    loss.backward()
+    assert brain.modules.enc.transformer.encoder.layers[0].mha_layer.out_proj.weight.grad is not None
