@@ -31,7 +31,7 @@ from streamasr.cpu import flush_denormals
 from streamasr.data import corpora
 from streamasr.data.manifest import validate_manifest
 from streamasr.data.synthetic import NO_AUGMENTATION, SPLITS, Augmentation, CorpusConfig, build_corpus
-from streamasr.dct import with_right_frames
+from streamasr.dct import right_frames, with_right_frames
 from streamasr.errors import ConfigError, StreamAsrError
 from streamasr.evaluate import evaluate, markdown_table
 from streamasr.evaluate.dependency import check_encoder, encoder_from
@@ -620,7 +620,9 @@ def _run_serve(args: argparse.Namespace) -> int:
     def ready(server) -> None:
         scheme = "wss" if config.certfile else "ws"
         print(f"streamasr serve: {scheme}://{config.host}:{server.port} ({backend}, "
-              f"{model.geometry.chunk_ms(chunk_frames):g} ms chunks, {left} left chunks, {config.workers} model "
+              f"{model.geometry.chunk_ms(chunk_frames):g} ms chunks, {left} left chunks"
+              + (f", {model.geometry.chunk_ms(right_frames(dct)):g} ms look-ahead" if right_frames(dct) else "")
+              + f", {config.workers} model "
               f"threads x {per_worker} cores, max batch {config.max_batch}, max {config.max_connections} streams)",
               flush=True)
 

@@ -15,6 +15,7 @@ import torch
 from speechbrain.dataio.dataio import read_audio
 from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
 
+from streamasr.dct import ChunkConfig
 from streamasr.errors import ConfigError, ExportError, ModelLoadError
 from streamasr.export import export
 from streamasr.export.sherpa import (
@@ -24,7 +25,6 @@ from streamasr.export.sherpa import (
     sherpa_decode,
     sherpa_recognizer,
 )
-from streamasr.dct import ChunkConfig
 from streamasr.export.sherpa_check import compare_with_sherpa, load_manifest, sherpa_frames_decoded
 from streamasr.streaming.onnx import OnnxModel
 

@@ -260,3 +260,49 @@ def test_lookahead_refuses_what_cannot_stream_it(model):
     with pytest.raises(ConfigError, match="--frontend stock .* no look-ahead"):
         StreamingRecognizer(model, ChunkConfig(4, 2, 2), frontend="stock",
                             backend=FixedShapeBackend(model, ChunkConfig(4, 2, 2)))
+
+
+def test_streams_at_different_positions_with_lookahead_decode_as_each_alone(model, utterances):
+    """decode_streams (the server's driving) with look-ahead: streams joining at
+    different ticks share batches and give each stream's own transcript."""
+    recognizer = StreamingRecognizer(model, ChunkConfig(4, 4, 3))
+    chosen = utterances[:3]
+    alone = [recognizer.transcribe(u.wav)[0].tokens[0] for u in chosen]
+    step = recognizer.chunk_samples // 2  # half a chunk per tick: readiness depends on the look-ahead
+    streams, fed, batch_sizes = [], [0] * len(chosen), []
+    for _ in range(10_000):
+        if len(streams) < len(chosen):
+            streams.append(recognizer.create_stream())
+        for index, stream in enumerate(streams):
+            wav = chosen[index].wav
+            if fed[index] < wav.shape[-1]:
+                recognizer.accept_waveform(stream, wav[fed[index] : fed[index] + step])
+                fed[index] += step
+                if fed[index] >= wav.shape[-1]:
+                    recognizer.input_finished(stream)
+        batch_sizes.append(sum(o is not None for o in recognizer.decode_streams(streams)))
+        if len(streams) == len(chosen) and all(s.finished for s in streams):
+            break
+    assert max(batch_sizes) >= 2
+    assert [s.tokens[0] for s in streams] == alone
+    assert all(len(tokens) > 3 for tokens in alone), "vacuous: the random model emits many tokens"
+
+
+def test_transcribe_cli_with_lookahead(random_model_folder, model, utterances, tmp_path):
+    import json
+
+    import soundfile as sf
+
+    from helpers.common import cli
+
+    path = tmp_path / "utt.wav"
+    sf.write(path, utterances[0].wav.numpy(), 16000)
+    result = cli("transcribe", path, "--model", random_model_folder, "--chunk-ms", "160", "--left-chunks", "4",
+                 "--right-ms", "120", "--json")
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    final = json.loads(result.stdout.decode().splitlines()[-1])
+    expected = StreamingRecognizer(model, ChunkConfig(4, 4, 3)).transcribe(utterances[0].wav)[0]
+    assert final["type"] == "final" and final["text"] == expected.texts[0].strip()
+    bad = cli("transcribe", path, "--model", random_model_folder, "--right-ms", "30")
+    assert bad.returncode != 0
+    assert "look-ahead 30 ms is not 0 or a positive multiple of the encoder frame (40 ms)" in bad.stderr.decode()
