@@ -32,6 +32,7 @@ from streamasr.data import corpora
 from streamasr.data.manifest import validate_manifest
 from streamasr.data.synthetic import NO_AUGMENTATION, SPLITS, Augmentation, CorpusConfig, build_corpus
 from streamasr.dct import right_frames, with_right_frames
+from streamasr.decoding import DECODINGS, check_decoding
 from streamasr.errors import ConfigError, StreamAsrError
 from streamasr.evaluate import evaluate, markdown_table
 from streamasr.evaluate.dependency import check_encoder, encoder_from
@@ -210,6 +211,9 @@ def _add_evaluate_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="true-streaming features: exact (ours, default) or stock "
                         "(SpeechBrain StreamingASR's StreamingFeatureWrapper path)")
     _add_backend_options(parser)
+    parser.add_argument("--decoding", choices=DECODINGS, default="greedy",
+                        help="greedy (default) or beam: batched modified beam search (one symbol per frame)")
+    parser.add_argument("--beam", type=int, default=4, help="hypotheses per stream with --decoding beam (default 4)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--overwrite", action="store_true", help="replace results in --output")
     parser.set_defaults(handler=_run_evaluate)
@@ -243,6 +247,8 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         frontend=args.frontend,
         backend=args.backend,
         int8=args.int8,
+        decoding=args.decoding,
+        beam=args.beam,
     )
     if len(args.manifest) == 1:
         results = evaluate(args.model, args.manifest[0], args.output, **options)
@@ -355,6 +361,12 @@ def _add_transcribe_parser(subparsers: argparse._SubParsersAction) -> None:
                         "chunk waits for this much more audio (model trained with hparams/lookahead.yaml)")
     parser.add_argument("--json", action="store_true",
                         help="one JSON event per line: partial (per chunk, with tokens) and final")
+    parser.add_argument("--decoding", choices=DECODINGS, default="greedy",
+                        help="greedy (default) or beam: batched modified beam search (one symbol per frame)")
+    parser.add_argument("--beam", type=int, default=4, help="hypotheses per stream with --decoding beam (default 4)")
+    parser.add_argument("--nbest", type=int, default=1,
+                        help="with --decoding beam: the N best transcripts with their log-probabilities in the final "
+                        "JSON event (default 1)")
     parser.add_argument("--frontend", choices=FEATURE_PATHS, default="exact",
                         help="exact (default): features equal to training; stock: as SpeechBrain's StreamingASR")
     parser.add_argument("--rate", type=int, default=SAMPLE_RATE, help="sample rate of PCM on stdin (default %(default)s)")
@@ -382,10 +394,12 @@ def _run_transcribe(args: argparse.Namespace) -> int:
     right_ms = args.right_ms if args.right_ms is not None else right_ms
     model.geometry.frames_from_ms(chunk_ms)  # bad chunk sizes fail before reading audio
     model.geometry.right_frames_from_ms(right_ms)
+    check_decoding(args.decoding, args.beam, args.nbest)
     source = open_source(args.source, pcm_rate=args.rate, pcm_channels=args.channels)
     endpointing = Endpointing() if args.endpoint else None
     for event in transcribe_source(model, source, chunk_ms, left, frontend=args.frontend,
-                                   backend=backend, int8=int8, endpointing=endpointing, right_ms=right_ms):
+                                   backend=backend, int8=int8, endpointing=endpointing, right_ms=right_ms,
+                                   decoding=args.decoding, beam=args.beam, nbest=args.nbest):
         if args.json:
             print(event.to_json(), flush=True)
         elif event.kind == "partial" and event.text:
@@ -549,6 +563,10 @@ def _add_serve_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--right-ms", type=float, default=None,
                         help="look-ahead per chunk in ms, a multiple of 40 (default 0; an ONNX folder's own): a "
                         "chunk waits for this much more audio (model trained with hparams/lookahead.yaml)")
+    parser.add_argument("--decoding", choices=DECODINGS, default="greedy",
+                        help="greedy (default) or beam: batched modified beam search; partial results are the "
+                        "common prefix of the hypotheses, the final the best")
+    parser.add_argument("--beam", type=int, default=4, help="hypotheses per stream with --decoding beam (default 4)")
     parser.add_argument("--max-batch", type=int, default=defaults.max_batch, help="streams per model call")
     parser.add_argument("--workers", type=int, default=defaults.workers,
                         help=f"model threads, each running its own batches (default {defaults.workers}: one per core "
@@ -612,9 +630,11 @@ def _run_serve(args: argparse.Namespace) -> int:
         dct = with_right_frames(DynChunkTrainConfig(chunk_frames, left),
                                 model.geometry.right_frames_from_ms(args.right_ms or 0))
     chunk_frames, left = dct.chunk_size, dct.left_context_size
+    check_decoding(args.decoding, args.beam)
     recognizer = StreamingRecognizer(model, dct, backend=make_backend(model, dct, "exact", backend, args.int8,
                                                                       threads=per_worker),
-                                     endpointing=Endpointing() if args.endpoint else None)
+                                     endpointing=Endpointing() if args.endpoint else None,
+                                     decoding=args.decoding, beam=args.beam)
     recognizer.create_stream()  # refuses what cannot batch streams at different positions, before listening
 
     def ready(server) -> None:

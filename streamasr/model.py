@@ -22,7 +22,7 @@ from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
 
 from streamasr.checkpoints import ranked_checkpoints
 from streamasr.dct import encode_masked
-from streamasr.decoding import GreedySearch, Hypothesis
+from streamasr.decoding import BeamSearch, GreedySearch, Hypothesis, make_search
 from streamasr.errors import ModelLoadError
 from streamasr.frontend import FrontEnd, FrontEndGeometry
 from streamasr.keys import KEYS
@@ -98,14 +98,28 @@ class AsrModel:
         lengths = torch.tensor([f.shape[0] for f in feats], device=self.device)
         return torch.nn.utils.rnn.pad_sequence(feats, batch_first=True), lengths
 
+    def make_search(self, decoding: str = "greedy", beam: int = 4) -> GreedySearch | BeamSearch:
+        """A search over this model's decoder and joiner: ``greedy`` (the model's own
+        ``search``) or ``beam`` (batched modified beam search of ``beam`` hypotheses)."""
+        if decoding == "greedy":
+            return self.search
+        return make_search(self.decoder, self.joiner, self.blank_id, decoding, beam)
+
     @torch.no_grad()
     def transcribe_masked(
-        self, wavs: list[torch.Tensor], config: Optional[DynChunkTrainConfig]
+        self, wavs: list[torch.Tensor], config: Optional[DynChunkTrainConfig],
+        search: GreedySearch | BeamSearch | None = None,
     ) -> list[Hypothesis]:
         """Masked simulation of streaming: whole utterances ``[samples]`` each, batched,
-        with the chunked attention/convolution masks of ``config`` (None = full context)."""
+        with the chunked attention/convolution masks of ``config`` (None = full context);
+        ``search``: the model's greedy search by default."""
+        search = search or self.search
         src, lengths = self.encoder_inputs(wavs)
-        hyps, _ = self.search(self.encode_features(src, lengths, config), lengths)
+        hyps, state = search(self.encode_features(src, lengths, config), lengths)
+        if hasattr(search, "finish"):  # beam search: the rest of the best hypothesis
+            rest, _ = search.finish(state)
+            hyps = [Hypothesis(h.tokens + r.tokens, h.frames + [f + int(n) for f in r.frames],
+                               h.confidences + r.confidences) for h, r, n in zip(hyps, rest, lengths)]
         return hyps
 
     @torch.no_grad()

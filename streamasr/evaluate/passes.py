@@ -37,26 +37,30 @@ def _error_rates(ids, hyps: list[str], refs: list[str]) -> tuple[float, float]:
 
 
 def masked_hypotheses(model: AsrModel, utterances: list[Utterance], config: Optional[DynChunkTrainConfig],
-                      batch_size: int = 1) -> list[list[int]]:
+                      batch_size: int = 1, decoding: str = "greedy", beam: int = 4) -> list[list[int]]:
     """Masked simulation, ``batch_size`` utterances per encoder call. The default is 1:
     in SpeechBrain 1.1.2's Conformer the convolution module sees the padded frames of
     a batch (it masks them only after the convolution), so a padded utterance's last
     frames change; on the demo model, batches of 16 changed the hypothesis of ~5% of
     test utterances (always at their end) compared with decoding each alone."""
     hyps = []
+    search = model.make_search(decoding, beam)
     for begin in range(0, len(utterances), batch_size):
         batch = utterances[begin : begin + batch_size]
-        hyps.extend(h.tokens for h in model.transcribe_masked([u.wav for u in batch], config))
+        hyps.extend(h.tokens for h in model.transcribe_masked([u.wav for u in batch], config, search))
     return hyps
 
 
 def streaming_pass(model: AsrModel, utterances: list[Utterance], config: DynChunkTrainConfig,
-                   frontend: str = "exact", backend: str = "torch", int8: bool = False) -> dict:
+                   frontend: str = "exact", backend: str = "torch", int8: bool = False, decoding: str = "greedy",
+                   beam: int = 4) -> dict:
     """True streaming over every utterance; returns hypotheses and timing statistics.
     ``frontend``: ``exact`` (ours) or ``stock`` (what SpeechBrain's StreamingASR does);
-    ``backend``: ``torch`` or ``onnx`` (``int8``: the quantised graphs)."""
+    ``backend``: ``torch`` or ``onnx`` (``int8``: the quantised graphs); ``decoding``:
+    ``greedy`` or ``beam`` (``beam`` hypotheses)."""
     recognizer = StreamingRecognizer(model, config, frontend,
-                                     make_backend(model, config, frontend, backend, int8, torch.get_num_threads()))
+                                     make_backend(model, config, frontend, backend, int8, torch.get_num_threads()),
+                                     decoding=decoding, beam=beam)
     geometry = model.geometry
     rate = geometry.sample_rate
     hyps, chunk_times, first, final, every = [], [], [], [], []
@@ -100,7 +104,7 @@ def streaming_pass(model: AsrModel, utterances: list[Utterance], config: DynChun
 def evaluate_cell(
     model: AsrModel, utterances: list[Utterance], chunk: Optional[int], left: Optional[int], threads: int, streaming: bool,
     frontend: str = "exact", backend: str = "torch", int8: bool = False, right: int = 0,
-    left_ms: Optional[float] = None,
+    left_ms: Optional[float] = None, decoding: str = "greedy", beam: int = 4,
 ) -> CellResult:
     """One grid cell (``chunk`` None = full context, masked only; ``right`` look-ahead
     frames, ``streamasr.dct``)."""
@@ -108,7 +112,8 @@ def evaluate_cell(
     ids = [u.utt_id for u in utterances]
     refs = [u.words for u in utterances]
     config = None if chunk is None else with_right_frames(DynChunkTrainConfig(chunk, left), right)
-    masked_text = [model.decode_tokens(h) for h in masked_hypotheses(model, utterances, config)]
+    masked_text = [model.decode_tokens(h) for h in masked_hypotheses(model, utterances, config, decoding=decoding,
+                                                                     beam=beam)]
     wer, cer = _error_rates(ids, masked_text, refs)
     cell = CellResult(
         chunk_frames=chunk,
@@ -127,7 +132,7 @@ def evaluate_cell(
         cell.algorithmic_latency_ms = (chunk + right) * frame_ms + lookahead_ms  # worst case
         cell.mean_latency_ms = (chunk / 2 + right) * frame_ms + lookahead_ms
     if chunk is not None and streaming:
-        stats = streaming_pass(model, utterances, config, frontend, backend, int8)
+        stats = streaming_pass(model, utterances, config, frontend, backend, int8, decoding, beam)
         stream_text = [model.decode_tokens(h) for h in stats.pop("hyps")]
         cell.streaming_wer, cell.streaming_cer = _error_rates(ids, stream_text, refs)
         cell.differing_hypotheses = sum(a != b for a, b in zip(masked_text, stream_text))

@@ -22,6 +22,7 @@ class Event:
     rtf: Optional[float] = None  # final only: compute time / audio duration
     segment: int = 0  # the segment (endpointing) the event belongs to
     rule: int = 0  # segment events: the endpoint rule that ended it (1-3)
+    nbest: list = dataclasses.field(default_factory=list)  # final with beam search: [{text, score}] best first
 
     def to_json(self) -> str:
         record = {"type": self.kind, "text": self.text}
@@ -35,4 +36,6 @@ class Event:
         else:
             record.update(audio_ms=round(self.audio_ms, 1), compute_ms=round(self.compute_ms, 1),
                           rtf=None if self.rtf is None else round(self.rtf, 4))
+            if self.nbest:
+                record.update(nbest=self.nbest)
         return json.dumps(record, ensure_ascii=False)

@@ -42,7 +42,7 @@ class Transcriber:
     def __init__(self, model: AsrModel, chunk_ms: float = 640, left_chunks: Optional[int] = 4,
                  max_buffer_seconds: float = 30.0, on_full: str = "block", frontend: str = "exact",
                  backend: str = "torch", int8: bool = False, endpointing: Optional[Endpointing] = None,
-                 right_ms: float = 0):
+                 right_ms: float = 0, decoding: str = "greedy", beam: int = 4, nbest: int = 1):
         if on_full not in ("block", "raise"):
             raise ConfigError(f"on_full must be 'block' or 'raise', got {on_full!r}")
         if max_buffer_seconds <= 0:
@@ -53,7 +53,7 @@ class Transcriber:
         config = chunk_config(model.front_end.geometry, chunk_ms, left_chunks, right_ms)
         self.recognizer = StreamingRecognizer(model, config, frontend,
                                               make_backend(model, config, frontend, backend, int8),
-                                              endpointing=endpointing)
+                                              endpointing=endpointing, decoding=decoding, beam=beam, nbest=nbest)
         self.capacity = int(max_buffer_seconds * SAMPLE_RATE)
         self.on_full = on_full
         self._audio: "queue.Queue" = queue.Queue()
@@ -144,9 +144,12 @@ class Transcriber:
                                                segment=output.segment, rule=output.endpoint))
                 if block is _END:
                     audio_ms = samples * 1000 / SAMPLE_RATE
+                    nbest = [{"text": recognizer.model.decode_tokens(tokens), "score": round(score, 4)}
+                             for tokens, score in (state.nbest[0] if state.nbest else [])]
                     self._events.put(Event(
                         "final", recognizer.full_text(state), state.chunks_done, audio_ms, compute * 1000,
                         rtf=compute / (audio_ms / 1000) if samples else None, segment=state.segment,
+                        nbest=nbest if recognizer.nbest > 1 else [],
                     ))
                     return
         except BaseException as error:  # surfaced to the consumer
@@ -158,13 +161,14 @@ class Transcriber:
 
 def transcribe_source(model: AsrModel, source: AudioSource, chunk_ms: float = 640, left_chunks: Optional[int] = 4,
                       frontend: str = "exact", max_buffer_seconds: float = 30.0, backend: str = "torch",
-                      int8: bool = False, endpointing: Optional[Endpointing] = None, right_ms: float = 0
-                      ) -> Iterator[Event]:
+                      int8: bool = False, endpointing: Optional[Endpointing] = None, right_ms: float = 0,
+                      decoding: str = "greedy", beam: int = 4, nbest: int = 1) -> Iterator[Event]:
     """Events for a whole source: a reader thread pushes (blocking when the buffer is
     full, so a fast file never outruns recognition), this generator yields events.
-    ``right_ms``: look-ahead per chunk (``streamasr.dct``)."""
+    ``right_ms``: look-ahead per chunk (``streamasr.dct``); ``decoding`` ``greedy`` or
+    ``beam`` (``beam`` hypotheses, ``nbest`` of them in the final event)."""
     transcriber = Transcriber(model, chunk_ms, left_chunks, max_buffer_seconds, "block", frontend, backend, int8,
-                              endpointing, right_ms)
+                              endpointing, right_ms, decoding, beam, nbest)
     failure: list = []
 
     def produce():

@@ -27,7 +27,7 @@ import torch
 from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
 
 from streamasr.dct import right_frames
-from streamasr.decoding import GreedyState, Hypothesis
+from streamasr.decoding import Hypothesis, check_decoding, make_search
 from streamasr.errors import ConfigError, StreamStateError
 from streamasr.frontend import FEATURE_PATHS, FeaturePath, feature_path
 from streamasr.model import AsrModel
@@ -73,7 +73,7 @@ class StreamState:
     frames_done: int = 0
     chunks_done: int = 0
     encoder_context: object = None
-    decoder_state: GreedyState | None = None
+    decoder_state: object = None  # GreedyState or BeamState
     tokens: list = dataclasses.field(default_factory=list)  # per stream: list[int]
     texts: list = dataclasses.field(default_factory=list)  # per stream: decoded so far
     finished: bool = False
@@ -83,6 +83,7 @@ class StreamState:
     segment_start_frame: int = 0  # the frame of its last token (-1: none yet) and the
     last_token_frame: int = -1  # texts of the segments already ended
     segments: list = dataclasses.field(default_factory=list)
+    nbest: list = dataclasses.field(default_factory=list)  # beam search: per stream [(tokens, log-prob)] at the end
 
     @property
     def samples_received(self) -> int:
@@ -94,7 +95,10 @@ class StreamingRecognizer:
 
     Verbs (as in sherpa-onnx): ``init_state`` for a batch of streams, ``accept_audio``
     (any number of samples; runs every chunk that became computable), ``finalize``
-    (end of input: runs the remaining frames). Chunks are ``config.chunk_size`` encoder
+    (end of input: runs the remaining frames). ``decoding``: ``greedy`` or ``beam``
+    (batched modified beam search of ``beam`` hypotheses: partial results are the
+    hypotheses' common prefix, the final is the best, ``state.nbest`` the ``nbest`` best
+    with their log-probabilities). Chunks are ``config.chunk_size`` encoder
     frames; a ``streamasr.dct.ChunkConfig`` with ``right_frames`` R makes each chunk wait
     for R more frames of look-ahead (the end of the stream flushes without it).
 
@@ -105,14 +109,19 @@ class StreamingRecognizer:
     """
 
     def __init__(self, model: AsrModel, config: DynChunkTrainConfig, frontend: str | FeaturePath = "exact",
-                 backend: EncoderBackend | None = None, endpointing: Endpointing | None = None):
+                 backend: EncoderBackend | None = None, endpointing: Endpointing | None = None,
+                 decoding: str = "greedy", beam: int = 4, nbest: int = 1):
         self.model = model
         self.config = config
         self.endpointing = endpointing
         name = frontend.name if isinstance(frontend, FeaturePath) else frontend
         self.backend = backend or default_backend(model, config, name)
         # the backend's own search (ONNX decoder and joiner) or the model's
-        self.search = getattr(self.backend, "search", None) or model.search
+        check_decoding(decoding, beam, nbest)
+        greedy = getattr(self.backend, "search", None) or model.search
+        self.search = greedy if decoding == "greedy" else make_search(
+            greedy.decoder, greedy.joiner, greedy.blank_id, decoding, beam)
+        self.nbest = nbest
         window = config.chunk_size if self.backend.input_kind == "window" else None
         self.right_frames = right_frames(config)
         self.path = feature_path(frontend, model.front_end, window_chunk_frames=window, right_frames=self.right_frames)
@@ -157,8 +166,21 @@ class StreamingRecognizer:
         outputs = self._run(state, self.path.finish(state, self.config.chunk_size))
         if outputs:
             outputs[-1].final = True
+            self._flush(state, outputs[-1])
         state.finished = True
         return outputs
+
+    def _flush(self, state: StreamState, output: ChunkOutput) -> None:
+        """End of a stream (or segment): a beam search's best hypothesis beyond the
+        common prefix already returned joins ``output``; ``state.nbest`` gets the n-best
+        list. Nothing to do for greedy search."""
+        if not hasattr(self.search, "finish"):
+            return
+        rest, state.nbest = self.search.finish(state.decoder_state, self.nbest)
+        for row, hyp in enumerate(rest):
+            events, text = self._append(state, row, hyp)
+            output.tokens[row].extend(events)
+            output.text[row] += text
 
     def _run(self, state: StreamState, chunks: Iterator[tuple[torch.Tensor, int, bool]]) -> list[ChunkOutput]:
         """Decode every chunk the iterator yields; a chunk's compute time covers its
@@ -237,6 +259,7 @@ class StreamingRecognizer:
         rule = self.endpointing.rule_fired(segment_frames, trailing, self.geometry.frame_ms / 1000)
         if not rule:
             return
+        self._flush(state, output)  # a beam search's best hypothesis ends the segment
         output.endpoint, output.segment_text = rule, state.texts[0].strip()
         state.segments.append(output.segment_text)
         state.texts[0], state.tokens[0] = "", []
@@ -294,7 +317,7 @@ class StreamingRecognizer:
         features = torch.cat([self._padded(chunk) for _, (chunk, _, _) in ready])
         lengths = torch.tensor([valid for _, (_, valid, _) in ready], dtype=torch.long, device=features.device)
         encoder_state = self.backend.stack_states([stream.encoder_context for stream, _ in ready])
-        decoder_state = GreedyState.stack([stream.decoder_state for stream, _ in ready])
+        decoder_state = type(ready[0][0].decoder_state).stack([stream.decoder_state for stream, _ in ready])
         encoded, frames, encoder_state = self.backend.encode(features, lengths, encoder_state)
         hyps, decoder_state = self.search(encoded, frames, state=decoder_state)
         seconds = (time.perf_counter() - start_time) / len(ready)
@@ -307,6 +330,7 @@ class StreamingRecognizer:
             if stream.input_done and not self._has_frames_left(stream):
                 output.final = True
                 stream.finished = True
+                self._flush(stream, output)
             results[id(stream)] = output
         return [results.get(id(stream)) for stream in streams]
 
