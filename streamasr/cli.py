@@ -32,7 +32,7 @@ from streamasr.data import corpora
 from streamasr.data.manifest import validate_manifest
 from streamasr.data.synthetic import NO_AUGMENTATION, SPLITS, Augmentation, CorpusConfig, build_corpus
 from streamasr.dct import right_frames, with_right_frames
-from streamasr.decoding import DECODINGS, check_decoding
+from streamasr.decoding import DECODINGS, Decoding, load_lm, train_ngram
 from streamasr.errors import ConfigError, StreamAsrError
 from streamasr.evaluate import evaluate, markdown_table
 from streamasr.evaluate.dependency import check_encoder, encoder_from
@@ -211,9 +211,7 @@ def _add_evaluate_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="true-streaming features: exact (ours, default) or stock "
                         "(SpeechBrain StreamingASR's StreamingFeatureWrapper path)")
     _add_backend_options(parser)
-    parser.add_argument("--decoding", choices=DECODINGS, default="greedy",
-                        help="greedy (default) or beam: batched modified beam search (one symbol per frame)")
-    parser.add_argument("--beam", type=int, default=4, help="hypotheses per stream with --decoding beam (default 4)")
+    _add_decoding_options(parser)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--overwrite", action="store_true", help="replace results in --output")
     parser.set_defaults(handler=_run_evaluate)
@@ -224,6 +222,43 @@ def _add_backend_options(parser: argparse.ArgumentParser) -> None:
                         help="torch (default) or onnx: onnxruntime on the cells exported into <model>/onnx/ "
                         "(exported when missing or made from other weights; finite left context only)")
     parser.add_argument("--int8", action="store_true", help="with --backend onnx: int8-quantised MatMul weights")
+
+
+def _add_decoding_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--decoding", choices=DECODINGS, default="greedy",
+                        help="greedy (default) or beam: batched modified beam search (one symbol per frame; partial "
+                        "results are the common prefix of the hypotheses, the final the best)")
+    parser.add_argument("--beam", type=int, default=4, help="hypotheses per stream with --decoding beam (default 4)")
+    parser.add_argument("--lm", default=None,
+                        help="with --decoding beam: a token n-gram LM (ARPA over the model's pieces, `streamasr "
+                        "train-lm` writes one) fused at --lm-weight")
+    parser.add_argument("--lm-weight", default="0.3", help="shallow-fusion weight of --lm (default %(default)s)")
+    parser.add_argument("--lodr", default=None, help="with --lm: a low-order LM (e.g. a bigram) subtracted at "
+                        "--lodr-weight (LODR)")
+    parser.add_argument("--lodr-weight", default="0.0", help="weight of --lodr (default %(default)s)")
+
+
+def _decoding(args: argparse.Namespace, model) -> Decoding:
+    """The search the command line asks for, LMs loaded and checked before any work."""
+    weights = {}
+    for name in ("lm_weight", "lodr_weight"):
+        try:
+            weights[name] = float(getattr(args, name))
+        except ValueError:
+            raise ConfigError(f"--{name.replace('_', '-')} must be a number, got {getattr(args, name)!r}") from None
+    spec = Decoding(args.decoding, args.beam, getattr(args, "nbest", 1), lm_weight=weights["lm_weight"],
+                    lodr_weight=weights["lodr_weight"])
+    if args.lodr and not args.lm:
+        raise ConfigError("--lodr needs --lm (LODR subtracts a low-order LM from the fused one)")
+    if args.lm:
+        if args.decoding != "beam":
+            raise ConfigError("--lm is fused in beam search only: add --decoding beam")
+        blank = getattr(model, "blank_id", None)
+        if blank is None:
+            blank = model.onnx.meta["model_blank_id"]
+        spec.lm = load_lm(args.lm, model.tokenizer, blank)
+        spec.lodr = load_lm(args.lodr, model.tokenizer, blank) if args.lodr else None
+    return spec.check()
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
@@ -247,8 +282,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         frontend=args.frontend,
         backend=args.backend,
         int8=args.int8,
-        decoding=args.decoding,
-        beam=args.beam,
+        decoding=_decoding(args, load_model(args.model, args.device)),
     )
     if len(args.manifest) == 1:
         results = evaluate(args.model, args.manifest[0], args.output, **options)
@@ -361,9 +395,7 @@ def _add_transcribe_parser(subparsers: argparse._SubParsersAction) -> None:
                         "chunk waits for this much more audio (model trained with hparams/lookahead.yaml)")
     parser.add_argument("--json", action="store_true",
                         help="one JSON event per line: partial (per chunk, with tokens) and final")
-    parser.add_argument("--decoding", choices=DECODINGS, default="greedy",
-                        help="greedy (default) or beam: batched modified beam search (one symbol per frame)")
-    parser.add_argument("--beam", type=int, default=4, help="hypotheses per stream with --decoding beam (default 4)")
+    _add_decoding_options(parser)
     parser.add_argument("--nbest", type=int, default=1,
                         help="with --decoding beam: the N best transcripts with their log-probabilities in the final "
                         "JSON event (default 1)")
@@ -394,12 +426,12 @@ def _run_transcribe(args: argparse.Namespace) -> int:
     right_ms = args.right_ms if args.right_ms is not None else right_ms
     model.geometry.frames_from_ms(chunk_ms)  # bad chunk sizes fail before reading audio
     model.geometry.right_frames_from_ms(right_ms)
-    check_decoding(args.decoding, args.beam, args.nbest)
+    decoding = _decoding(args, model)
     source = open_source(args.source, pcm_rate=args.rate, pcm_channels=args.channels)
     endpointing = Endpointing() if args.endpoint else None
     for event in transcribe_source(model, source, chunk_ms, left, frontend=args.frontend,
                                    backend=backend, int8=int8, endpointing=endpointing, right_ms=right_ms,
-                                   decoding=args.decoding, beam=args.beam, nbest=args.nbest):
+                                   decoding=decoding, nbest=args.nbest):
         if args.json:
             print(event.to_json(), flush=True)
         elif event.kind == "partial" and event.text:
@@ -563,10 +595,7 @@ def _add_serve_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--right-ms", type=float, default=None,
                         help="look-ahead per chunk in ms, a multiple of 40 (default 0; an ONNX folder's own): a "
                         "chunk waits for this much more audio (model trained with hparams/lookahead.yaml)")
-    parser.add_argument("--decoding", choices=DECODINGS, default="greedy",
-                        help="greedy (default) or beam: batched modified beam search; partial results are the "
-                        "common prefix of the hypotheses, the final the best")
-    parser.add_argument("--beam", type=int, default=4, help="hypotheses per stream with --decoding beam (default 4)")
+    _add_decoding_options(parser)
     parser.add_argument("--max-batch", type=int, default=defaults.max_batch, help="streams per model call")
     parser.add_argument("--workers", type=int, default=defaults.workers,
                         help=f"model threads, each running its own batches (default {defaults.workers}: one per core "
@@ -630,11 +659,11 @@ def _run_serve(args: argparse.Namespace) -> int:
         dct = with_right_frames(DynChunkTrainConfig(chunk_frames, left),
                                 model.geometry.right_frames_from_ms(args.right_ms or 0))
     chunk_frames, left = dct.chunk_size, dct.left_context_size
-    check_decoding(args.decoding, args.beam)
+    decoding = _decoding(args, model)
     recognizer = StreamingRecognizer(model, dct, backend=make_backend(model, dct, "exact", backend, args.int8,
                                                                       threads=per_worker),
                                      endpointing=Endpointing() if args.endpoint else None,
-                                     decoding=args.decoding, beam=args.beam)
+                                     decoding=decoding)
     recognizer.create_stream()  # refuses what cannot batch streams at different positions, before listening
 
     def ready(server) -> None:
@@ -647,6 +676,50 @@ def _run_serve(args: argparse.Namespace) -> int:
               flush=True)
 
     return serve_forever(recognizer, config, ready=ready)
+
+
+def _add_train_lm_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "train-lm",
+        help="estimate a token n-gram LM (interpolated Kneser-Ney) from transcripts, for beam search fusion",
+        description="Tokenize the transcripts (the wrd column) of the given manifests with the model's "
+        "SentencePiece model, estimate an interpolated Kneser-Ney n-gram over the token ids and write it "
+        "as an ARPA file of pieces (use with --decoding beam --lm FILE).",
+    )
+    parser.add_argument("model", help="model folder (its tokenizer defines the tokens)")
+    parser.add_argument("--manifest", required=True, nargs="+", help="CSV manifest(s) whose wrd column is the text")
+    parser.add_argument("--order", type=int, default=3, help="n-gram order (default %(default)s)")
+    parser.add_argument("--output", required=True, help="ARPA file to write")
+    parser.add_argument("--overwrite", action="store_true")
+    parser.set_defaults(handler=_run_train_lm)
+
+
+def _run_train_lm(args: argparse.Namespace) -> int:
+    from streamasr.data.manifest import read_manifest
+
+    output = Path(args.output)
+    if output.exists() and not args.overwrite:
+        raise ConfigError(f"{output} already exists (use --overwrite to replace it)")
+    if args.order < 1:
+        raise ConfigError(f"--order must be >= 1, got {args.order}")
+    model = load_any_model(args.model)
+    tokenizer = model.tokenizer
+    blank = getattr(model, "blank_id", None)
+    if blank is None:
+        blank = model.onnx.meta["model_blank_id"]
+    sequences = []
+    for manifest in args.manifest:
+        for row in read_manifest(manifest):
+            sequences.append([t for t in tokenizer.encode_as_ids(row["wrd"]) if t != blank])
+    vocab = tokenizer.get_piece_size()
+    lm = train_ngram(sequences, vocab, args.order, exclude=(blank,))
+    output.parent.mkdir(parents=True, exist_ok=True)
+    staging = output.with_name(output.name + ".partial")
+    lm.write_arpa(staging, [tokenizer.id_to_piece(i) for i in range(vocab)])
+    staging.replace(output)
+    sizes = ", ".join(f"{len(table)} {k + 1}-grams" for k, table in enumerate(lm.probs))
+    print(f"wrote {output}: {args.order}-gram over {vocab} tokens from {len(sequences)} transcripts ({sizes})")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -662,6 +735,7 @@ def main(argv: list[str] | None = None) -> int:
     _add_check_sherpa_parser(subparsers)
     _add_serve_parser(subparsers)
     _add_transcribe_parser(subparsers)
+    _add_train_lm_parser(subparsers)
     args = parser.parse_args(argv)
     try:
         return args.handler(args)

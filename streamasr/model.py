@@ -22,7 +22,7 @@ from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
 
 from streamasr.checkpoints import ranked_checkpoints
 from streamasr.dct import encode_masked
-from streamasr.decoding import BeamSearch, GreedySearch, Hypothesis, make_search
+from streamasr.decoding import BeamSearch, Decoding, GreedySearch, Hypothesis, as_decoding
 from streamasr.errors import ModelLoadError
 from streamasr.frontend import FrontEnd, FrontEndGeometry
 from streamasr.keys import KEYS
@@ -98,12 +98,14 @@ class AsrModel:
         lengths = torch.tensor([f.shape[0] for f in feats], device=self.device)
         return torch.nn.utils.rnn.pad_sequence(feats, batch_first=True), lengths
 
-    def make_search(self, decoding: str = "greedy", beam: int = 4) -> GreedySearch | BeamSearch:
+    def make_search(self, decoding: "str | Decoding" = "greedy", beam: int = 4) -> GreedySearch | BeamSearch:
         """A search over this model's decoder and joiner: ``greedy`` (the model's own
-        ``search``) or ``beam`` (batched modified beam search of ``beam`` hypotheses)."""
-        if decoding == "greedy":
+        ``search``) or ``beam`` (batched modified beam search of ``beam`` hypotheses), or
+        what a ``Decoding`` says (LM fusion)."""
+        spec = as_decoding(decoding, beam)
+        if spec.kind == "greedy":
             return self.search
-        return make_search(self.decoder, self.joiner, self.blank_id, decoding, beam)
+        return spec.build(self.decoder, self.joiner, self.blank_id)
 
     @torch.no_grad()
     def transcribe_masked(

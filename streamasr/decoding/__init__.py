@@ -1,11 +1,55 @@
 """Searches over a transducer's outputs: hypotheses and their carried state, greedy
 search and batched modified beam search (``beam.py``; room for LM fusion and hotwords)."""
 
+import dataclasses
+from typing import Optional
+
 from streamasr.decoding.beam import Beam, BeamSearch, BeamState
 from streamasr.decoding.greedy import GreedySearch
 from streamasr.decoding.hypothesis import GreedyState, Hypothesis
+from streamasr.decoding.lm import NgramLM, load_lm, train_ngram
 
 DECODINGS = ("greedy", "beam")
+
+
+@dataclasses.dataclass
+class Decoding:
+    """How to search: ``greedy`` or ``beam`` (``beam`` hypotheses, ``nbest`` reported at
+    the end), with an optional token n-gram LM fused at ``lm_weight`` and a low-order
+    LM subtracted at ``lodr_weight`` (LODR)."""
+
+    kind: str = "greedy"
+    beam: int = 4
+    nbest: int = 1
+    lm: Optional[NgramLM] = None
+    lm_weight: float = 0.0
+    lodr: Optional[NgramLM] = None
+    lodr_weight: float = 0.0
+
+    def check(self) -> "Decoding":
+        check_decoding(self.kind, self.beam, self.nbest)
+        from streamasr.errors import ConfigError
+
+        if self.kind != "beam" and (self.lm is not None or self.lodr is not None):
+            raise ConfigError("an LM is fused in beam search only: add --decoding beam")
+        return self
+
+    def build(self, decoder, joiner, blank_id: int, max_symbols_per_step: int = 5):
+        self.check()
+        if self.kind == "greedy":
+            return GreedySearch(decoder, joiner, blank_id=blank_id, max_symbols_per_step=max_symbols_per_step)
+        return BeamSearch(decoder, joiner, blank_id=blank_id, beam_size=self.beam, lm=self.lm,
+                          lm_weight=self.lm_weight, lodr=self.lodr, lodr_weight=self.lodr_weight)
+
+    def label(self) -> str:
+        if self.kind == "greedy":
+            return "greedy"
+        text = f"beam {self.beam}"
+        if self.lm is not None and self.lm_weight:
+            text += f", LM {self.lm.order}-gram x {self.lm_weight:g}"
+        if self.lodr is not None and self.lodr_weight:
+            text += f", LODR {self.lodr.order}-gram x {self.lodr_weight:g}"
+        return text
 
 
 def check_decoding(decoding: str, beam: int = 4, nbest: int = 1) -> None:
@@ -23,18 +67,18 @@ def check_decoding(decoding: str, beam: int = 4, nbest: int = 1) -> None:
                           + (f", beam {beam}" if decoding == "beam" else "") + f"), got {nbest!r}")
 
 
-def make_search(decoder, joiner, blank_id: int, decoding: str = "greedy", beam: int = 4,
+def as_decoding(decoding: "str | Decoding" = "greedy", beam: int = 4, nbest: int = 1) -> Decoding:
+    """A ``Decoding`` from a name (with ``beam`` and ``nbest``) or as it is; checked."""
+    spec = decoding if isinstance(decoding, Decoding) else Decoding(decoding, beam, nbest)
+    return spec.check()
+
+
+def make_search(decoder, joiner, blank_id: int, decoding: "str | Decoding" = "greedy", beam: int = 4,
                 max_symbols_per_step: int = 5):
-    """The search called ``decoding`` (``greedy`` or ``beam`` with ``beam`` hypotheses)
-    over a prediction network and joiner; ``ConfigError`` for another name."""
-    from streamasr.errors import ConfigError
-
-    if decoding == "greedy":
-        return GreedySearch(decoder, joiner, blank_id=blank_id, max_symbols_per_step=max_symbols_per_step)
-    if decoding == "beam":
-        return BeamSearch(decoder, joiner, blank_id=blank_id, beam_size=beam)
-    raise ConfigError(f"decoding must be one of {', '.join(DECODINGS)}, got {decoding!r}")
+    """The search a ``Decoding`` (or its name, with ``beam`` hypotheses) describes over
+    a prediction network and joiner; ``ConfigError`` for a bad name or size."""
+    return as_decoding(decoding, beam).build(decoder, joiner, blank_id, max_symbols_per_step)
 
 
-__all__ = ["DECODINGS", "Beam", "BeamSearch", "BeamState", "GreedySearch", "GreedyState", "Hypothesis",
-           "check_decoding", "make_search"]
+__all__ = ["DECODINGS", "Beam", "BeamSearch", "BeamState", "Decoding", "GreedySearch", "GreedyState", "Hypothesis",
+           "NgramLM", "as_decoding", "check_decoding", "load_lm", "make_search", "train_ngram"]

@@ -27,6 +27,7 @@ from typing import Optional
 import torch
 
 from streamasr.decoding.hypothesis import Hypothesis
+from streamasr.decoding.lm import NgramLM
 from streamasr.errors import ConfigError
 from streamasr.parts import Joiner, PredictionNetwork
 
@@ -97,14 +98,23 @@ class BeamSearch:
     ``GreedySearch``: ``initial_state``, ``__call__(encoder_out, lengths, state)``),
     plus ``finish(state, nbest)`` at the end of a stream."""
 
-    def __init__(self, decoder: PredictionNetwork, joiner: Joiner, blank_id: int = 0, beam_size: int = 4):
+    def __init__(self, decoder: PredictionNetwork, joiner: Joiner, blank_id: int = 0, beam_size: int = 4,
+                 lm: Optional[NgramLM] = None, lm_weight: float = 0.0, lodr: Optional[NgramLM] = None,
+                 lodr_weight: float = 0.0):
         if not isinstance(beam_size, int) or beam_size < 1:
             raise ConfigError(f"beam size must be a whole number >= 1, got {beam_size!r}")
+        for name, value in (("lm_weight", lm_weight), ("lodr_weight", lodr_weight)):
+            if not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ConfigError(f"{name} must be a finite number, got {value!r}")
         self.decoder = decoder
         self.joiner = joiner
         self.blank_id = blank_id
         self.beam_size = beam_size
         self.max_symbols_per_step = 0  # one symbol per frame, by definition of this search
+        # Shallow fusion, blank-aware: a token's score adds lm_weight x log P_LM(token |
+        # history) (minus lodr_weight x a low-order LM's, LODR); blank adds nothing; the
+        # end of sentence is scored in finish().
+        self.fusion = [(m, w) for m, w in ((lm, lm_weight), (lodr, -lodr_weight)) if m is not None and w != 0]
 
     @torch.no_grad()
     def initial_state(self, batch_size: int, device: torch.device | str) -> BeamState:
@@ -144,7 +154,10 @@ class BeamSearch:
             logits = self.joiner(encoder_side[:, None, None, :], decoder_out[:, None])[:, 0, 0, :]
             logp = logits.double().log_softmax(dim=-1).view(batch, k, -1)  # [B, K, V]
             vocab = logp.shape[-1]
-            candidates = (scores[:, :, None] + logp).view(batch, k * vocab)
+            candidates = scores[:, :, None] + logp
+            if self.fusion:
+                candidates = candidates + self._fusion_scores(beams, active, k, vocab, device)
+            candidates = candidates.view(batch, k * vocab)
             top_values, top_indices = candidates.topk(min(k, k * vocab), dim=-1)
             sources, tokens, new_scores, new_beams = [], [], [], []
             for b in range(batch):
@@ -207,6 +220,24 @@ class BeamSearch:
         hyps = [self._stable(next_state, b, starts[b]) for b in range(batch)]
         return hyps, next_state
 
+    def _fusion_scores(self, beams: list, active: list, k: int, vocab: int, device) -> torch.Tensor:
+        """``[B, K, V]``: the weighted LM log-probabilities of every token after each
+        live hypothesis (0 for blank and unused slots)."""
+        out = torch.zeros(len(beams), k, vocab, dtype=torch.float64)
+        for b, row in enumerate(beams):
+            if not active[b]:
+                continue
+            for slot, beam in enumerate(row):
+                for lm, weight in self.fusion:
+                    out[b, slot] += weight * lm.log_probs(lm.context(beam.tokens))[:vocab]
+        out[:, :, self.blank_id] = 0.0
+        return out.to(device)
+
+    def _end_scores(self, beams: list) -> list:
+        """The weighted LM log-probability of the end of sentence after each hypothesis."""
+        return [sum(weight * float(lm.log_probs(lm.context(beam.tokens))[lm.eos]) for lm, weight in self.fusion)
+                for beam in beams]
+
     @staticmethod
     def _stable(state: BeamState, row: int, origin: int) -> Hypothesis:
         """The common prefix of a stream's beams not returned yet (frames relative to
@@ -224,12 +255,15 @@ class BeamSearch:
         (frames relative to the frames seen) and its n-best list ``(tokens, log-prob)``."""
         remaining, lists = [], []
         for row, beams in enumerate(state.beams):
-            best, done, origin = beams[0], state.emitted[row], state.frames_seen[row]
+            scores = state.scores[row, : len(beams)].tolist()
+            if self.fusion:  # the end of sentence under the LM(s)
+                scores = [a + b for a, b in zip(scores, self._end_scores(beams))]
+            ranked = sorted(zip(scores, range(len(beams))), key=lambda pair: -pair[0])
+            best, done, origin = beams[ranked[0][1]], state.emitted[row], state.frames_seen[row]
             remaining.append(Hypothesis(list(best.tokens[done:]), [f - origin for f in best.frames[done:]],
                                         list(best.confidences[done:])))
             state.emitted[row] = len(best.tokens)
-            scores = state.scores[row].tolist()
-            lists.append([(list(beam.tokens), scores[j]) for j, beam in enumerate(beams[:nbest])])
+            lists.append([(list(beams[j].tokens), score) for score, j in ranked[:nbest]])
         return remaining, lists
 
 

@@ -21,6 +21,7 @@ from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
 from speechbrain.utils.metric_stats import ErrorRateStats
 
 from streamasr.dct import with_right_frames
+from streamasr.decoding import Decoding
 from streamasr.evaluate.cells import CellResult, Utterance
 from streamasr.model import AsrModel
 from streamasr.streaming import StreamingRecognizer
@@ -37,7 +38,7 @@ def _error_rates(ids, hyps: list[str], refs: list[str]) -> tuple[float, float]:
 
 
 def masked_hypotheses(model: AsrModel, utterances: list[Utterance], config: Optional[DynChunkTrainConfig],
-                      batch_size: int = 1, decoding: str = "greedy", beam: int = 4) -> list[list[int]]:
+                      batch_size: int = 1, decoding: "str | Decoding" = "greedy", beam: int = 4) -> list[list[int]]:
     """Masked simulation, ``batch_size`` utterances per encoder call. The default is 1:
     in SpeechBrain 1.1.2's Conformer the convolution module sees the padded frames of
     a batch (it masks them only after the convolution), so a padded utterance's last
@@ -52,7 +53,7 @@ def masked_hypotheses(model: AsrModel, utterances: list[Utterance], config: Opti
 
 
 def streaming_pass(model: AsrModel, utterances: list[Utterance], config: DynChunkTrainConfig,
-                   frontend: str = "exact", backend: str = "torch", int8: bool = False, decoding: str = "greedy",
+                   frontend: str = "exact", backend: str = "torch", int8: bool = False, decoding: "str | Decoding" = "greedy",
                    beam: int = 4) -> dict:
     """True streaming over every utterance; returns hypotheses and timing statistics.
     ``frontend``: ``exact`` (ours) or ``stock`` (what SpeechBrain's StreamingASR does);
@@ -104,7 +105,7 @@ def streaming_pass(model: AsrModel, utterances: list[Utterance], config: DynChun
 def evaluate_cell(
     model: AsrModel, utterances: list[Utterance], chunk: Optional[int], left: Optional[int], threads: int, streaming: bool,
     frontend: str = "exact", backend: str = "torch", int8: bool = False, right: int = 0,
-    left_ms: Optional[float] = None, decoding: str = "greedy", beam: int = 4,
+    left_ms: Optional[float] = None, decoding: "str | Decoding" = "greedy", beam: int = 4,
 ) -> CellResult:
     """One grid cell (``chunk`` None = full context, masked only; ``right`` look-ahead
     frames, ``streamasr.dct``)."""

@@ -14,7 +14,7 @@ from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
 from tqdm import tqdm
 
 from streamasr.dct import with_right_frames
-from streamasr.decoding import check_decoding
+from streamasr.decoding import Decoding, as_decoding
 from streamasr.errors import ConfigError, OutputExistsError
 from streamasr.evaluate.cells import CellResult, Utterance, load_utterances
 from streamasr.evaluate.grid import DEFAULT_CHUNK_MS, GridCell, grid_cells, parse_grid
@@ -53,9 +53,9 @@ def _worker_cell(args: tuple) -> CellResult:
 
 
 def _evaluate(model: AsrModel, utterances: list[Utterance], cell: GridCell, threads: int, streaming: bool,
-              frontend: str, backend: str, int8: bool, decoding: tuple = ("greedy", 4)) -> CellResult:
+              frontend: str, backend: str, int8: bool, decoding: Decoding = Decoding()) -> CellResult:
     return evaluate_cell(model, utterances, cell.chunk, cell.left, threads, streaming, frontend, backend, int8,
-                         right=cell.right, left_ms=cell.left_ms, decoding=decoding[0], beam=decoding[1])
+                         right=cell.right, left_ms=cell.left_ms, decoding=decoding, beam=decoding.beam)
 
 
 def run_sweep(
@@ -68,10 +68,10 @@ def run_sweep(
     frontend: str = "exact",
     backend: str = "torch",
     int8: bool = False,
-    decoding: tuple = ("greedy", 4),
+    decoding: Decoding = Decoding(),
 ) -> list[CellResult]:
     """Every cell of the grid (``grid_cells``: full context, masked, first), masked and
-    streaming, in this process; ``decoding``: (``greedy`` | ``beam``, beam size)."""
+    streaming, in this process, searching as ``decoding`` says."""
     return [
         _evaluate(model, utterances, cell, threads, streaming, frontend, backend, int8, decoding)
         for cell in tqdm(cells, desc="grid", unit="cell", disable=not progress)
@@ -88,7 +88,7 @@ def run_sweep_parallel(
     frontend: str = "exact",
     backend: str = "torch",
     int8: bool = False,
-    decoding: tuple = ("greedy", 4),
+    decoding: Decoding = Decoding(),
 ) -> list[CellResult]:
     """The same grid spread over ``jobs`` processes (one stream each, ``threads``
     threads each, so the measured compute stays that of a single stream)."""
@@ -117,7 +117,7 @@ def evaluate(
     frontend: str = "exact",
     backend: str = "torch",
     int8: bool = False,
-    decoding: str = "greedy",
+    decoding: "str | Decoding" = "greedy",
     beam: int = 4,
 ) -> list[CellResult]:
     """Everything behind ``streamasr evaluate``; all input errors raise before work.
@@ -127,7 +127,7 @@ def evaluate(
     ``right_values``: look-ahead in ms (``streamasr.dct``); ``left_unit`` ``ms``: the left
     contexts are durations, the same past for every chunk size."""
     validate_feature_path(frontend)
-    check_decoding(decoding, beam)
+    decoding = as_decoding(decoding, beam)
     if backend == "onnx" and frontend != "exact":
         raise ConfigError("--backend onnx runs the exact front end only (--frontend stock is SpeechBrain's path)")
     folder = check_output(output, overwrite)
@@ -153,10 +153,10 @@ def evaluate(
                 make_backend(model, with_right_frames(DynChunkTrainConfig(cell.chunk, cell.left), cell.right),
                              frontend, backend, int8)
         results = run_sweep_parallel(worker_args, cells, jobs, threads, streaming, progress, frontend, backend, int8,
-                                     (decoding, beam))
+                                     decoding)
     else:
         results = run_sweep(model, utterances, cells, threads, streaming, progress, frontend, backend, int8,
-                            (decoding, beam))
+                            decoding)
     meta = {
         "model": str(model_path),
         "manifest": str(manifest),
@@ -164,7 +164,7 @@ def evaluate(
         "jobs": jobs,
         "frontend": frontend,
         "backend": backend + (" int8" if int8 else ""),
-        "decoding": decoding + (f" {beam}" if decoding == "beam" else ""),
+        "decoding": decoding.label(),
         "seconds": round(time.time() - start, 1),
         "frame_ms": model.geometry.frame_ms,
         "lookahead_ms": model.geometry.lookahead_ms,

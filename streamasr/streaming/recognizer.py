@@ -27,7 +27,7 @@ import torch
 from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
 
 from streamasr.dct import right_frames
-from streamasr.decoding import Hypothesis, check_decoding, make_search
+from streamasr.decoding import Decoding, Hypothesis, as_decoding
 from streamasr.errors import ConfigError, StreamStateError
 from streamasr.frontend import FEATURE_PATHS, FeaturePath, feature_path
 from streamasr.model import AsrModel
@@ -110,18 +110,17 @@ class StreamingRecognizer:
 
     def __init__(self, model: AsrModel, config: DynChunkTrainConfig, frontend: str | FeaturePath = "exact",
                  backend: EncoderBackend | None = None, endpointing: Endpointing | None = None,
-                 decoding: str = "greedy", beam: int = 4, nbest: int = 1):
+                 decoding: "str | Decoding" = "greedy", beam: int = 4, nbest: int = 1):
         self.model = model
         self.config = config
         self.endpointing = endpointing
         name = frontend.name if isinstance(frontend, FeaturePath) else frontend
         self.backend = backend or default_backend(model, config, name)
         # the backend's own search (ONNX decoder and joiner) or the model's
-        check_decoding(decoding, beam, nbest)
+        spec = as_decoding(decoding, beam, nbest)
         greedy = getattr(self.backend, "search", None) or model.search
-        self.search = greedy if decoding == "greedy" else make_search(
-            greedy.decoder, greedy.joiner, greedy.blank_id, decoding, beam)
-        self.nbest = nbest
+        self.search = greedy if spec.kind == "greedy" else spec.build(greedy.decoder, greedy.joiner, greedy.blank_id)
+        self.nbest = spec.nbest
         window = config.chunk_size if self.backend.input_kind == "window" else None
         self.right_frames = right_frames(config)
         self.path = feature_path(frontend, model.front_end, window_chunk_frames=window, right_frames=self.right_frames)

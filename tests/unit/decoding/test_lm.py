@@ -1,0 +1,105 @@
+"""The token n-gram LM (streamasr.decoding.lm) and its fusion in beam search: every
+context's distribution sums to 1, ARPA round trip, bad ARPA files named, LM weight 0
+reproduces the plain search exactly, fusion moves scores by the LM."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+import torch
+from test_beam import frames, parts, run_chunked
+
+from streamasr.cli import main as cli
+from streamasr.decoding import BeamSearch, Decoding, NgramLM, train_ngram
+from streamasr.errors import ConfigError
+
+
+def corpus(seed=0, vocab=8):
+    rng = random.Random(seed)
+    return [[rng.choice(range(1, vocab - 2)) for _ in range(rng.randint(1, 7))] for _ in range(150)] + [[6, 7, 6]] * 5
+
+
+@pytest.mark.parametrize("order", [1, 2, 3, 4])
+def test_every_context_sums_to_one_and_arpa_round_trips(order, tmp_path):
+    lm = train_ngram(corpus(), 8, order, exclude=(0,))
+    contexts = {()}
+    for sequence in corpus():
+        for end in range(len(sequence) + 1):
+            contexts.add(lm.context(sequence[:end]))
+    contexts |= {(lm.bos,), (7, 7, 7)[: order - 1], (2, 6, 1)[: order - 1]}  # unseen ones back off
+    for context in contexts:
+        logp = lm.log_probs(context)
+        assert logp[0] == -math.inf  # blank is never predicted
+        assert float(torch.logsumexp(logp, 0)) == pytest.approx(0.0, abs=1e-9), context
+    pieces = [f"p{i}" for i in range(8)]
+    lm.write_arpa(tmp_path / "lm.arpa", pieces)
+    back = NgramLM.read_arpa(tmp_path / "lm.arpa", {p: i for i, p in enumerate(pieces)}, exclude=(0,))
+    for context in contexts:
+        assert torch.allclose(lm.log_probs(context), back.log_probs(context), atol=1e-5, equal_nan=True)
+    if order > 1:  # it learned the frequent sequence
+        assert lm.sequence_log_prob([6, 7, 6]) > lm.sequence_log_prob([7, 6, 7]) + 2
+
+
+def test_bad_arpa_files_are_named(tmp_path):
+    lm = train_ngram(corpus(), 8, 2)
+    lm.write_arpa(tmp_path / "lm.arpa", [f"p{i}" for i in range(8)])
+    with pytest.raises(ConfigError, match="'p7' is not a piece of this model's tokenizer"):
+        NgramLM.read_arpa(tmp_path / "lm.arpa", {f"p{i}": i for i in range(7)})
+    (tmp_path / "bad.arpa").write_text("\\data\\\nngram 1=1\n\n\\1-grams:\n-0.5 p1 x y z\n")
+    with pytest.raises(ConfigError, match="bad.arpa:5: expected log10 prob, 1 words"):
+        NgramLM.read_arpa(tmp_path / "bad.arpa", {"p1": 1})
+    with pytest.raises(ConfigError, match="does not exist"):
+        NgramLM.read_arpa(tmp_path / "missing.arpa", {"p1": 1})
+    with pytest.raises(ConfigError, match="token 0 cannot be in an LM"):
+        train_ngram([[1, 0, 2]], 8, 2, exclude=(0,))
+
+
+def test_lm_weight_zero_reproduces_the_plain_search_and_fusion_uses_the_lm():
+    decoder, joiner = parts(vocab=8)
+    encoder_out = frames(2, 18, seed=7)
+    lengths = torch.tensor([18, 12])
+    lm = train_ngram(corpus(), 8, 3)
+    plain, plain_nbest, _ = run_chunked(BeamSearch(decoder, joiner, beam_size=4), encoder_out, lengths, 5)
+    zero, zero_nbest, _ = run_chunked(BeamSearch(decoder, joiner, beam_size=4, lm=lm, lm_weight=0.0),
+                                      encoder_out, lengths, 5)
+    assert zero == plain and zero_nbest == plain_nbest
+    fused_search = BeamSearch(decoder, joiner, beam_size=4, lm=lm, lm_weight=0.5)
+    _, fused_nbest, _ = run_chunked(fused_search, encoder_out, lengths, 5)
+    for row in range(2):  # each n-best score is the AM score + 0.5 x log P_LM(tokens </s>)
+        for tokens, score in fused_nbest[row]:
+            plain_search = BeamSearch(decoder, joiner, beam_size=64)
+            _, exhaustive, _ = run_chunked(plain_search, encoder_out[row : row + 1, : int(lengths[row])],
+                                           lengths[row : row + 1], 5)
+            am = dict((tuple(t), s) for t, s in exhaustive[0])
+            if tuple(tokens) in am:
+                assert score == pytest.approx(am[tuple(tokens)] + 0.5 * lm.sequence_log_prob(tokens), abs=1e-6)
+    with pytest.raises(ConfigError, match="lm_weight must be a finite number, got nan"):
+        BeamSearch(decoder, joiner, lm=lm, lm_weight=float("nan"))
+    with pytest.raises(ConfigError, match="an LM is fused in beam search only"):
+        Decoding("greedy", lm=lm, lm_weight=0.3).check()
+
+
+def test_train_lm_cli_and_bad_weights(random_model_folder, tiny_corpus, tmp_path, capsys):
+    out = tmp_path / "lm.arpa"
+    assert cli(["train-lm", str(random_model_folder), "--manifest", str(tiny_corpus / "train.csv"), "--order", "3",
+                "--output", str(out)]) == 0
+    text = out.read_text()
+    assert "\\3-grams:" in text and "</s>" in text
+    capsys.readouterr()
+    assert cli(["train-lm", str(random_model_folder), "--manifest", str(tiny_corpus / "train.csv"),
+                "--output", str(out)]) == 2
+    assert "already exists" in capsys.readouterr().err
+    wav = str(next(tiny_corpus.rglob("*.wav")))
+    assert cli(["transcribe", wav, "--model", str(random_model_folder), "--decoding", "beam", "--lm", str(out),
+                "--lm-weight", "heavy"]) == 2
+    assert "--lm-weight must be a number, got 'heavy'" in capsys.readouterr().err
+    assert cli(["transcribe", wav, "--model", str(random_model_folder), "--lm", str(out)]) == 2
+    assert "--lm is fused in beam search only" in capsys.readouterr().err
+    # fused decoding runs end to end and differs from the plain beam only through the LM
+    assert cli(["transcribe", wav, "--model", str(random_model_folder), "--decoding", "beam", "--lm", str(out),
+                "--lm-weight", "0", "--json"]) == 0
+    plain_zero = capsys.readouterr().out.splitlines()[-1]
+    assert cli(["transcribe", wav, "--model", str(random_model_folder), "--decoding", "beam", "--json"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].split('"audio_ms"')[0] == plain_zero.split('"audio_ms"')[0]
