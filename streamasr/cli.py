@@ -32,7 +32,7 @@ from streamasr.data import corpora
 from streamasr.data.manifest import validate_manifest
 from streamasr.data.synthetic import NO_AUGMENTATION, SPLITS, Augmentation, CorpusConfig, build_corpus
 from streamasr.dct import right_frames, with_right_frames
-from streamasr.decoding import DECODINGS, Decoding, load_lm, train_ngram
+from streamasr.decoding import DECODINGS, Decoding, load_lm, read_hotwords, train_ngram
 from streamasr.errors import ConfigError, StreamAsrError
 from streamasr.evaluate import evaluate, markdown_table
 from streamasr.evaluate.dependency import check_encoder, encoder_from
@@ -236,12 +236,16 @@ def _add_decoding_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lodr", default=None, help="with --lm: a low-order LM (e.g. a bigram) subtracted at "
                         "--lodr-weight (LODR)")
     parser.add_argument("--lodr-weight", default="0.0", help="weight of --lodr (default %(default)s)")
+    parser.add_argument("--hotwords", default=None,
+                        help="with --decoding beam: a file of phrases to favour, one per line, optionally ending "
+                        "in ' :SCORE' (bonus per token; default --hotwords-score)")
+    parser.add_argument("--hotwords-score", default="1.5", help="bonus per matched hotword token (default %(default)s)")
 
 
 def _decoding(args: argparse.Namespace, model) -> Decoding:
     """The search the command line asks for, LMs loaded and checked before any work."""
     weights = {}
-    for name in ("lm_weight", "lodr_weight"):
+    for name in ("lm_weight", "lodr_weight", "hotwords_score"):
         try:
             weights[name] = float(getattr(args, name))
         except ValueError:
@@ -258,6 +262,12 @@ def _decoding(args: argparse.Namespace, model) -> Decoding:
             blank = model.onnx.meta["model_blank_id"]
         spec.lm = load_lm(args.lm, model.tokenizer, blank)
         spec.lodr = load_lm(args.lodr, model.tokenizer, blank) if args.lodr else None
+    if args.hotwords:
+        if args.decoding != "beam":
+            raise ConfigError("--hotwords are applied in beam search only: add --decoding beam")
+        blank = getattr(model, "blank_id", None)
+        spec.hotwords = read_hotwords(args.hotwords, model.tokenizer, weights["hotwords_score"],
+                                      blank if blank is not None else model.onnx.meta["model_blank_id"])
     return spec.check()
 
 

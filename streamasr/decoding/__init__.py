@@ -6,6 +6,7 @@ from typing import Optional
 
 from streamasr.decoding.beam import Beam, BeamSearch, BeamState
 from streamasr.decoding.greedy import GreedySearch
+from streamasr.decoding.hotwords import ContextGraph, read_hotwords
 from streamasr.decoding.hypothesis import GreedyState, Hypothesis
 from streamasr.decoding.lm import NgramLM, load_lm, train_ngram
 
@@ -25,6 +26,7 @@ class Decoding:
     lm_weight: float = 0.0
     lodr: Optional[NgramLM] = None
     lodr_weight: float = 0.0
+    hotwords: Optional[ContextGraph] = None
 
     def check(self) -> "Decoding":
         check_decoding(self.kind, self.beam, self.nbest)
@@ -32,6 +34,8 @@ class Decoding:
 
         if self.kind != "beam" and (self.lm is not None or self.lodr is not None):
             raise ConfigError("an LM is fused in beam search only: add --decoding beam")
+        if self.kind != "beam" and self.hotwords is not None:
+            raise ConfigError("hotwords are applied in beam search only: add --decoding beam")
         return self
 
     def build(self, decoder, joiner, blank_id: int, max_symbols_per_step: int = 5):
@@ -39,7 +43,8 @@ class Decoding:
         if self.kind == "greedy":
             return GreedySearch(decoder, joiner, blank_id=blank_id, max_symbols_per_step=max_symbols_per_step)
         return BeamSearch(decoder, joiner, blank_id=blank_id, beam_size=self.beam, lm=self.lm,
-                          lm_weight=self.lm_weight, lodr=self.lodr, lodr_weight=self.lodr_weight)
+                          lm_weight=self.lm_weight, lodr=self.lodr, lodr_weight=self.lodr_weight,
+                          hotwords=self.hotwords)
 
     def label(self) -> str:
         if self.kind == "greedy":
@@ -49,6 +54,8 @@ class Decoding:
             text += f", LM {self.lm.order}-gram x {self.lm_weight:g}"
         if self.lodr is not None and self.lodr_weight:
             text += f", LODR {self.lodr.order}-gram x {self.lodr_weight:g}"
+        if self.hotwords is not None:
+            text += f", {len(self.hotwords.phrases)} hotwords"
         return text
 
 
@@ -81,4 +88,4 @@ def make_search(decoder, joiner, blank_id: int, decoding: "str | Decoding" = "gr
 
 
 __all__ = ["DECODINGS", "Beam", "BeamSearch", "BeamState", "Decoding", "GreedySearch", "GreedyState", "Hypothesis",
-           "NgramLM", "as_decoding", "check_decoding", "load_lm", "make_search", "train_ngram"]
+           "ContextGraph", "NgramLM", "as_decoding", "read_hotwords", "check_decoding", "load_lm", "make_search", "train_ngram"]

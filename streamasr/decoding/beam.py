@@ -26,6 +26,7 @@ from typing import Optional
 
 import torch
 
+from streamasr.decoding.hotwords import ContextGraph
 from streamasr.decoding.hypothesis import Hypothesis
 from streamasr.decoding.lm import NgramLM
 from streamasr.errors import ConfigError
@@ -39,6 +40,7 @@ class Beam:
     tokens: tuple = ()
     frames: tuple = ()
     confidences: tuple = ()
+    context: int = 0  # hotwords: the node of the context graph (0: none matched)
 
 
 @dataclasses.dataclass
@@ -100,7 +102,7 @@ class BeamSearch:
 
     def __init__(self, decoder: PredictionNetwork, joiner: Joiner, blank_id: int = 0, beam_size: int = 4,
                  lm: Optional[NgramLM] = None, lm_weight: float = 0.0, lodr: Optional[NgramLM] = None,
-                 lodr_weight: float = 0.0):
+                 lodr_weight: float = 0.0, hotwords: Optional[ContextGraph] = None):
         if not isinstance(beam_size, int) or beam_size < 1:
             raise ConfigError(f"beam size must be a whole number >= 1, got {beam_size!r}")
         for name, value in (("lm_weight", lm_weight), ("lodr_weight", lodr_weight)):
@@ -115,6 +117,10 @@ class BeamSearch:
         # history) (minus lodr_weight x a low-order LM's, LODR); blank adds nothing; the
         # end of sentence is scored in finish().
         self.fusion = [(m, w) for m, w in ((lm, lm_weight), (lodr, -lodr_weight)) if m is not None and w != 0]
+        # Hotwords (streamasr.decoding.hotwords): a token's score adds its context-graph
+        # bonus; an unfinished match is refunded in finish().
+        self.hotwords = hotwords if hotwords is not None and hotwords.phrases else None
+        self._bonus_vectors: dict = {}
 
     @torch.no_grad()
     def initial_state(self, batch_size: int, device: torch.device | str) -> BeamState:
@@ -157,6 +163,8 @@ class BeamSearch:
             candidates = scores[:, :, None] + logp
             if self.fusion:
                 candidates = candidates + self._fusion_scores(beams, active, k, vocab, device)
+            if self.hotwords is not None:
+                candidates = candidates + self._hotword_scores(beams, active, k, vocab, device)
             candidates = candidates.view(batch, k * vocab)
             top_values, top_indices = candidates.topk(min(k, k * vocab), dim=-1)
             sources, tokens, new_scores, new_beams = [], [], [], []
@@ -177,8 +185,9 @@ class BeamSearch:
                         key, beam, token = parent.tokens, parent, None
                     else:
                         key = parent.tokens + (symbol,)
+                        context = self.hotwords.step(parent.context, symbol)[1] if self.hotwords is not None else 0
                         beam = Beam(key, parent.frames + (starts[b] + frame,),
-                                    parent.confidences + (math.exp(float(logp[b, slot, symbol])),))
+                                    parent.confidences + (math.exp(float(logp[b, slot, symbol])),), context)
                         token = symbol
                     if key in merged:  # the same tokens by another path: add the probabilities
                         other = merged[key][0]
@@ -233,10 +242,31 @@ class BeamSearch:
         out[:, :, self.blank_id] = 0.0
         return out.to(device)
 
+    def _hotword_scores(self, beams: list, active: list, k: int, vocab: int, device) -> torch.Tensor:
+        """``[B, K, V]``: the context-graph bonus of every token after each live
+        hypothesis (0 for blank and unused slots); one vector per graph node, cached."""
+        out = torch.zeros(len(beams), k, vocab, dtype=torch.float64)
+        for b, row in enumerate(beams):
+            if not active[b]:
+                continue
+            for slot, beam in enumerate(row):
+                vector = self._bonus_vectors.get(beam.context)
+                if vector is None:
+                    vector = torch.tensor([self.hotwords.step(beam.context, t)[0] for t in range(vocab)],
+                                          dtype=torch.float64)
+                    self._bonus_vectors[beam.context] = vector
+                out[b, slot] = vector
+        out[:, :, self.blank_id] = 0.0
+        return out.to(device)
+
     def _end_scores(self, beams: list) -> list:
-        """The weighted LM log-probability of the end of sentence after each hypothesis."""
-        return [sum(weight * float(lm.log_probs(lm.context(beam.tokens))[lm.eos]) for lm, weight in self.fusion)
-                for beam in beams]
+        """What the end of the stream adds to each hypothesis: the weighted LM
+        log-probability of the end of sentence, the refund of an unfinished hotword."""
+        scores = [sum(weight * float(lm.log_probs(lm.context(beam.tokens))[lm.eos]) for lm, weight in self.fusion)
+                  for beam in beams]
+        if self.hotwords is not None:
+            scores = [score + self.hotwords.finish(beam.context) for score, beam in zip(scores, beams)]
+        return scores
 
     @staticmethod
     def _stable(state: BeamState, row: int, origin: int) -> Hypothesis:
@@ -256,7 +286,7 @@ class BeamSearch:
         remaining, lists = [], []
         for row, beams in enumerate(state.beams):
             scores = state.scores[row, : len(beams)].tolist()
-            if self.fusion:  # the end of sentence under the LM(s)
+            if self.fusion or self.hotwords is not None:  # the end of sentence, unfinished hotwords
                 scores = [a + b for a, b in zip(scores, self._end_scores(beams))]
             ranked = sorted(zip(scores, range(len(beams))), key=lambda pair: -pair[0])
             best, done, origin = beams[ranked[0][1]], state.emitted[row], state.frames_seen[row]

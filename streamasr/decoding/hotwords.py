@@ -1,0 +1,169 @@
+"""Hotwords (contextual biasing) for beam search: an Aho-Corasick automaton over token
+ids with icefall's ``ContextGraph`` scoring.
+
+Every phrase is a token sequence with a bonus per matched token. A hypothesis carries
+a node of the automaton; extending it by a token moves along the goto / fail links:
+
+* a token that continues a match earns its bonus (provisionally);
+* a token that breaks a match refunds what the broken partial match had earned, and
+  earns what the longest phrase prefix ending here is worth (the fail link);
+* reaching the end of a phrase (or a node whose fail chain holds phrase ends: the
+  phrases that end here as suffixes) earns the whole phrase's bonus once more,
+  permanently (``output_score``); the provisional part is refunded when the match
+  is left by a fail link or at the end of the stream (``finish``).
+
+So a completed phrase keeps its bonus, a partial one keeps nothing, and overlapping
+phrases (SHE inside SHELL, HE inside SHE) are each credited when they end.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from pathlib import Path
+from typing import Optional, Sequence
+
+from streamasr.errors import ConfigError
+
+DEFAULT_HOTWORD_SCORE = 1.5  # bonus per token (sherpa-onnx's default --hotwords-score)
+
+
+@dataclasses.dataclass
+class _Node:
+    token: int
+    token_score: float
+    node_score: float  # bonus accumulated along the path from the root (provisional)
+    depth: int
+    is_end: bool = False
+    phrase: int = -1
+    next: dict = dataclasses.field(default_factory=dict)
+    fail: int = 0
+    output: int = -1  # nearest node on the fail chain that ends a phrase (-1: none)
+    output_score: float = 0.0  # permanent bonus earned on reaching this node
+
+
+class ContextGraph:
+    """Aho-Corasick over token id sequences (module docstring). Node 0 is the root."""
+
+    def __init__(self, phrases: Sequence[Sequence[int]], scores: Optional[Sequence[float]] = None,
+                 default_score: float = DEFAULT_HOTWORD_SCORE):
+        self.nodes = [_Node(-1, 0.0, 0.0, 0)]
+        self.phrases = [tuple(p) for p in phrases]
+        scores = list(scores) if scores is not None else [default_score] * len(self.phrases)
+        for index, (phrase, score) in enumerate(zip(self.phrases, scores)):
+            if not phrase:
+                raise ConfigError(f"hotword {index + 1} has no tokens")
+            node = 0
+            for position, token in enumerate(phrase):
+                child = self.nodes[node].next.get(token)
+                if child is None:
+                    parent = self.nodes[node]
+                    self.nodes.append(_Node(token, score, parent.node_score + score, parent.depth + 1))
+                    child = len(self.nodes) - 1
+                    parent.next[token] = child
+                if position == len(phrase) - 1:
+                    self.nodes[child].is_end, self.nodes[child].phrase = True, index
+                node = child
+        self._fill_fail_and_output()
+        self._moves: dict = {}
+
+    def _fill_fail_and_output(self) -> None:
+        queue = []
+        for child in self.nodes[0].next.values():
+            self.nodes[child].fail = 0
+            queue.append(child)
+        for node_id in queue:  # breadth first: a node's fail target is shallower, so done first
+            node = self.nodes[node_id]
+            for token, child in node.next.items():
+                fail = node.fail
+                while token not in self.nodes[fail].next and fail != 0:
+                    fail = self.nodes[fail].fail
+                target = self.nodes[fail].next.get(token, 0)
+                self.nodes[child].fail = target if target != child else 0
+                queue.append(child)
+        for node_id in queue:
+            node = self.nodes[node_id]
+            fail = node.fail
+            while fail != 0 and not self.nodes[fail].is_end:
+                fail = self.nodes[fail].fail
+            node.output = fail if fail != 0 else -1
+            own = node.node_score if node.is_end else 0.0
+            node.output_score = own + (self.nodes[node.output].output_score if node.output >= 0 else 0.0)
+
+    def step(self, state: int, token: int) -> tuple[float, int]:
+        """(bonus, next state) for ``token`` after ``state``."""
+        key = (state, token)
+        move = self._moves.get(key)
+        if move is None:
+            node = self.nodes[state]
+            if token in node.next:
+                target = node.next[token]
+                score = self.nodes[target].token_score
+            else:
+                fail = state
+                while token not in self.nodes[fail].next and fail != 0:
+                    fail = self.nodes[fail].fail
+                target = self.nodes[fail].next.get(token, 0)
+                score = self.nodes[target].node_score - node.node_score
+            move = (score + self.nodes[target].output_score, target)
+            self._moves[key] = move
+        return move
+
+    def finish(self, state: int) -> float:
+        """The refund of an unfinished match at the end of a stream."""
+        return -self.nodes[state].node_score
+
+    def matches(self, tokens: Sequence[int]) -> list[tuple[int, int]]:
+        """(phrase index, end position) of every phrase occurrence in ``tokens``."""
+        found, state = [], 0
+        for position, token in enumerate(tokens):
+            _, state = self.step(state, token)
+            node = state
+            while node > 0:
+                if self.nodes[node].is_end:
+                    found.append((self.nodes[node].phrase, position))
+                node = self.nodes[node].output if self.nodes[node].output >= 0 else 0
+        return found
+
+
+def read_hotwords(path: str | os.PathLike, tokenizer, default_score: float = DEFAULT_HOTWORD_SCORE,
+                  blank_id: int = 0) -> ContextGraph:
+    """A hotwords file: one phrase per line, optionally `` :score`` (bonus per token)
+    at the end; blank lines and ``#`` comments skipped. ``ConfigError`` naming the line
+    for a phrase the tokenizer cannot encode or a bad score."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"hotwords file {path} does not exist")
+    phrases, scores = [], []
+    unknown = {tokenizer.unk_id()} if hasattr(tokenizer, "unk_id") else set()
+    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        score = default_score
+        if " :" in line:
+            line, _, value = line.rpartition(" :")
+            try:
+                score = float(value)
+            except ValueError:
+                raise ConfigError(f"{path}:{number}: score {value!r} is not a number") from None
+            if not math.isfinite(score):
+                raise ConfigError(f"{path}:{number}: score {value!r} is not finite")
+        ids = tokenizer.encode_as_ids(line.strip())
+        pieces = [tokenizer.id_to_piece(i) for i in ids]
+        bad = [p for i, p in zip(ids, pieces) if i in unknown or i == blank_id]
+        if not ids or bad:
+            upper = tokenizer.encode_as_ids(line.strip().upper())
+            hint = " (its pieces are upper case: write the phrase in upper case)" if ids and upper and not any(
+                i in unknown or i == blank_id for i in upper) else ""
+            raise ConfigError(f"{path}:{number}: the tokenizer cannot encode {line.strip()!r} "
+                              f"({'nothing to encode' if not ids else 'unknown characters'}){hint}")
+        phrases.append(ids)
+        scores.append(score)
+    if not phrases:
+        raise ConfigError(f"hotwords file {path} has no phrase")
+    return ContextGraph(phrases, scores)
+
+
+__all__ = ["DEFAULT_HOTWORD_SCORE", "ContextGraph", "read_hotwords"]

@@ -1,0 +1,84 @@
+"""Hotwords: the Aho-Corasick context graph (HE / SHE / SHELL / HIS / THIS), its
+bonus and refund arithmetic, beam search with it, the hotwords file and its errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from test_beam import frames, parts, run_chunked
+
+from streamasr.decoding import BeamSearch, ContextGraph, read_hotwords
+from streamasr.errors import ConfigError
+
+LETTERS = {c: i + 1 for i, c in enumerate("ABCDEFGHIJKLMNOPQRSTUVWXYZ")}
+WORDS = ["HE", "SHE", "SHELL", "HIS", "THIS"]
+
+
+def encode(text):
+    return [LETTERS[c] for c in text]
+
+
+def walk(graph, text):
+    state, total = 0, 0.0
+    for token in encode(text):
+        bonus, state = graph.step(state, token)
+        total += bonus
+    return total, total + graph.finish(state)
+
+
+@pytest.mark.parametrize("text,found,kept", [
+    ("SHELL", [("SHE", 2), ("HE", 2), ("SHELL", 4)], 3 + 2 + 5),
+    ("HISHE", [("HIS", 2), ("SHE", 4), ("HE", 4)], 3 + 3 + 2),
+    ("THISHELL", [("THIS", 3), ("HIS", 3), ("SHE", 5), ("HE", 5), ("SHELL", 7)], 4 + 3 + 3 + 2 + 5),
+    ("SHELX", [("SHE", 2), ("HE", 2)], 3 + 2),  # the unfinished SHEL(L) is refunded
+    ("SHX", [], 0),
+    ("XYZ", [], 0),
+])
+def test_aho_corasick_matches_and_the_bonus_kept(text, found, kept):
+    graph = ContextGraph([encode(w) for w in WORDS], default_score=1.0)
+    assert [(WORDS[p], end) for p, end in graph.matches(encode(text))] == found
+    _, after_finish = walk(graph, text)
+    assert after_finish == pytest.approx(kept)  # every completed phrase once, its whole bonus
+
+
+def test_partial_match_is_provisional_until_the_end():
+    graph = ContextGraph([encode("SHELL")], scores=[2.0])
+    before, after = walk(graph, "SHEL")
+    assert before == pytest.approx(8.0) and after == pytest.approx(0.0)
+    before, after = walk(graph, "SHELLS")
+    assert after == pytest.approx(10.0 + 0.0)  # 5 tokens x 2, kept after the phrase is left
+
+
+def test_empty_hotword_list_reproduces_the_plain_search_and_a_hotword_wins():
+    decoder, joiner = parts(vocab=8)
+    encoder_out = frames(2, 16, seed=9)
+    lengths = torch.tensor([16, 11])
+    plain = run_chunked(BeamSearch(decoder, joiner, beam_size=4), encoder_out, lengths, 4)
+    empty = run_chunked(BeamSearch(decoder, joiner, beam_size=4, hotwords=ContextGraph([])), encoder_out,
+                        lengths, 4)
+    assert empty[0] == plain[0] and empty[1] == plain[1]
+    # boost a sequence that is not the plain best: it becomes the best
+    target = next(tokens for tokens, _ in plain[1][0][1:] if tokens and tokens != plain[1][0][0][0])
+    boosted = run_chunked(BeamSearch(decoder, joiner, beam_size=4, hotwords=ContextGraph([target], [5.0])),
+                          encoder_out, lengths, 4)
+    assert target == boosted[0][0] or ContextGraph([target]).matches(boosted[0][0])
+
+
+def test_hotwords_file_and_its_errors(model, tmp_path):
+    path = tmp_path / "hot.txt"
+    path.write_text("# names\nHELLO WORLD :2.5\n\nTHE\n")
+    graph = read_hotwords(path, model.tokenizer, 1.5, model.blank_id)
+    assert len(graph.phrases) == 2
+    assert graph.phrases[0] == tuple(model.tokenizer.encode_as_ids("HELLO WORLD"))
+    assert graph.nodes[graph.nodes[0].next[graph.phrases[0][0]]].token_score == 2.5
+    path.write_text("HELLO :loud\n")
+    with pytest.raises(ConfigError, match="hot.txt:1: score 'loud' is not a number"):
+        read_hotwords(path, model.tokenizer, blank_id=model.blank_id)
+    path.write_text("ÆØÅ\n")
+    with pytest.raises(ConfigError, match="hot.txt:1: the tokenizer cannot encode 'ÆØÅ'"):
+        read_hotwords(path, model.tokenizer, blank_id=model.blank_id)
+    path.write_text("# nothing\n")
+    with pytest.raises(ConfigError, match="has no phrase"):
+        read_hotwords(path, model.tokenizer, blank_id=model.blank_id)
+    with pytest.raises(ConfigError, match="does not exist"):
+        read_hotwords(tmp_path / "none.txt", model.tokenizer)
