@@ -1,5 +1,6 @@
 """Searches over a transducer's outputs: hypotheses and their carried state, greedy
-search and batched modified beam search (``beam.py``; room for LM fusion and hotwords)."""
+search, batched modified beam search (``beam.py``) with token n-gram LM fusion
+(``lm.py``) and hotwords (``hotwords.py``); ``Decoding`` says which."""
 
 import dataclasses
 from typing import Optional
