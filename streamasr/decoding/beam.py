@@ -55,6 +55,11 @@ class BeamState:
     emitted: list  # per stream, tokens already returned (a common prefix of its beams)
     frames_seen: list  # per stream, encoder frames decoded so far
     beam_size: int
+    graphs: list = None  # per stream, its own hotwords (a ContextGraph) or None: the search's
+
+    def __post_init__(self):
+        if self.graphs is None:
+            self.graphs = [None] * len(self.beams)
 
     @property
     def min_margins(self) -> list:  # the greedy state's near-tie report; not tracked here
@@ -73,13 +78,14 @@ class BeamState:
             [n for s in states for n in s.emitted],
             [n for s in states for n in s.frames_seen],
             states[0].beam_size,
+            [g for s in states for g in s.graphs],
         )
 
     def unstack(self) -> "list[BeamState]":
         k = self.beam_size
         return [BeamState(self.scores[b : b + 1], self.decoder_out[b * k : (b + 1) * k],
                           tuple(h[:, b * k : (b + 1) * k] for h in self.hidden), [self.beams[b]],
-                          [self.emitted[b]], [self.frames_seen[b]], k)
+                          [self.emitted[b]], [self.frames_seen[b]], k, [self.graphs[b]])
                 for b in range(len(self.beams))]
 
 
@@ -120,7 +126,6 @@ class BeamSearch:
         # Hotwords (streamasr.decoding.hotwords): a token's score adds its context-graph
         # bonus; an unfinished match is refunded in finish().
         self.hotwords = hotwords if hotwords is not None and hotwords.phrases else None
-        self._bonus_vectors: dict = {}
 
     @torch.no_grad()
     def initial_state(self, batch_size: int, device: torch.device | str) -> BeamState:
@@ -163,8 +168,9 @@ class BeamSearch:
             candidates = scores[:, :, None] + logp
             if self.fusion:
                 candidates = candidates + self._fusion_scores(beams, active, k, vocab, device)
-            if self.hotwords is not None:
-                candidates = candidates + self._hotword_scores(beams, active, k, vocab, device)
+            graphs = [g if g is not None else self.hotwords for g in state.graphs]
+            if any(g is not None for g in graphs):
+                candidates = candidates + self._hotword_scores(beams, active, graphs, k, vocab, device)
             candidates = candidates.view(batch, k * vocab)
             top_values, top_indices = candidates.topk(min(k, k * vocab), dim=-1)
             sources, tokens, new_scores, new_beams = [], [], [], []
@@ -185,7 +191,7 @@ class BeamSearch:
                         key, beam, token = parent.tokens, parent, None
                     else:
                         key = parent.tokens + (symbol,)
-                        context = self.hotwords.step(parent.context, symbol)[1] if self.hotwords is not None else 0
+                        context = graphs[b].step(parent.context, symbol)[1] if graphs[b] is not None else 0
                         beam = Beam(key, parent.frames + (starts[b] + frame,),
                                     parent.confidences + (math.exp(float(logp[b, slot, symbol])),), context)
                         token = symbol
@@ -225,7 +231,7 @@ class BeamSearch:
                 scores[b, : len(new_scores[b])] = torch.tensor(new_scores[b], dtype=torch.float64)
             beams = new_beams
         seen = [start + min(frames, int(length)) for start, length in zip(starts, lengths.tolist())]
-        next_state = BeamState(scores, decoder_out, hidden, beams, list(state.emitted), seen, k)
+        next_state = BeamState(scores, decoder_out, hidden, beams, list(state.emitted), seen, k, list(state.graphs))
         hyps = [self._stable(next_state, b, starts[b]) for b in range(batch)]
         return hyps, next_state
 
@@ -242,30 +248,25 @@ class BeamSearch:
         out[:, :, self.blank_id] = 0.0
         return out.to(device)
 
-    def _hotword_scores(self, beams: list, active: list, k: int, vocab: int, device) -> torch.Tensor:
+    def _hotword_scores(self, beams: list, active: list, graphs: list, k: int, vocab: int, device) -> torch.Tensor:
         """``[B, K, V]``: the context-graph bonus of every token after each live
-        hypothesis (0 for blank and unused slots); one vector per graph node, cached."""
+        hypothesis (0 for blank, unused slots and streams without hotwords)."""
         out = torch.zeros(len(beams), k, vocab, dtype=torch.float64)
         for b, row in enumerate(beams):
-            if not active[b]:
+            if not active[b] or graphs[b] is None:
                 continue
             for slot, beam in enumerate(row):
-                vector = self._bonus_vectors.get(beam.context)
-                if vector is None:
-                    vector = torch.tensor([self.hotwords.step(beam.context, t)[0] for t in range(vocab)],
-                                          dtype=torch.float64)
-                    self._bonus_vectors[beam.context] = vector
-                out[b, slot] = vector
+                out[b, slot] = graphs[b].bonus_vector(beam.context, vocab)
         out[:, :, self.blank_id] = 0.0
         return out.to(device)
 
-    def _end_scores(self, beams: list) -> list:
+    def _end_scores(self, beams: list, graph: Optional[ContextGraph]) -> list:
         """What the end of the stream adds to each hypothesis: the weighted LM
         log-probability of the end of sentence, the refund of an unfinished hotword."""
         scores = [sum(weight * float(lm.log_probs(lm.context(beam.tokens))[lm.eos]) for lm, weight in self.fusion)
                   for beam in beams]
-        if self.hotwords is not None:
-            scores = [score + self.hotwords.finish(beam.context) for score, beam in zip(scores, beams)]
+        if graph is not None:
+            scores = [score + graph.finish(beam.context) for score, beam in zip(scores, beams)]
         return scores
 
     @staticmethod
@@ -286,8 +287,9 @@ class BeamSearch:
         remaining, lists = [], []
         for row, beams in enumerate(state.beams):
             scores = state.scores[row, : len(beams)].tolist()
-            if self.fusion or self.hotwords is not None:  # the end of sentence, unfinished hotwords
-                scores = [a + b for a, b in zip(scores, self._end_scores(beams))]
+            graph = state.graphs[row] if state.graphs[row] is not None else self.hotwords
+            if self.fusion or graph is not None:  # the end of sentence, unfinished hotwords
+                scores = [a + b for a, b in zip(scores, self._end_scores(beams, graph))]
             ranked = sorted(zip(scores, range(len(beams))), key=lambda pair: -pair[0])
             best, done, origin = beams[ranked[0][1]], state.emitted[row], state.frames_seen[row]
             remaining.append(Hypothesis(list(best.tokens[done:]), [f - origin for f in best.frames[done:]],

@@ -110,6 +110,17 @@ class ContextGraph:
             self._moves[key] = move
         return move
 
+    def bonus_vector(self, state: int, vocab: int):
+        """The bonus of every token id ``0..vocab-1`` after ``state`` (float64 tensor, cached)."""
+        import torch
+
+        cache = self.__dict__.setdefault("_vectors", {})
+        vector = cache.get((state, vocab))
+        if vector is None:
+            vector = torch.tensor([self.step(state, t)[0] for t in range(vocab)], dtype=torch.float64)
+            cache[(state, vocab)] = vector
+        return vector
+
     def finish(self, state: int) -> float:
         """The refund of an unfinished match at the end of a stream."""
         return -self.nodes[state].node_score
@@ -135,9 +146,22 @@ def read_hotwords(path: str | os.PathLike, tokenizer, default_score: float = DEF
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"hotwords file {path} does not exist")
+    graph = hotwords_from_lines(path.read_text(encoding="utf-8").splitlines(), tokenizer, default_score, blank_id,
+                                source=str(path))
+    if not graph.phrases:
+        raise ConfigError(f"hotwords file {path} has no phrase")
+    return graph
+
+
+def hotwords_from_lines(lines: Sequence[str], tokenizer, default_score: float = DEFAULT_HOTWORD_SCORE,
+                        blank_id: int = 0, source: str = "hotwords") -> ContextGraph:
+    """The context graph of phrases given as lines (``PHRASE`` or ``PHRASE :score``);
+    errors name ``source`` and the line number."""
     phrases, scores = [], []
     unknown = {tokenizer.unk_id()} if hasattr(tokenizer, "unk_id") else set()
-    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for number, raw in enumerate(lines, 1):
+        if not isinstance(raw, str):
+            raise ConfigError(f"{source}:{number}: a hotword must be text, got {raw!r}")
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
@@ -147,23 +171,20 @@ def read_hotwords(path: str | os.PathLike, tokenizer, default_score: float = DEF
             try:
                 score = float(value)
             except ValueError:
-                raise ConfigError(f"{path}:{number}: score {value!r} is not a number") from None
+                raise ConfigError(f"{source}:{number}: score {value!r} is not a number") from None
             if not math.isfinite(score):
-                raise ConfigError(f"{path}:{number}: score {value!r} is not finite")
+                raise ConfigError(f"{source}:{number}: score {value!r} is not finite")
         ids = tokenizer.encode_as_ids(line.strip())
-        pieces = [tokenizer.id_to_piece(i) for i in ids]
-        bad = [p for i, p in zip(ids, pieces) if i in unknown or i == blank_id]
+        bad = [i for i in ids if i in unknown or i == blank_id]
         if not ids or bad:
             upper = tokenizer.encode_as_ids(line.strip().upper())
             hint = " (its pieces are upper case: write the phrase in upper case)" if ids and upper and not any(
                 i in unknown or i == blank_id for i in upper) else ""
-            raise ConfigError(f"{path}:{number}: the tokenizer cannot encode {line.strip()!r} "
+            raise ConfigError(f"{source}:{number}: the tokenizer cannot encode {line.strip()!r} "
                               f"({'nothing to encode' if not ids else 'unknown characters'}){hint}")
         phrases.append(ids)
         scores.append(score)
-    if not phrases:
-        raise ConfigError(f"hotwords file {path} has no phrase")
     return ContextGraph(phrases, scores)
 
 
-__all__ = ["DEFAULT_HOTWORD_SCORE", "ContextGraph", "read_hotwords"]
+__all__ = ["DEFAULT_HOTWORD_SCORE", "ContextGraph", "hotwords_from_lines", "read_hotwords"]

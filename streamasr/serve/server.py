@@ -5,7 +5,9 @@ Protocol (sherpa-onnx's streaming server, so its clients work unchanged):
 
 * the client sends binary messages of float32 samples at 16 kHz, then the text
   ``Done``; optionally a first text message ``{"sample_rate": R, "format":
-  "float32" | "int16"}`` for other rates (resampled here) or int16 samples;
+  "float32" | "int16", "hotwords": ["PHRASE", "PHRASE :score", ...]}`` for other rates
+  (resampled here), int16 samples, or this stream's own hotwords (``serve --decoding
+  beam``; they replace ``--hotwords`` for the stream);
 * the server sends JSON results ``{"text", "tokens", "timestamps", "segment",
   "is_final", "is_eof"}`` (``text`` = the transcript so far; partials only when it
   changed), the final one (``is_final`` and ``is_eof`` true) right after the last chunk,
@@ -43,7 +45,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from streamasr.errors import ConfigError
+from streamasr.errors import ConfigError, StreamAsrError
 from streamasr.live.resample import StreamingResampler
 from streamasr.serve.worker import BatchWorker, ModelFailure, Session
 from streamasr.streaming.recognizer import StreamingRecognizer
@@ -230,7 +232,12 @@ class Server:
                     return
                 if not first:
                     raise ProtocolError(f"unexpected text message {message[:40]!r}: expected binary audio or 'Done'")
-                rate, dtype = self._start_message(message)
+                rate, dtype, hotwords = self._start_message(message)
+                if hotwords is not None:
+                    try:
+                        self.recognizer.set_hotwords(session.stream, hotwords)
+                    except StreamAsrError as error:
+                        raise ProtocolError(str(error)) from None
                 resampler = StreamingResampler(rate, SAMPLE_RATE) if rate != SAMPLE_RATE else None
                 first = False
                 continue
@@ -244,7 +251,7 @@ class Server:
             await self._wait_for_room(session)
 
     @staticmethod
-    def _start_message(message: str) -> tuple[int, type]:
+    def _start_message(message: str) -> tuple[int, type, Optional[list]]:
         try:
             start = json.loads(message)
         except json.JSONDecodeError:
@@ -252,7 +259,7 @@ class Server:
                 from None
         if not isinstance(start, dict):
             raise ProtocolError("the start message must be a JSON object")
-        unknown = sorted(set(start) - {"sample_rate", "format"})
+        unknown = sorted(set(start) - {"sample_rate", "format", "hotwords"})
         if unknown:
             raise ProtocolError(f"unknown start-message field(s) {', '.join(unknown)}")
         fmt = start.get("format", "float32")
@@ -261,7 +268,10 @@ class Server:
         rate = start.get("sample_rate", SAMPLE_RATE)
         if not isinstance(rate, int) or not 8000 <= rate <= 192000:
             raise ProtocolError(f"sample_rate {rate!r}: expected an integer from 8000 to 192000")
-        return rate, FORMATS[fmt]
+        hotwords = start.get("hotwords")
+        if hotwords is not None and (not isinstance(hotwords, list) or len(hotwords) > 1000):
+            raise ProtocolError("hotwords: expected a list of at most 1000 phrases ('PHRASE' or 'PHRASE :score')")
+        return rate, FORMATS[fmt], hotwords
 
     @staticmethod
     def _samples(message: bytes, dtype: type) -> np.ndarray:

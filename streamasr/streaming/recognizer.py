@@ -259,10 +259,13 @@ class StreamingRecognizer:
         if not rule:
             return
         self._flush(state, output)  # a beam search's best hypothesis ends the segment
+        graphs = getattr(state.decoder_state, "graphs", None)
         output.endpoint, output.segment_text = rule, state.texts[0].strip()
         state.segments.append(output.segment_text)
         state.texts[0], state.tokens[0] = "", []
         state.decoder_state = self.search.initial_state(1, self.model.device)
+        if graphs is not None:  # the stream's own hotwords stay for the next segment
+            state.decoder_state.graphs = graphs
         state.segment += 1
         state.segment_start_frame = state.frames_done
         state.last_token_frame = -1
@@ -279,6 +282,22 @@ class StreamingRecognizer:
             raise ConfigError(f"{self.backend.name} backend: streams at different positions need the fixed-shape "
                               "state (a finite left context and the exact front end)")
         return self.init_state(1)
+
+    def set_hotwords(self, stream: StreamState, hotwords) -> None:
+        """This stream's own hotwords (a ``ContextGraph``, or lines ``PHRASE [:score]``),
+        instead of the search's, from its next chunk on; beam search only."""
+        from streamasr.decoding import ContextGraph
+        from streamasr.decoding.hotwords import hotwords_from_lines
+
+        if not hasattr(self.search, "finish"):
+            raise ConfigError("hotwords need beam search (the recognizer decodes greedily)")
+        if not isinstance(hotwords, ContextGraph):
+            if isinstance(hotwords, str) or not isinstance(hotwords, (list, tuple)):
+                raise ConfigError(f"hotwords must be a list of phrases, got {type(hotwords).__name__}")
+            blank = getattr(self.search, "blank_id", 0)
+            hotwords = hotwords_from_lines(hotwords, self.model.tokenizer, blank_id=blank, source="hotwords")
+        for row in range(len(stream.decoder_state.graphs)):
+            stream.decoder_state.graphs[row] = hotwords if hotwords.phrases else None
 
     def accept_waveform(self, stream: StreamState, samples: torch.Tensor) -> None:
         """Buffer ``samples`` (``[n]`` or ``[1, n]`` float, 16 kHz); decoding happens in

@@ -303,3 +303,58 @@ def test_a_session_closed_during_its_batch_is_not_decoded_again(kaldi_model, utt
     pending, dirty, sessions, busy = run(body())
     assert calls == [1]
     assert (pending, dirty, sessions, busy) == ([], [], [], False)
+
+
+def test_beam_search_server_with_per_stream_hotwords(kaldi_model, utterances):
+    """serve --decoding beam: a stream's start message may carry its own hotwords; each
+    stream gets what the engine gives it alone (with / without them); a phrase the
+    tokenizer cannot encode closes that stream with 1008 and the reason."""
+    recognizer = StreamingRecognizer(kaldi_model, CONFIG, decoding="beam", beam=4)
+    plain = recognizer.transcribe(utterances[0].wave)[0].texts[0].strip()
+    word = plain.split()[0]
+    phrases = [f"{word} :3.0", plain.split()[-1]]
+    state = recognizer.init_state(1)
+    recognizer.set_hotwords(state, phrases)
+    recognizer.accept_audio(state, utterances[1].wave[None])
+    recognizer.finalize(state)
+    boosted = state.texts[0].strip()
+
+    async def body(server):
+        async def with_hotwords():
+            async with websockets.connect(f"ws://127.0.0.1:{server.port}") as ws:
+                await ws.send(json.dumps({"hotwords": phrases}))
+                await ws.send(utterances[1].wave.numpy().tobytes())
+                await ws.send("Done")
+                results = [json.loads(m) for m in [m async for m in ws] if m != "Done!"]
+                return results[-1]["text"]
+
+        async def bad():
+            async with websockets.connect(f"ws://127.0.0.1:{server.port}") as ws:
+                await ws.send(json.dumps({"hotwords": ["ÆØÅ"]}))
+                return await close_frame(ws)
+
+        return await asyncio.gather(
+            stream_to_server(server.port, utterances[0].wave.numpy(), seconds_per_message=0.1, pace=0.0),
+            with_hotwords(), bad())
+
+    server_recognizer = StreamingRecognizer(kaldi_model, CONFIG, decoding="beam", beam=4)
+
+    async def serve_beam():
+        server = await start_server(server_recognizer, ServeConfig(port=0))
+        try:
+            return await body(server)
+        finally:
+            await server.shutdown()
+
+    first, second, closed = run(serve_beam())
+    assert first["text"] == plain and len(plain) > 10
+    assert second == boosted
+    assert closed.code == 1008 and "cannot encode 'ÆØÅ'" in closed.reason
+
+    async def greedy(server):
+        async with websockets.connect(f"ws://127.0.0.1:{server.port}") as ws:
+            await ws.send(json.dumps({"hotwords": [word]}))
+            return await close_frame(ws)
+
+    closed = run(serving(kaldi_model, greedy))
+    assert closed.code == 1008 and "hotwords need beam search" in closed.reason
