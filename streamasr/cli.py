@@ -232,10 +232,13 @@ def _add_decoding_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lm", default=None,
                         help="with --decoding beam: a token n-gram LM (ARPA over the model's pieces, `streamasr "
                         "train-lm` writes one) fused at --lm-weight")
-    parser.add_argument("--lm-weight", default="0.3", help="shallow-fusion weight of --lm (default %(default)s)")
+    parser.add_argument("--lm-weight", default="0.3",
+                        help="shallow-fusion weight of --lm (default %(default)s; evaluate: comma-separated values "
+                        "make a grid, one folder each, compared in OUTPUT/lm_weights.md)")
     parser.add_argument("--lodr", default=None, help="with --lm: a low-order LM (e.g. a bigram) subtracted at "
                         "--lodr-weight (LODR)")
-    parser.add_argument("--lodr-weight", default="0.0", help="weight of --lodr (default %(default)s)")
+    parser.add_argument("--lodr-weight", default="0.0",
+                        help="weight of --lodr (default %(default)s; evaluate: a comma-separated grid as --lm-weight)")
     parser.add_argument("--hotwords", default=None,
                         help="with --decoding beam: a file of phrases to favour, one per line, optionally ending "
                         "in ' :SCORE' (bonus per token; default --hotwords-score)")
@@ -292,13 +295,57 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         frontend=args.frontend,
         backend=args.backend,
         int8=args.int8,
-        decoding=_decoding(args, load_model(args.model, args.device)),
     )
-    if len(args.manifest) == 1:
-        results = evaluate(args.model, args.manifest[0], args.output, **options)
-        print(markdown_table(results))
-        print(f"results written to {args.output}")
+    model = load_model(args.model, args.device)
+    grid = _weight_grid(args)
+    if len(grid) == 1:
+        args.lm_weight, args.lodr_weight = grid[0]
+        _evaluate_sets(args, args.output, dict(options, decoding=_decoding(args, model)))
         return 0
+    # a small grid of fusion weights (tune them on a valid set): one folder per pair
+    rows = []
+    for lm_weight, lodr_weight in grid:
+        args.lm_weight, args.lodr_weight = lm_weight, lodr_weight
+        folder = os.path.join(args.output, f"lm{lm_weight}_lodr{lodr_weight}")
+        print(f"== LM weight {lm_weight}, LODR weight {lodr_weight}")
+        results = _evaluate_sets(args, folder, dict(options, decoding=_decoding(args, model)))
+        rows.append((lm_weight, lodr_weight, results))
+    table = _weight_table(rows)
+    Path(args.output, "lm_weights.md").write_text(table + "\n", encoding="utf-8")
+    print(f"== WER by fusion weight\n{table}\nresults written to {args.output}/lm*_lodr*/ and {args.output}/lm_weights.md")
+    return 0
+
+
+def _weight_grid(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """(LM weight, LODR weight) pairs from comma-separated --lm-weight / --lodr-weight."""
+    lm_weights = [v.strip() for v in str(args.lm_weight).split(",") if v.strip()] or ["0"]
+    lodr_weights = [v.strip() for v in str(args.lodr_weight).split(",") if v.strip()] or ["0"]
+    if (len(lm_weights) > 1 or len(lodr_weights) > 1) and not args.lm:
+        raise ConfigError("a grid of --lm-weight / --lodr-weight values needs --lm")
+    return [(a, b) for a in lm_weights for b in lodr_weights]
+
+
+def _weight_table(rows: list) -> str:
+    sets = list(rows[0][2])
+    lines = ["| LM weight | LODR weight | " + " | ".join(sets) + " |", "|" + "---|" * (len(sets) + 2)]
+    for lm_weight, lodr_weight, results in rows:
+        cells = []
+        for name in sets:
+            cell = results[name][-1]  # the grid's last chunked cell (or full context)
+            value = cell.streaming_wer if cell.streaming_wer is not None else cell.masked_wer
+            cells.append(f"{value:.2f}")
+        lines.append(f"| {lm_weight} | {lodr_weight} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _evaluate_sets(args: argparse.Namespace, output: str, options: dict) -> dict:
+    """Evaluate every --manifest into ``output`` (one folder per test set when several);
+    returns the results by test set (its file stem)."""
+    if len(args.manifest) == 1:
+        results = evaluate(args.model, args.manifest[0], output, **options)
+        print(markdown_table(results))
+        print(f"results written to {output}")
+        return {Path(args.manifest[0]).stem: results}
     stems = [Path(manifest).stem for manifest in args.manifest]
     if len(set(stems)) != len(stems):
         raise ConfigError(f"--manifest: two manifests share a file name ({', '.join(args.manifest)}); "
@@ -306,12 +353,12 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     by_set = {}
     for stem, manifest in zip(stems, args.manifest):
         print(f"== {stem} ({manifest})")
-        by_set[stem] = evaluate(args.model, manifest, os.path.join(args.output, stem), **options)
+        by_set[stem] = evaluate(args.model, manifest, os.path.join(output, stem), **options)
         print(markdown_table(by_set[stem]))
     table = test_sets_table(by_set)
-    Path(args.output, "test_sets.md").write_text(table + "\n", encoding="utf-8")
-    print(f"== WER per test set\n{table}\nresults written to {args.output}/<test set>/ and {args.output}/test_sets.md")
-    return 0
+    Path(output, "test_sets.md").write_text(table + "\n", encoding="utf-8")
+    print(f"== WER per test set\n{table}\nresults written to {output}/<test set>/ and {output}/test_sets.md")
+    return by_set
 
 
 def _add_check_parser(subparsers: argparse._SubParsersAction) -> None:

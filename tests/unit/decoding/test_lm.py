@@ -103,3 +103,20 @@ def test_train_lm_cli_and_bad_weights(random_model_folder, tiny_corpus, tmp_path
     plain_zero = capsys.readouterr().out.splitlines()[-1]
     assert cli(["transcribe", wav, "--model", str(random_model_folder), "--decoding", "beam", "--json"]) == 0
     assert capsys.readouterr().out.splitlines()[-1].split('"audio_ms"')[0] == plain_zero.split('"audio_ms"')[0]
+
+
+def test_evaluate_grid_of_fusion_weights(random_model_folder, tiny_corpus, tmp_path, capsys):
+    lm = tmp_path / "lm.arpa"
+    assert cli(["train-lm", str(random_model_folder), "--manifest", str(tiny_corpus / "train.csv"), "--order", "2",
+                "--output", str(lm)]) == 0
+    out = tmp_path / "grid"
+    assert cli(["evaluate", str(random_model_folder), "--manifest", str(tiny_corpus / "valid.csv"), "--output",
+                str(out), "--chunk-ms", "320", "--left-chunks", "2", "--masked-only", "--limit", "2", "--decoding",
+                "beam", "--lm", str(lm), "--lm-weight", "0,0.5", "--jobs", "1"]) == 0
+    table = (out / "lm_weights.md").read_text()
+    assert table.startswith("| LM weight | LODR weight | valid |") and "\n| 0 | 0.0 |" in table and "\n| 0.5 | 0.0 |" in table
+    assert (out / "lm0_lodr0.0" / "results.json").is_file() and (out / "lm0.5_lodr0.0" / "results.json").is_file()
+    capsys.readouterr()
+    assert cli(["evaluate", str(random_model_folder), "--manifest", str(tiny_corpus / "valid.csv"), "--output",
+                str(tmp_path / "x"), "--lm-weight", "0.1,0.2"]) == 2
+    assert "a grid of --lm-weight / --lodr-weight values needs --lm" in capsys.readouterr().err
