@@ -142,3 +142,30 @@ def assert_same_or_near_tie(ours: list[int], theirs: list[int], margins: tuple[f
         return True
     assert min(margins) < NEAR_TIE, f"{what}: hypotheses differ without a near-tie ({min(margins)})"
     return False
+
+
+def drive_staggered(recognizer: StreamingRecognizer, wavs: list[torch.Tensor], step: int
+                    ) -> tuple[list, list[list], list[int]]:
+    """sherpa-onnx's driving of ``decode_streams``: a new stream joins at every tick
+    (so all are at different positions), each gets ``step`` samples per tick, one
+    batched decode call per tick. Returns the streams, each stream's token events and
+    the batch size of every call."""
+    streams, fed, events, batch_sizes = [], [0] * len(wavs), [[] for _ in wavs], []
+    for _ in range(100_000):
+        if len(streams) < len(wavs):
+            streams.append(recognizer.create_stream())
+        for index, stream in enumerate(streams):
+            wav = wavs[index]
+            if fed[index] < wav.shape[-1]:
+                recognizer.accept_waveform(stream, wav[fed[index] : fed[index] + step])
+                fed[index] += step
+                if fed[index] >= wav.shape[-1]:
+                    recognizer.input_finished(stream)
+        outputs = recognizer.decode_streams(streams)
+        batch_sizes.append(sum(o is not None for o in outputs))
+        for index, output in enumerate(outputs):
+            if output is not None:
+                events[index].extend(output.tokens[0])
+        if len(streams) == len(wavs) and all(s.finished for s in streams):
+            break
+    return streams, events, batch_sizes

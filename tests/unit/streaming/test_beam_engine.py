@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
 
-from helpers.common import cli
+from helpers.common import cli, drive_staggered
 from streamasr.errors import ConfigError
 from streamasr.evaluate import evaluate
 from streamasr.streaming import StreamingRecognizer
@@ -37,20 +37,7 @@ def test_beam_streams_at_different_positions_decode_as_each_alone(model, utteran
     chosen = utterances[:3]
     alone = [recognizer.transcribe(u.wav)[0].tokens[0] for u in chosen]
     step = recognizer.chunk_samples
-    streams, fed, batch_sizes = [], [0] * len(chosen), []
-    for _ in range(10_000):
-        if len(streams) < len(chosen):
-            streams.append(recognizer.create_stream())
-        for index, stream in enumerate(streams):
-            wav = chosen[index].wav
-            if fed[index] < wav.shape[-1]:
-                recognizer.accept_waveform(stream, wav[fed[index] : fed[index] + step])
-                fed[index] += step
-                if fed[index] >= wav.shape[-1]:
-                    recognizer.input_finished(stream)
-        batch_sizes.append(sum(o is not None for o in recognizer.decode_streams(streams)))
-        if len(streams) == len(chosen) and all(s.finished for s in streams):
-            break
+    streams, _, batch_sizes = drive_staggered(recognizer, [u.wav for u in chosen], step)
     assert max(batch_sizes) >= 2
     assert [s.tokens[0] for s in streams] == alone
 

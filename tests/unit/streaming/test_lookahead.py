@@ -13,7 +13,7 @@ from speechbrain.lobes.models.transformer.TransformerASR import make_transformer
 from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
 from speechbrain.utils.streaming import infer_dependency_matrix
 
-from helpers.common import SMALL_YAML, random_encoder
+from helpers.common import SMALL_YAML, drive_staggered, random_encoder
 from streamasr.dct import (
     ChunkConfig,
     DynChunkLookaheadSampler,
@@ -269,20 +269,7 @@ def test_streams_at_different_positions_with_lookahead_decode_as_each_alone(mode
     chosen = utterances[:3]
     alone = [recognizer.transcribe(u.wav)[0].tokens[0] for u in chosen]
     step = recognizer.chunk_samples // 2  # half a chunk per tick: readiness depends on the look-ahead
-    streams, fed, batch_sizes = [], [0] * len(chosen), []
-    for _ in range(10_000):
-        if len(streams) < len(chosen):
-            streams.append(recognizer.create_stream())
-        for index, stream in enumerate(streams):
-            wav = chosen[index].wav
-            if fed[index] < wav.shape[-1]:
-                recognizer.accept_waveform(stream, wav[fed[index] : fed[index] + step])
-                fed[index] += step
-                if fed[index] >= wav.shape[-1]:
-                    recognizer.input_finished(stream)
-        batch_sizes.append(sum(o is not None for o in recognizer.decode_streams(streams)))
-        if len(streams) == len(chosen) and all(s.finished for s in streams):
-            break
+    streams, _, batch_sizes = drive_staggered(recognizer, [u.wav for u in chosen], step)
     assert max(batch_sizes) >= 2
     assert [s.tokens[0] for s in streams] == alone
     assert all(len(tokens) > 3 for tokens in alone), "vacuous: the random model emits many tokens"

@@ -7,7 +7,7 @@ import pytest
 import torch
 from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
 
-from helpers.common import assert_same_or_near_tie
+from helpers.common import assert_same_or_near_tie, drive_staggered
 from streamasr.errors import ConfigError
 from streamasr.streaming import StreamingRecognizer
 
@@ -99,26 +99,8 @@ def test_streams_joining_at_different_times_decode_as_each_stream_alone(model, u
     assert recognizer.backend.name == "torch"
     chosen = utterances[:4]
     alone = [recognizer.transcribe(u.wav)[0] for u in chosen]
-    step = recognizer.chunk_samples  # a chunk of audio per tick, one decode call per tick
-    streams, fed, events = [], [0] * len(chosen), [[] for _ in chosen]
-    batch_sizes = []
-    for tick in range(10_000):
-        if len(streams) < len(chosen):  # a new stream joins at every tick: all at different positions
-            streams.append(recognizer.create_stream())
-        for index, stream in enumerate(streams):
-            wav = chosen[index].wav
-            if fed[index] < wav.shape[-1]:
-                recognizer.accept_waveform(stream, wav[fed[index] : fed[index] + step])
-                fed[index] += step
-                if fed[index] >= wav.shape[-1]:
-                    recognizer.input_finished(stream)
-        outputs = recognizer.decode_streams(streams)
-        batch_sizes.append(sum(o is not None for o in outputs))
-        for index, output in enumerate(outputs):
-            if output is not None:
-                events[index].extend(output.tokens[0])
-        if len(streams) == len(chosen) and all(s.finished for s in streams):
-            break
+    # a chunk of audio per tick, one decode call per tick
+    streams, events, batch_sizes = drive_staggered(recognizer, [u.wav for u in chosen], recognizer.chunk_samples)
     assert max(batch_sizes) >= 3  # streams at different positions shared calls
     identical = 0
     for index, stream in enumerate(streams):
