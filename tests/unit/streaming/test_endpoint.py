@@ -107,3 +107,23 @@ def test_server_sends_one_final_per_segment(kaldi_model, wave):
     assert not any(r["is_eof"] for r in results[:-1])
     stamps = [t for r in finals for t in r["timestamps"]]
     assert stamps == sorted(stamps)  # relative to the stream start across segments
+
+
+def test_beam_search_finalises_each_segment(kaldi_model, wave):
+    """With beam search an endpoint finalises the beams like the end of a stream: the
+    first segment is the beam transcript of the audio up to that endpoint, decoded as
+    a whole stream."""
+    recognizer = StreamingRecognizer(kaldi_model, CONFIG, endpointing=EVERY_SECOND, decoding="beam", beam=4)
+    state, outputs = recognizer.transcribe(wave)
+    ends = [o for o in outputs if o.endpoint]
+    assert len(ends) >= 2 and state.segments == [o.segment_text for o in ends]
+    cut = ends[0].end_frame * kaldi_model.geometry.frame_samples
+    prefix = StreamingRecognizer(kaldi_model, CONFIG, decoding="beam", beam=4)
+    alone = prefix.init_state(1)
+    prefix.accept_audio(alone, wave[None, : cut + kaldi_model.geometry.lookahead_samples])
+    chunks = ends[0].chunk_index + 1
+    assert alone.chunks_done == chunks  # the same chunks ran, then the stream ends
+    rest, _ = prefix.search.finish(alone.decoder_state)
+    text = (alone.texts[0] + kaldi_model.decode_continuation(rest[0].tokens, not alone.tokens[0])).strip()
+    assert ends[0].segment_text == text and len(text) > 5
+    assert recognizer.full_text(state) == " ".join(t for t in state.segments + [state.texts[0].strip()] if t)
