@@ -180,8 +180,11 @@ class BatchWorker:
                 self.recognizer.input_finished(session.stream)
             if self.recognizer.is_ready(session.stream):
                 self.pending[session] = None
-            elif session.stream.input_done:
-                self._finalise(session)  # nothing left to decode
+            elif session.stream.input_done:  # nothing left to decode
+                output = self.recognizer.finish_stream(session.stream)  # a beam search's last tokens
+                if output is not None:
+                    self._deliver(session, output)
+                self._finalise(session)
             else:
                 session.drained.set()
 

@@ -326,12 +326,15 @@ class StreamingRecognizer:
         start_time = time.perf_counter()
         live = [stream for stream in streams if not stream.finished]
         items = self.path.next_chunks(live, self.config.chunk_size, [stream.input_done for stream in live])
+        results = {}
         for stream, item in zip(live, items):
-            if item is None and stream.input_done:
-                stream.finished = True  # nothing left (or no audio at all)
+            if item is None and stream.input_done:  # nothing left (or no audio at all)
+                output = self.finish_stream(stream)
+                if output is not None:
+                    results[id(stream)] = output
         ready = [(stream, item) for stream, item in zip(live, items) if item is not None]
         if not ready:
-            return [None] * len(streams)
+            return [results.get(id(stream)) for stream in streams]
         features = torch.cat([self._padded(chunk) for _, (chunk, _, _) in ready])
         lengths = torch.tensor([valid for _, (_, valid, _) in ready], dtype=torch.long, device=features.device)
         encoder_state = self.backend.stack_states([stream.encoder_context for stream, _ in ready])
@@ -339,7 +342,6 @@ class StreamingRecognizer:
         encoded, frames, encoder_state = self.backend.encode(features, lengths, encoder_state)
         hyps, decoder_state = self.search(encoded, frames, state=decoder_state)
         seconds = (time.perf_counter() - start_time) / len(ready)
-        results = {}
         for row, ((stream, (_, _, final)), encoder_row, decoder_row) in enumerate(
                 zip(ready, self.backend.unstack_states(encoder_state), decoder_state.unstack())):
             stream.encoder_context, stream.decoder_state = encoder_row, decoder_row
@@ -351,6 +353,19 @@ class StreamingRecognizer:
                 self._flush(stream, output)
             results[id(stream)] = output
         return [results.get(id(stream)) for stream in streams]
+
+    def finish_stream(self, stream: StreamState) -> ChunkOutput | None:
+        """End a stream whose input is done and whose chunks have all run (its input
+        ended after its last chunk): a beam search still holds its best hypothesis
+        beyond the common prefix, returned as an empty final chunk; ``None`` for greedy
+        search or a stream that never ran a chunk."""
+        stream.finished = True
+        if not stream.chunks_done or not hasattr(self.search, "finish"):
+            return None
+        output = ChunkOutput(stream.chunks_done, stream.frames_done, stream.frames_done, [[]], [""], 0.0, True,
+                             segment=stream.segment)
+        self._flush(stream, output)
+        return output
 
     def _has_frames_left(self, stream: StreamState) -> bool:
         total = self.geometry.num_encoder_frames(max(stream.samples_received, self.geometry.frame_samples))

@@ -87,3 +87,23 @@ def test_evaluate_with_beam_search(random_model_folder, tiny_corpus, tmp_path):
     with pytest.raises(ConfigError, match="decoding must be one of greedy, beam, got 'viterbi'"):
         evaluate(str(random_model_folder), str(tiny_corpus / "test_voices.csv"), str(tmp_path / "x"),
                  chunk_values=["320"], left_values=["2"], decoding="viterbi", progress=False)
+
+
+def test_input_finished_after_the_last_chunk_still_flushes_the_beams(model, utterances):
+    """A stream whose input ends after its last chunk ran (``input_finished`` late):
+    decode_streams finishes it with an empty final chunk that carries the rest of the
+    best hypothesis."""
+    recognizer = StreamingRecognizer(model, DynChunkTrainConfig(8, 2), decoding="beam", beam=4)
+    wav = utterances[0].wav
+    expected = recognizer.transcribe(wav)[0]
+    stream = recognizer.create_stream()
+    recognizer.accept_waveform(stream, wav)
+    tokens = []
+    while recognizer.is_ready(stream):
+        tokens.extend(e.token_id for e in recognizer.decode_streams([stream])[0].tokens[0])
+    recognizer.input_finished(stream)
+    while not stream.finished:
+        output = recognizer.decode_streams([stream])[0]
+        if output is not None:
+            tokens.extend(e.token_id for e in output.tokens[0])
+    assert tokens == stream.tokens[0] == expected.tokens[0]
