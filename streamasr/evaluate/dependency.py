@@ -39,15 +39,17 @@ class DependencyReport:
 
     def describe(self, limit: int = 12) -> str:
         left = "unlimited" if self.left_chunks is None else self.left_chunks
-        allowed = f"its chunk's end + {self.right_frames} look-ahead frames" if self.right_frames else "its chunk"
+        where = (f"input past its chunk's end + {self.right_frames} look-ahead frames" if self.right_frames
+                 else "a later chunk")
         if self.ok:
             return (
-                f"OK: no output frame depends on input past {allowed} "
+                f"OK: no output frame depends on {where} "
                 f"({self.frames} frames, chunk {self.chunk_size}, left {left}, right {self.right_frames})"
             )
         shown = ", ".join(f"out {o} <- in {i}" for o, i in self.leaks[:limit])
         more = f" and {len(self.leaks) - limit} more" if len(self.leaks) > limit else ""
-        return f"LEAK: {len(self.leaks)} output/input frame pairs reach past {allowed}: {shown}{more}"
+        cross = f"reach {where}" if self.right_frames else "cross into a later chunk"
+        return f"LEAK: {len(self.leaks)} output/input frame pairs {cross}: {shown}{more}"
 
 
 def dependency_report(

@@ -119,7 +119,7 @@ def test_dependency_check_passes_for_first_layer_lookahead_and_fails_for_per_lay
     assert not leaky.ok
     # layer n reaches n x R past the chunk: the first chunk's output sees frame chunk + R
     assert (0, chunk + right) in leaky.leaks
-    assert leaky.describe().startswith(f"LEAK: {len(leaky.leaks)} output/input frame pairs reach past")
+    assert leaky.describe().startswith(f"LEAK: {len(leaky.leaks)} output/input frame pairs reach input past its chunk")
     # and without look-ahead allowed, the first-layer scheme is itself a leak
     strict = dependency_report(lambda x: encode_masked(transformer, x, dynchunktrain_config=config), 640,
                                4 * chunk + right, chunk, 2, right_frames=0)
