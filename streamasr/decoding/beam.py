@@ -168,7 +168,8 @@ class BeamSearch:
             candidates = scores[:, :, None] + logp
             if self.fusion:
                 candidates = candidates + self._fusion_scores(beams, active, k, vocab, device)
-            graphs = [g if g is not None else self.hotwords for g in state.graphs]
+            # a stream's own graph (an empty one: hotwords off for it), else the search's
+            graphs = [(g if g.phrases else None) if g is not None else self.hotwords for g in state.graphs]
             if any(g is not None for g in graphs):
                 candidates = candidates + self._hotword_scores(beams, active, graphs, k, vocab, device)
             candidates = candidates.view(batch, k * vocab)
@@ -287,7 +288,8 @@ class BeamSearch:
         remaining, lists = [], []
         for row, beams in enumerate(state.beams):
             scores = state.scores[row, : len(beams)].tolist()
-            graph = state.graphs[row] if state.graphs[row] is not None else self.hotwords
+            own = state.graphs[row]
+            graph = (own if own.phrases else None) if own is not None else self.hotwords
             if self.fusion or graph is not None:  # the end of sentence, unfinished hotwords
                 scores = [a + b for a, b in zip(scores, self._end_scores(beams, graph))]
             ranked = sorted(zip(scores, range(len(beams))), key=lambda pair: -pair[0])

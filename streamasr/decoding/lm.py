@@ -36,7 +36,8 @@ class NgramLM:
     ``probs[k]``: ``{(h..., w): natural-log prob}`` for n-grams of length k + 1;
     ``backoffs``: ``{h: natural-log backoff weight}``."""
 
-    def __init__(self, order: int, vocab: int, probs: list[dict], backoffs: dict, exclude: Sequence[int] = ()):
+    def __init__(self, order: int, vocab: int, probs: list[dict], backoffs: dict, exclude: Sequence[int] = (),
+                 unknown_logp: float = math.log(1e-10)):
         if order < 1:
             raise ConfigError(f"n-gram order must be >= 1, got {order}")
         self.order, self.vocab = order, vocab
@@ -50,9 +51,13 @@ class NgramLM:
                 words, values = self._children.setdefault(gram[:-1], ([], []))
                 words.append(gram[-1])
                 values.append(logp)
-        unigram = torch.full((vocab + 1,), -math.inf, dtype=torch.float64)
+        # a token the model has but the LM never listed (an ARPA file made elsewhere, e.g.
+        # KenLM over the pieces it saw) gets the LM's <unk> probability, never -inf
+        # (which the LODR term, subtracted, would turn into +inf)
+        unigram = torch.full((vocab + 1,), unknown_logp, dtype=torch.float64)
         for (word,), logp in probs[0].items():
             unigram[word] = logp
+        unigram[list(self.exclude)] = -math.inf
         self._unigram = unigram
 
     def context(self, tokens: Sequence[int]) -> tuple:
@@ -77,6 +82,7 @@ class NgramLM:
             if words:
                 out = out.clone()
                 out[list(words)] = torch.tensor(values, dtype=torch.float64)
+                out[list(self.exclude)] = -math.inf
         self._cache[context] = out
         return out
 
@@ -117,6 +123,7 @@ class NgramLM:
             raise ConfigError(f"language model {path} does not exist")
         vocab = max(piece_ids.values()) + 1
         special = {BOS: vocab + 1, EOS: vocab}
+        unknown_logp = math.log(1e-10)
         probs: list[dict] = []
         backoffs: dict = {}
         section = 0
@@ -128,13 +135,23 @@ class NgramLM:
                 if line == "\\end\\":
                     break
                 if line.startswith("\\") and line.endswith("-grams:"):
-                    section = int(line[1:].split("-")[0])
+                    try:
+                        section = int(line[1:].split("-")[0])
+                    except ValueError:
+                        raise ConfigError(f"{path}:{number}: bad section header {line!r}") from None
                     while len(probs) < section:
                         probs.append({})
                     continue
                 if section == 0:
                     raise ConfigError(f"{path}:{number}: not an ARPA file (text before the first \\N-grams: section)")
                 fields = line.split()
+                if section == 1 and len(fields) >= 2 and fields[1] == UNK:
+                    try:
+                        unknown_logp = float(fields[0]) * LOG10
+                    except ValueError:
+                        raise ConfigError(f"{path}:{number}: not a number in {line!r}") from None
+                    if UNK not in piece_ids:
+                        continue
                 if len(fields) not in (section + 1, section + 2):
                     raise ConfigError(f"{path}:{number}: expected log10 prob, {section} words and an optional "
                                       f"backoff, got {line!r}")
@@ -158,7 +175,9 @@ class NgramLM:
                     probs[section - 1][gram] = logp
         if not probs:
             raise ConfigError(f"{path}: no n-grams found (not an ARPA file?)")
-        return cls(len(probs), vocab, probs, backoffs, exclude)
+        for token in exclude:  # e.g. <unk> sharing the blank's id: never predicted
+            probs[0].pop((token,), None)
+        return cls(len(probs), vocab, probs, backoffs, exclude, unknown_logp)
 
 
 def _discount(counts: Iterable[int]) -> float:
@@ -197,6 +216,8 @@ def train_ngram(sequences: Iterable[Sequence[int]], vocab: int, order: int = 3,
         for gram, c in counts[k].items():
             if gram[0] == bos:
                 adjusted[k][gram] = c
+    if not counts[0]:
+        raise ConfigError("no transcripts to estimate an n-gram LM from")
     words = [w for w in range(vocab + 1) if w not in banned]  # tokens and </s>
     probs: list[dict] = [dict() for _ in range(order)]
     backoffs: dict = {}

@@ -103,20 +103,21 @@ class ExactPath(FeaturePath):
 
     def chunks(self, stream: StreamAudio, chunk_frames: int) -> Iterator[tuple[torch.Tensor, int, bool]]:
         while (plan := self._plan(stream, chunk_frames, at_end=False)) is not None:
-            yield (*self._chunk(stream, *plan), plan[1])
+            yield (*self._chunk(stream, *plan[:3]), plan[3])
 
     def finish(self, stream: StreamAudio, chunk_frames: int) -> Iterator[tuple[torch.Tensor, int, bool]]:
         while (plan := self._plan(stream, chunk_frames, at_end=True)) is not None:
-            yield (*self._chunk(stream, *plan), plan[1])
+            yield (*self._chunk(stream, *plan[:3]), plan[3])
 
-    def _plan(self, stream: StreamAudio, chunk_frames: int, at_end: bool) -> tuple[int, bool, int] | None:
-        """The next chunk of ``stream``: its end frame, whether it needs the end of the
-        input (then it is the stream's last, or its look-ahead is cut short by the end)
-        and the end of its input frames (chunk + look-ahead); ``None`` if there is none
-        now. ``at_end``: no more audio will come."""
+    def _plan(self, stream: StreamAudio, chunk_frames: int, at_end: bool) -> tuple[int, bool, int, bool] | None:
+        """The next chunk of ``stream``: its end frame, whether its features need the end
+        of the input (the stream's last chunk, or one whose look-ahead the end cuts
+        short), the end of its input frames (chunk + look-ahead) and whether it is the
+        stream's last chunk; ``None`` if there is none now. ``at_end``: no more audio
+        will come."""
         if not at_end:
             end = stream.frames_done + chunk_frames
-            return (end, False, end + self.right_frames) if self.ready(stream, chunk_frames) else None
+            return (end, False, end + self.right_frames, False) if self.ready(stream, chunk_frames) else None
         if stream.samples_received == 0:  # nothing was ever received: no chunk, empty result
             return None
         # Input shorter than one encoder frame (e.g. a stream cut after a few samples):
@@ -132,7 +133,8 @@ class ExactPath(FeaturePath):
         input_end = min(total, end + self.right_frames)
         # Past the end of input, a chunk uses what there is (as whole-utterance features
         # do: zero padding after the last sample); the last chunk is always short.
-        return end, self.geometry.samples_needed(input_end) > stream.samples_received, input_end
+        needs_end = self.geometry.samples_needed(input_end) > stream.samples_received
+        return end, needs_end, input_end, needs_end and end >= total
 
     def _chunk(self, stream: StreamAudio, end_frame: int, final: bool, input_end: int) -> tuple[torch.Tensor, int]:
         src = self.front_end.chunk(stream.buffer, stream.frames_done, input_end, final, stream.buffer_offset)
@@ -193,7 +195,7 @@ class WindowPath(ExactPath):
         end is computed row by row, so rows equal their single-stream values (the
         matrix product may round differently with the batch size, ~1e-7)."""
         plans = [self._plan(stream, chunk_frames, end) for stream, end in zip(streams, at_end)]
-        audio = {row: self._audio(stream, *plan) for row, (stream, plan) in enumerate(zip(streams, plans))
+        audio = {row: self._audio(stream, *plan[:3]) for row, (stream, plan) in enumerate(zip(streams, plans))
                  if plan is not None}
         by_length: dict[int, list[int]] = {}
         for row, samples in audio.items():
@@ -202,7 +204,7 @@ class WindowPath(ExactPath):
         for rows in by_length.values():
             batch = self.front_end.compute_features(torch.cat([audio[row] for row in rows]).float())
             feats.update((row, batch[index : index + 1]) for index, row in enumerate(rows))
-        return [None if plan is None else (*self._window(stream, feats[row], plan[0]), plan[1])
+        return [None if plan is None else (*self._window(stream, feats[row], plan[0]), plan[3])
                 for row, (stream, plan) in enumerate(zip(streams, plans))]
 
 

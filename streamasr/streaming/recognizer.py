@@ -254,6 +254,12 @@ class StreamingRecognizer:
         """End the current segment if a rule fires (``streamasr.streaming.endpoint``)."""
         segment_frames = state.frames_done - state.segment_start_frame
         last = state.last_token_frame if state.last_token_frame >= state.segment_start_frame else None
+        beams = getattr(state.decoder_state, "beams", None)
+        if beams is not None and beams[0][0].frames:
+            # beam search returns only the hypotheses' common prefix, which may lag:
+            # the silence counts from the best hypothesis's last token (as sherpa-onnx)
+            best = state.segment_start_frame + beams[0][0].frames[-1]
+            last = best if last is None else max(last, best)
         trailing = state.frames_done - (last if last is not None else state.segment_start_frame)
         rule = self.endpointing.rule_fired(segment_frames, trailing, self.geometry.frame_ms / 1000)
         if not rule:
@@ -284,20 +290,23 @@ class StreamingRecognizer:
         return self.init_state(1)
 
     def set_hotwords(self, stream: StreamState, hotwords) -> None:
-        """This stream's own hotwords (a ``ContextGraph``, or lines ``PHRASE [:score]``),
-        instead of the search's, from its next chunk on; beam search only."""
+        """This stream's own hotwords (a ``ContextGraph``, or lines ``PHRASE [:score]``;
+        an empty list turns hotwords off for it) instead of the search's; beam search
+        only, before the stream's first chunk (the hypotheses hold positions in the graph)."""
         from streamasr.decoding import ContextGraph
         from streamasr.decoding.hotwords import hotwords_from_lines
 
         if not hasattr(self.search, "finish"):
             raise ConfigError("hotwords need beam search (the recognizer decodes greedily)")
+        if stream.chunks_done:
+            raise ConfigError("hotwords can be set only before a stream's first chunk")
         if not isinstance(hotwords, ContextGraph):
             if isinstance(hotwords, str) or not isinstance(hotwords, (list, tuple)):
                 raise ConfigError(f"hotwords must be a list of phrases, got {type(hotwords).__name__}")
             blank = getattr(self.search, "blank_id", 0)
             hotwords = hotwords_from_lines(hotwords, self.model.tokenizer, blank_id=blank, source="hotwords")
         for row in range(len(stream.decoder_state.graphs)):
-            stream.decoder_state.graphs[row] = hotwords if hotwords.phrases else None
+            stream.decoder_state.graphs[row] = hotwords
 
     def accept_waveform(self, stream: StreamState, samples: torch.Tensor) -> None:
         """Buffer ``samples`` (``[n]`` or ``[1, n]`` float, 16 kHz); decoding happens in

@@ -82,3 +82,25 @@ def test_hotwords_file_and_its_errors(model, tmp_path):
         read_hotwords(path, model.tokenizer, blank_id=model.blank_id)
     with pytest.raises(ConfigError, match="does not exist"):
         read_hotwords(tmp_path / "none.txt", model.tokenizer)
+
+
+def test_per_stream_hotwords_before_the_first_chunk_only_and_an_empty_list_turns_them_off(model, utterances):
+    from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
+
+    from streamasr.streaming import StreamingRecognizer
+
+    plain = StreamingRecognizer(model, DynChunkTrainConfig(8, 2), decoding="beam", beam=4)
+    text = plain.transcribe(utterances[0].wav)[0].texts[0]
+    graph = ContextGraph([plain.model.tokenizer.encode_as_ids(text.split()[0])], [4.0])
+    spec = plain.search  # a search with global hotwords, turned off for one stream
+    boosted = StreamingRecognizer(model, DynChunkTrainConfig(8, 2), decoding="beam", beam=4)
+    boosted.search = BeamSearch(spec.decoder, spec.joiner, spec.blank_id, 4, hotwords=graph)
+    state = boosted.init_state(1)
+    boosted.set_hotwords(state, [])
+    boosted.accept_audio(state, utterances[0].wav[None])
+    boosted.finalize(state)
+    assert state.texts[0] == text
+    started = boosted.init_state(1)
+    boosted.accept_audio(started, utterances[0].wav[None])
+    with pytest.raises(ConfigError, match="only before a stream's first chunk"):
+        boosted.set_hotwords(started, ["A"])

@@ -120,3 +120,24 @@ def test_evaluate_grid_of_fusion_weights(random_model_folder, tiny_corpus, tmp_p
     assert cli(["evaluate", str(random_model_folder), "--manifest", str(tiny_corpus / "valid.csv"), "--output",
                 str(tmp_path / "x"), "--lm-weight", "0.1,0.2"]) == 2
     assert "a grid of --lm-weight / --lodr-weight values needs --lm" in capsys.readouterr().err
+
+
+def test_an_arpa_file_that_lists_few_pieces_gives_them_unk_and_lodr_stays_finite(tmp_path):
+    """KenLM lists only the pieces it saw: the others get <unk>'s probability (never
+    -inf, which the subtracted LODR term would turn into +inf); excluded ids stay -inf."""
+    lines = ["\\data\\", "ngram 1=4", "", "\\1-grams:", "-1.0\t<unk>", "-99\t<s>\t0", "-0.5\ta", "-0.6\t</s>", "",
+             "\\end\\", ""]
+    (tmp_path / "few.arpa").write_text("\n".join(lines))
+    lm = NgramLM.read_arpa(tmp_path / "few.arpa", {"<unk>": 0, "a": 1, "b": 2}, exclude=(0,))
+    logp = lm.log_probs(lm.context([1]))
+    assert logp[0] == -math.inf and logp[2] == pytest.approx(-1.0 * math.log(10))
+    assert torch.isfinite(logp[1:]).all()
+    decoder, joiner = parts(vocab=3)
+    search = BeamSearch(decoder, joiner, beam_size=3, lm=lm, lm_weight=0.3, lodr=lm, lodr_weight=0.5)
+    _, nbest, _ = run_chunked(search, frames(1, 10, seed=2), torch.tensor([10]), 4)
+    assert all(math.isfinite(score) for _, score in nbest[0])
+    (tmp_path / "bad.arpa").write_text("\\data\\\n\\x-grams:\n")
+    with pytest.raises(ConfigError, match="bad.arpa:2: bad section header"):
+        NgramLM.read_arpa(tmp_path / "bad.arpa", {"a": 1})
+    with pytest.raises(ConfigError, match="no transcripts"):
+        train_ngram([], 5)

@@ -293,3 +293,22 @@ def test_transcribe_cli_with_lookahead(random_model_folder, model, utterances, t
     bad = cli("transcribe", path, "--model", random_model_folder, "--right-ms", "30")
     assert bad.returncode != 0
     assert "look-ahead 30 ms is not 0 or a positive multiple of the encoder frame (40 ms)" in bad.stderr.decode()
+
+
+def test_only_the_last_chunk_is_final_when_the_lookahead_reaches_past_the_end(model, utterances):
+    """With R > 0 several chunks at the end have their look-ahead cut by the end of the
+    stream; only the last is final (the server ends a stream at its final output)."""
+    config = ChunkConfig(4, 4, 8)
+    recognizer = StreamingRecognizer(model, config)
+    wav = utterances[0].wav
+    expected = recognizer.transcribe(wav)[0].texts[0]
+    stream = recognizer.create_stream()
+    recognizer.accept_waveform(stream, wav)
+    recognizer.input_finished(stream)
+    outputs = []
+    while not stream.finished:
+        output = recognizer.decode_streams([stream])[0]
+        if output is not None:
+            outputs.append(output)
+    assert [o.final for o in outputs] == [False] * (len(outputs) - 1) + [True]
+    assert "".join(o.text[0] for o in outputs) == expected
