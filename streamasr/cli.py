@@ -260,17 +260,12 @@ def _decoding(args: argparse.Namespace, model) -> Decoding:
     if args.lm:
         if args.decoding != "beam":
             raise ConfigError("--lm is fused in beam search only: add --decoding beam")
-        blank = getattr(model, "blank_id", None)
-        if blank is None:
-            blank = model.onnx.meta["model_blank_id"]
-        spec.lm = load_lm(args.lm, model.tokenizer, blank)
-        spec.lodr = load_lm(args.lodr, model.tokenizer, blank) if args.lodr else None
+        spec.lm = load_lm(args.lm, model.tokenizer, model.blank_id)
+        spec.lodr = load_lm(args.lodr, model.tokenizer, model.blank_id) if args.lodr else None
     if args.hotwords:
         if args.decoding != "beam":
             raise ConfigError("--hotwords are applied in beam search only: add --decoding beam")
-        blank = getattr(model, "blank_id", None)
-        spec.hotwords = read_hotwords(args.hotwords, model.tokenizer, weights["hotwords_score"],
-                                      blank if blank is not None else model.onnx.meta["model_blank_id"])
+        spec.hotwords = read_hotwords(args.hotwords, model.tokenizer, weights["hotwords_score"], model.blank_id)
     return spec.check()
 
 
@@ -760,10 +755,7 @@ def _run_train_lm(args: argparse.Namespace) -> int:
     if args.order < 1:
         raise ConfigError(f"--order must be >= 1, got {args.order}")
     model = load_any_model(args.model)
-    tokenizer = model.tokenizer
-    blank = getattr(model, "blank_id", None)
-    if blank is None:
-        blank = model.onnx.meta["model_blank_id"]
+    tokenizer, blank = model.tokenizer, model.blank_id
     sequences = []
     for manifest in args.manifest:
         for row in read_manifest(manifest):

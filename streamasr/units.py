@@ -24,23 +24,22 @@ def chunk_frames_from_ms(chunk_ms: float | str, frame_ms: float) -> int:
     """Encoder frames in ``chunk_ms``; ``ConfigError`` unless it is a positive multiple
     of the encoder frame duration ``frame_ms``."""
     number = _number(chunk_ms, "chunk size")
-    frames = number / frame_ms
-    if number <= 0 or abs(frames - round(frames)) > 1e-6:
-        raise ConfigError(
-            f"chunk size {number:g} ms is not a positive multiple of the encoder frame ({frame_ms:g} ms)"
-        )
-    return int(round(frames))
+    return _whole_frames(number, frame_ms, number <= 0, f"chunk size {number:g} ms is not a positive multiple")
 
 
 def right_frames_from_ms(right_ms: float | str, frame_ms: float) -> int:
     """Look-ahead encoder frames in ``right_ms``; ``ConfigError`` unless it is 0 or a
     positive multiple of the encoder frame duration ``frame_ms``."""
     number = _number(right_ms, "look-ahead (right context)")
+    return _whole_frames(number, frame_ms, number < 0, f"look-ahead {number:g} ms is not 0 or a positive multiple")
+
+
+def _whole_frames(number: float, frame_ms: float, out_of_range: bool, problem: str) -> int:
+    """``number`` ms in encoder frames; ``ConfigError`` (``problem`` of the encoder
+    frame) when out of range or off the frame grid."""
     frames = number / frame_ms
-    if number < 0 or abs(frames - round(frames)) > 1e-6:
-        raise ConfigError(
-            f"look-ahead {number:g} ms is not 0 or a positive multiple of the encoder frame ({frame_ms:g} ms)"
-        )
+    if out_of_range or abs(frames - round(frames)) > 1e-6:
+        raise ConfigError(f"{problem} of the encoder frame ({frame_ms:g} ms)")
     return int(round(frames))
 
 

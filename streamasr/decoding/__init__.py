@@ -81,12 +81,5 @@ def as_decoding(decoding: "str | Decoding" = "greedy", beam: int = 4, nbest: int
     return spec.check()
 
 
-def make_search(decoder, joiner, blank_id: int, decoding: "str | Decoding" = "greedy", beam: int = 4,
-                max_symbols_per_step: int = 5):
-    """The search a ``Decoding`` (or its name, with ``beam`` hypotheses) describes over
-    a prediction network and joiner; ``ConfigError`` for a bad name or size."""
-    return as_decoding(decoding, beam).build(decoder, joiner, blank_id, max_symbols_per_step)
-
-
 __all__ = ["DECODINGS", "Beam", "BeamSearch", "BeamState", "Decoding", "GreedySearch", "GreedyState", "Hypothesis",
-           "ContextGraph", "NgramLM", "as_decoding", "read_hotwords", "check_decoding", "load_lm", "make_search", "train_ngram"]
+           "ContextGraph", "NgramLM", "as_decoding", "read_hotwords", "check_decoding", "load_lm", "train_ngram"]

@@ -341,6 +341,7 @@ class OnnxModel:
         self.device = torch.device("cpu")
         self.dtype = torch.float32
         self.search = None  # the backend's
+        self.blank_id = meta["model_blank_id"]  # as AsrModel's
 
     @property
     def geometry(self) -> FrontEndGeometry:

@@ -144,6 +144,12 @@ def assert_same_or_near_tie(ours: list[int], theirs: list[int], margins: tuple[f
     return False
 
 
+def beam_gap(nbest: list) -> float:
+    """The log-probability gap between a beam search's two best hypotheses (``state.nbest[row]``):
+    a small gap is a near-tie that float rounding (oneDNN kernels, batch size) may flip."""
+    return nbest[0][1] - nbest[1][1] if len(nbest) > 1 else float("inf")
+
+
 def drive_staggered(recognizer: StreamingRecognizer, wavs: list[torch.Tensor], step: int
                     ) -> tuple[list, list[list], list[int]]:
     """sherpa-onnx's driving of ``decode_streams``: a new stream joins at every tick
