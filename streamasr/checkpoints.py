@@ -86,3 +86,18 @@ def averaged_model_state(checkpoints: Sequence[Checkpoint]) -> dict:
         return torch.load(checkpoints[0].paramfiles["model"], map_location="cpu")
     return average_checkpoints(list(checkpoints), "model",
                                parameter_loader=lambda path, **_: torch.load(path, map_location="cpu"))
+
+
+def weights_fingerprint(state: dict) -> str:
+    """A short hash of a ``state_dict``'s names and values: names the exported weights
+    without naming the machine they came from."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name, tensor in sorted(state.items()):
+        digest.update(name.encode())
+        if isinstance(tensor, torch.Tensor):
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        else:
+            digest.update(repr(tensor).encode())
+    return digest.hexdigest()[:16]

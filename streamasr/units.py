@@ -18,12 +18,27 @@ UNLIMITED_SPELLINGS = ("unlimited", "none", "inf", "-1")
 # The default evaluation grid (`streamasr evaluate`): chunk sizes in ms, left contexts in chunks.
 DEFAULT_CHUNK_MS = (160, 320, 640, 960, 1280)
 DEFAULT_LEFT_CHUNKS = (2, 4, None)
+# The one cell that streams when none is asked (transcribe, serve, export-onnx, check-sherpa).
+DEFAULT_STREAM_CHUNK_MS = 640.0
+DEFAULT_STREAM_LEFT_CHUNKS = 4
+DEFAULT_BEAM = 4  # hypotheses per stream in beam search
+# Upper bounds where memory grows with the value (attention masks and caches are sized by
+# the chunk and its left context): far beyond any streaming use, far below an allocation
+# that cannot succeed. A longer chunk is not streaming; decode in full context instead.
+MAX_CHUNK_MS = 60_000.0
+MAX_RIGHT_MS = 10_000.0
+MAX_LEFT_CONTEXT_MS = 600_000.0  # left chunks x chunk size
+# Sample rates accepted from PCM on stdin and the server's start message (resampled).
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 8000, 192000
 
 
 def chunk_frames_from_ms(chunk_ms: float | str, frame_ms: float) -> int:
     """Encoder frames in ``chunk_ms``; ``ConfigError`` unless it is a positive multiple
     of the encoder frame duration ``frame_ms``."""
     number = _number(chunk_ms, "chunk size")
+    if number > MAX_CHUNK_MS:
+        raise ConfigError(f"chunk size {number:g} ms is above the {MAX_CHUNK_MS:g} ms this toolkit streams (a longer "
+                          "chunk is not streaming: decode in full context)")
     return _whole_frames(number, frame_ms, number <= 0, f"chunk size {number:g} ms is not a positive multiple")
 
 
@@ -31,6 +46,8 @@ def right_frames_from_ms(right_ms: float | str, frame_ms: float) -> int:
     """Look-ahead encoder frames in ``right_ms``; ``ConfigError`` unless it is 0 or a
     positive multiple of the encoder frame duration ``frame_ms``."""
     number = _number(right_ms, "look-ahead (right context)")
+    if number > MAX_RIGHT_MS:
+        raise ConfigError(f"look-ahead {number:g} ms is above the {MAX_RIGHT_MS:g} ms allowed")
     return _whole_frames(number, frame_ms, number < 0, f"look-ahead {number:g} ms is not 0 or a positive multiple")
 
 
@@ -74,6 +91,15 @@ def parse_left_ms(value: float | str) -> Optional[float]:
     if number < 0:
         raise ConfigError(f"left context {number:g} ms is negative")
     return number
+
+
+def check_context(chunk_ms: float, left_chunks: Optional[int]) -> None:
+    """``ConfigError`` when ``left_chunks`` chunks of ``chunk_ms`` exceed
+    ``MAX_LEFT_CONTEXT_MS``: the caches and masks are sized by it."""
+    if left_chunks is not None and left_chunks * chunk_ms > MAX_LEFT_CONTEXT_MS:
+        raise ConfigError(f"left context {left_chunks} chunks x {chunk_ms:g} ms = {left_chunks * chunk_ms / 1000:g} s "
+                          f"is above the {MAX_LEFT_CONTEXT_MS / 1000:g} s allowed (use fewer chunks, or "
+                          "'unlimited' where the backend supports it)")
 
 
 def left_context_label(left_chunks: Optional[int]) -> str:

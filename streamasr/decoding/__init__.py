@@ -10,8 +10,7 @@ from streamasr.decoding.greedy import GreedySearch
 from streamasr.decoding.hotwords import ContextGraph, read_hotwords
 from streamasr.decoding.hypothesis import GreedyState, Hypothesis
 from streamasr.decoding.lm import NgramLM, load_lm, train_ngram
-
-DECODINGS = ("greedy", "beam")
+from streamasr.modes import DECODINGS
 
 
 @dataclasses.dataclass

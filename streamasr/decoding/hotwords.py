@@ -18,6 +18,7 @@ phrases (SHE inside SHELL, HE inside SHE) are each credited when they end.
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import math
 import os
@@ -27,6 +28,12 @@ from typing import Optional, Sequence
 from streamasr.errors import ConfigError
 
 DEFAULT_HOTWORD_SCORE = 1.5  # bonus per token (sherpa-onnx's default --hotwords-score)
+# Why a score must be > 0: a negative bonus does not keep a phrase out of the transcript;
+# every hypothesis that begins like the phrase is penalised token by token and pruned,
+# so the whole transcript changes (probe: FOX :-100). Zero is a phrase that does nothing.
+_POSITIVE = ("a bonus per matched token; a negative one does not suppress the phrase, it prunes every hypothesis "
+             "that begins like it")
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 
 
 @dataclasses.dataclass
@@ -51,9 +58,13 @@ class ContextGraph:
         self.nodes = [_Node(-1, 0.0, 0.0, 0)]
         self.phrases = [tuple(p) for p in phrases]
         scores = list(scores) if scores is not None else [default_score] * len(self.phrases)
+        if len(scores) != len(self.phrases):
+            raise ConfigError(f"{len(self.phrases)} hotwords but {len(scores)} scores")
         for index, (phrase, score) in enumerate(zip(self.phrases, scores)):
             if not phrase:
                 raise ConfigError(f"hotword {index + 1} has no tokens")
+            if not math.isfinite(score) or score <= 0:
+                raise ConfigError(f"hotword {index + 1}: score {score:g} must be a finite number > 0 ({_POSITIVE})")
             node = 0
             for position, token in enumerate(phrase):
                 child = self.nodes[node].next.get(token)
@@ -140,14 +151,30 @@ class ContextGraph:
 
 def read_hotwords(path: str | os.PathLike, tokenizer, default_score: float = DEFAULT_HOTWORD_SCORE,
                   blank_id: int = 0) -> ContextGraph:
-    """A hotwords file: one phrase per line, optionally `` :score`` (bonus per token)
-    at the end; blank lines and ``#`` comments skipped. ``ConfigError`` naming the line
-    for a phrase the tokenizer cannot encode or a bad score."""
+    """A hotwords file: UTF-8 text (a UTF-8 byte order mark, as Notepad writes, is
+    skipped), one phrase per line, optionally `` :score`` (bonus per token, > 0) at the
+    end; blank lines and ``#`` comments skipped. ``ConfigError`` naming the line for a
+    phrase the tokenizer cannot encode or a bad score, and naming the file when it is not
+    UTF-8 text (the bytes are checked here so that a UTF-16 file is one line, never a
+    ``UnicodeDecodeError`` traceback)."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"hotwords file {path} is a folder, expected a text file")
     if not path.is_file():
         raise ConfigError(f"hotwords file {path} does not exist")
-    graph = hotwords_from_lines(path.read_text(encoding="utf-8").splitlines(), tokenizer, default_score, blank_id,
-                                source=str(path))
+    data = path.read_bytes()
+    if data.startswith(_UTF16_BOMS):
+        raise ConfigError(f"hotwords file {path} looks like UTF-16 (it starts with a UTF-16 byte order mark): "
+                          "save it as UTF-8")
+    start = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
+    bad = data.find(b"\0")  # valid UTF-8, but no phrase holds one: UTF-16 without a byte order mark, or binary
+    try:
+        text = data[start:].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        text, bad = "", start + exc.start if bad < 0 else min(bad, start + exc.start)
+    if bad >= 0:
+        raise ConfigError(f"hotwords file {path} is not UTF-8 text (byte offset {bad}): save it as UTF-8")
+    graph = hotwords_from_lines(text.splitlines(), tokenizer, default_score, blank_id, source=str(path))
     if not graph.phrases:
         raise ConfigError(f"hotwords file {path} has no phrase")
     return graph
@@ -156,7 +183,12 @@ def read_hotwords(path: str | os.PathLike, tokenizer, default_score: float = DEF
 def hotwords_from_lines(lines: Sequence[str], tokenizer, default_score: float = DEFAULT_HOTWORD_SCORE,
                         blank_id: int = 0, source: str = "hotwords") -> ContextGraph:
     """The context graph of phrases given as lines (``PHRASE`` or ``PHRASE :score``);
-    errors name ``source`` and the line number."""
+    errors name ``source`` and the line number. Every score, ``default_score``
+    (``--hotwords-score``) included, must be a finite number > 0 (``_POSITIVE``)."""
+    if not math.isfinite(default_score):
+        raise ConfigError(f"default hotword score {default_score:g} (--hotwords-score) is not a finite number")
+    if default_score <= 0:
+        raise ConfigError(f"default hotword score {default_score:g} (--hotwords-score) must be > 0 ({_POSITIVE})")
     phrases, scores = [], []
     unknown = {tokenizer.unk_id()} if hasattr(tokenizer, "unk_id") else set()
     for number, raw in enumerate(lines, 1):
@@ -173,7 +205,9 @@ def hotwords_from_lines(lines: Sequence[str], tokenizer, default_score: float = 
             except ValueError:
                 raise ConfigError(f"{source}:{number}: score {value!r} is not a number") from None
             if not math.isfinite(score):
-                raise ConfigError(f"{source}:{number}: score {value!r} is not finite")
+                raise ConfigError(f"{source}:{number}: score {value.strip()} is not a finite number")
+            if score <= 0:
+                raise ConfigError(f"{source}:{number}: score {value.strip()} must be > 0 ({_POSITIVE})")
         ids = tokenizer.encode_as_ids(line.strip())
         bad = [i for i in ids if i in unknown or i == blank_id]
         if not ids or bad:

@@ -6,7 +6,8 @@ sequences; lower orders use continuation counts, the unigram is interpolated wit
 uniform distribution, so every context has a proper distribution over the vocabulary
 and the end of sentence. Stored and exchanged as an ARPA file of SentencePiece pieces
 (``write_arpa`` / ``read_arpa``), so models made elsewhere (KenLM's ``lmplz`` over the
-same pieces) load too.
+same pieces, gzip-compressed or not) load too; the reader checks the header's n-gram
+counts and the ``\\end\\`` line, so a truncated file is refused, not fused silently.
 
 Why our own: the ``kenlm`` wheel only queries (it has no ``lmplz``), and the beam search
 wants a whole distribution over the vocabulary per hypothesis at once (a dense vector,
@@ -16,10 +17,14 @@ computed once per context and cached), not word-by-word queries.
 from __future__ import annotations
 
 import collections
+import gzip
+import itertools
 import math
 import os
+import re
+import zlib
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import torch
 
@@ -116,9 +121,18 @@ class NgramLM:
 
     @classmethod
     def read_arpa(cls, path: str | os.PathLike, piece_ids: dict, exclude: Sequence[int] = ()) -> "NgramLM":
-        """Load an ARPA file whose words are the model's pieces; ``ConfigError`` naming the
-        file, line and piece when a word is not in ``piece_ids`` (another tokenizer)."""
+        """Load an ARPA file whose words are the model's pieces (plain text, or gzip-compressed:
+        ``lm.arpa.gz`` is read as KenLM reads it); ``ConfigError`` naming the file, line and
+        piece when a word is not in ``piece_ids`` (another tokenizer).
+
+        The file must be whole: the ``\\data\\`` header's ``ngram N=COUNT`` lines must match
+        the entries of each ``\\N-grams:`` section, and the ``\\end\\`` line must be there.
+        A truncated file otherwise loads as a weaker model and changes transcripts silently.
+        A KenLM binary, or any file that is not UTF-8 text, is refused in one line
+        (``_arpa_lines``), never with a decoding traceback."""
         path = Path(path)
+        if path.is_dir():
+            raise ConfigError(f"language model {path} is a folder, expected an ARPA file")
         if not path.is_file():
             raise ConfigError(f"language model {path} does not exist")
         vocab = max(piece_ids.values()) + 1
@@ -126,58 +140,132 @@ class NgramLM:
         unknown_logp = math.log(1e-10)
         probs: list[dict] = []
         backoffs: dict = {}
-        section = 0
-        with open(path, encoding="utf-8") as handle:
-            for number, raw in enumerate(handle, 1):
-                line = raw.strip()
-                if not line or line.startswith("ngram ") or line == "\\data\\":
-                    continue
-                if line == "\\end\\":
-                    break
-                if line.startswith("\\") and line.endswith("-grams:"):
-                    try:
-                        section = int(line[1:].split("-")[0])
-                    except ValueError:
-                        raise ConfigError(f"{path}:{number}: bad section header {line!r}") from None
-                    while len(probs) < section:
-                        probs.append({})
-                    continue
-                if section == 0:
-                    raise ConfigError(f"{path}:{number}: not an ARPA file (text before the first \\N-grams: section)")
-                fields = line.split()
-                if section == 1 and len(fields) >= 2 and fields[1] == UNK:
-                    try:
-                        unknown_logp = float(fields[0]) * LOG10
-                    except ValueError:
-                        raise ConfigError(f"{path}:{number}: not a number in {line!r}") from None
-                    if UNK not in piece_ids:
-                        continue
-                if len(fields) not in (section + 1, section + 2):
-                    raise ConfigError(f"{path}:{number}: expected log10 prob, {section} words and an optional "
-                                      f"backoff, got {line!r}")
-                ids = []
-                for word in fields[1 : section + 1]:
-                    if word in special:
-                        ids.append(special[word])
-                    elif word in piece_ids:
-                        ids.append(piece_ids[word])
-                    else:
-                        raise ConfigError(f"{path}:{number}: {word!r} is not a piece of this model's tokenizer "
-                                          "(an LM over another token inventory?)")
-                gram = tuple(ids)
+        declared: dict[int, int] = {}  # order -> the count the \data\ header gives
+        found: collections.Counter = collections.Counter()  # order -> entries read
+        in_header, section, ended = False, 0, False
+        for number, line in _arpa_lines(path):
+            if not line:
+                continue
+            if line == "\\end\\":
+                ended = True
+                break
+            if line == "\\data\\" and section == 0:
+                in_header = True
+                continue
+            if in_header and section == 0 and line.startswith("ngram "):
+                match = _COUNT_LINE.fullmatch(line)
+                if match is None:
+                    raise ConfigError(f"{path}:{number}: bad n-gram count {line!r} (expected 'ngram N=COUNT')")
+                order, count = int(match.group(1)), int(match.group(2))
+                if order < 1:
+                    raise ConfigError(f"{path}:{number}: bad n-gram count {line!r} (orders start at 1)")
+                if order in declared:
+                    raise ConfigError(f"{path}:{number}: the header declares the {order}-grams twice")
+                declared[order] = count
+                continue
+            if line.startswith("\\") and line.endswith("-grams:"):
                 try:
-                    logp = float(fields[0]) * LOG10
-                    if len(fields) == section + 2:
-                        backoffs[gram] = float(fields[-1]) * LOG10
+                    section = int(line[1:].split("-")[0])
+                except ValueError:
+                    raise ConfigError(f"{path}:{number}: bad section header {line!r}") from None
+                if not in_header:
+                    raise ConfigError(f"{path}:{number}: not an ARPA file ({line} before the \\data\\ header)")
+                if section not in declared:
+                    raise ConfigError(f"{path}:{number}: a {line} section, but the \\data\\ header declares no "
+                                      f"{section}-grams")
+                while len(probs) < section:
+                    probs.append({})
+                continue
+            if section == 0:
+                raise ConfigError(f"{path}:{number}: not an ARPA file (text before the first \\N-grams: section)")
+            found[section] += 1
+            fields = line.split()
+            if section == 1 and len(fields) >= 2 and fields[1] == UNK:
+                try:
+                    unknown_logp = float(fields[0]) * LOG10
                 except ValueError:
                     raise ConfigError(f"{path}:{number}: not a number in {line!r}") from None
-                if gram != (special[BOS],):
-                    probs[section - 1][gram] = logp
-        if not probs:
+                if UNK not in piece_ids:
+                    continue
+            if len(fields) not in (section + 1, section + 2):
+                raise ConfigError(f"{path}:{number}: expected log10 prob, {section} words and an optional "
+                                  f"backoff, got {line!r}")
+            ids = []
+            for word in fields[1 : section + 1]:
+                if word in special:
+                    ids.append(special[word])
+                elif word in piece_ids:
+                    ids.append(piece_ids[word])
+                else:
+                    raise ConfigError(f"{path}:{number}: {word!r} is not a piece of this model's tokenizer "
+                                      "(an LM over another token inventory?)")
+            gram = tuple(ids)
+            try:
+                logp = float(fields[0]) * LOG10
+                if len(fields) == section + 2:
+                    backoffs[gram] = float(fields[-1]) * LOG10
+            except ValueError:
+                raise ConfigError(f"{path}:{number}: not a number in {line!r}") from None
+            if gram != (special[BOS],):
+                probs[section - 1][gram] = logp
+        if not any(declared.values()):
             raise ConfigError(f"{path}: no n-grams found (not an ARPA file?)")
+        for order in sorted(declared):
+            if found[order] != declared[order]:
+                hint = " (truncated?)" if found[order] < declared[order] else ""
+                raise ConfigError(f"{path}: the header declares {declared[order]} {order}-grams, the file holds "
+                                  f"{found[order]}{hint}")
+        if not ended:
+            raise ConfigError(f"{path}: no \\end\\ line (truncated?)")
+        while len(probs) < max(declared):  # an order declared with 0 entries and no section
+            probs.append({})
         for token in exclude:  # e.g. <unk> sharing the blank's id: never predicted
             probs[0].pop((token,), None)
         return cls(len(probs), vocab, probs, backoffs, exclude, unknown_logp)
+
+
+_COUNT_LINE = re.compile(r"ngram\s+(\d+)\s*=\s*(\d+)")
+# every KenLM binary starts with this (lm/binary_format.cc: "... format version 5\n\0",
+# or "... incomplete\n" when build_binary failed)
+_KENLM_MAGIC = b"mmap lm http://kheafield.com/code"
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+def _arpa_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(line number, stripped text) of an ARPA file, gunzipped on the fly when it starts
+    with the gzip magic (KenLM reads ``.arpa.gz`` too, and LMs are often shipped so).
+
+    Bytes are read and decoded line by line, so that a file that is not an ARPA file is
+    named in one line: a KenLM binary (``build_binary`` output: this reader needs the ARPA
+    text it was built from), or bytes that are not UTF-8 text (a NUL byte, another
+    encoding, some other binary file), with the offset of the first bad byte (in the
+    decompressed text, for a gzip file)."""
+    with open(path, "rb") as probe:
+        compressed = probe.read(len(_GZIP_MAGIC)) == _GZIP_MAGIC
+    where = " of its decompressed text" if compressed else ""
+    offset = 0
+    with (gzip.open(path, "rb") if compressed else open(path, "rb")) as handle:
+        lines: Iterator[bytes] = iter(handle)
+        for number in itertools.count(1):
+            try:
+                raw = next(lines, None)
+            except (OSError, EOFError, zlib.error) as exc:  # only gzip raises these here
+                raise ConfigError(f"{path}:{number}: the gzip data is truncated or corrupt ({exc})") from None
+            if raw is None:
+                return
+            if number == 1 and raw.startswith(_KENLM_MAGIC):  # checked first: the magic line is ASCII
+                raise ConfigError(f"{path} looks like a binary KenLM file: write an ARPA file instead "
+                                  "(streamasr train-lm, or KenLM's lmplz output before build_binary)")
+            bad = raw.find(b"\0")
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                text, bad = "", exc.start if bad < 0 else min(bad, exc.start)
+            if bad >= 0:
+                raise ConfigError(f"{path} is not a UTF-8 text file (byte offset {offset + bad}{where}): "
+                                  "expected an ARPA file")
+            offset += len(raw)
+            yield number, text.strip()
 
 
 def _discount(counts: Iterable[int]) -> float:
@@ -252,7 +340,8 @@ def _backoff_log_prob(gram: tuple, backoffs: dict, probs: list[dict]) -> float:
 
 
 def load_lm(path: str | os.PathLike, tokenizer, blank_id: int) -> NgramLM:
-    """An ARPA file over ``tokenizer``'s pieces (``streamasr train-lm`` writes one)."""
+    """An ARPA file (or ``.arpa.gz``) over ``tokenizer``'s pieces (``streamasr train-lm``
+    writes one); a truncated, binary or non-UTF-8 file is a ``ConfigError`` (``read_arpa``)."""
     pieces = {tokenizer.id_to_piece(i): i for i in range(tokenizer.get_piece_size())}
     return NgramLM.read_arpa(path, pieces, exclude=(blank_id,))
 

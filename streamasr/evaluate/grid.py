@@ -11,6 +11,7 @@ from streamasr.errors import ConfigError
 from streamasr.units import (
     DEFAULT_CHUNK_MS,
     DEFAULT_LEFT_CHUNKS,
+    check_context,
     chunk_frames_from_count,
     chunk_frames_from_ms,
     parse_left_context,
@@ -52,6 +53,10 @@ def parse_grid(
     rights = [right_frames_from_ms(value, frame_ms) for value in right_values] or [0]
     if not chunks:
         raise ConfigError("no chunk size given")
+    for chunk in chunks:  # the caches and masks are sized by left context x chunk
+        for left in lefts:
+            if left is not None:
+                check_context(chunk * frame_ms, left if left_unit != "ms" else math.ceil(left / (chunk * frame_ms)))
     if len(set(rights)) != len(rights):
         raise ConfigError(f"look-ahead values repeat: {', '.join(map(str, right_values))}")
     return chunks, lefts or [None], rights

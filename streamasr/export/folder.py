@@ -35,15 +35,16 @@ import torch
 from hyperpyyaml import load_hyperpyyaml
 from ruamel.yaml import YAML
 
-from streamasr.checkpoints import averaged_model_state, ranked_checkpoints
+from streamasr.checkpoints import averaged_model_state, ranked_checkpoints, weights_fingerprint
 from streamasr.data.manifest import read_manifest, resolve_path
 from streamasr.errors import ExportError, ModelLoadError
 from streamasr.export.model_card import model_card, read_test_results
-from streamasr.files import staged_folder
+from streamasr.files import check_destination, staged_folder
 from streamasr.frontend import stock_feature_wrapper_yaml
 from streamasr.keys import KEYS
 from streamasr.model import check_model_folder as check_loadable_folder
 from streamasr.tokenizer import tokenizer_model_path
+from streamasr.version import provenance
 
 # Keys of the training YAML the inference graph starts from (the one key mapping).
 INFERENCE_ROOTS = KEYS.inference_graph
@@ -139,7 +140,12 @@ def inference_yaml(training_yaml: str, source: str = "training YAML") -> str:
     (the YAML of ``hparams/`` or the resolved copy SpeechBrain saves in a run folder)."""
     parser = YAML(typ="rt")
     parser.width = 4096
-    document = parser.load(io.StringIO(training_yaml))
+    # The leading comment block of a run folder's copy is SpeechBrain's "Generated <date>
+    # from: <absolute path of the YAML>": dropped, so that an export names no local path.
+    lines = training_yaml.splitlines(keepends=True)
+    while lines and (not lines[0].strip() or lines[0].lstrip().startswith("#")):
+        lines.pop(0)
+    document = parser.load(io.StringIO("".join(lines)))
     missing = [key for key in REQUIRED_KEYS if key not in document]
     if missing:
         raise ExportError(f"{source} lacks key(s) {', '.join(missing)} needed for inference")
@@ -206,8 +212,7 @@ def export(training_folder: str | os.PathLike, model_folder: str | os.PathLike, 
     yaml_path = training_folder / "hyperparams.yaml"
     if not yaml_path.is_file() or not (training_folder / "save").is_dir():
         raise ExportError(f"{training_folder} is not a training output folder (expected hyperparams.yaml and save/)")
-    if model_folder.exists() and not overwrite:
-        raise ExportError(f"{model_folder} already exists (use --overwrite to replace it)")
+    check_destination(model_folder, [training_folder], overwrite)
     if average is not None and average < 1:
         raise ExportError(f"--average must be >= 1, got {average}")
     training_yaml = yaml_path.read_text(encoding="utf-8")
@@ -240,9 +245,12 @@ def export(training_folder: str | os.PathLike, model_folder: str | os.PathLike, 
     if example_audio is not None and not Path(example_audio).is_file():
         raise ExportError(f"example audio {example_audio} does not exist")
 
-    with staged_folder(model_folder) as staging:
+    with staged_folder(model_folder, [training_folder], overwrite) as staging:
         (staging / "hyperparams.yaml").write_text(generated, encoding="utf-8")
-        torch.save(state, staging / "model.ckpt")
+        if len(checkpoints) == 1:  # the very file: the same bytes wherever the run lies
+            shutil.copyfile(checkpoints[0].paramfiles["model"], staging / "model.ckpt")
+        else:
+            torch.save(state, staging / "model.ckpt")
         shutil.copyfile(best.paramfiles["normalizer"], staging / "normalizer.ckpt")
         shutil.copyfile(tokenizer_file, staging / "tokenizer.ckpt")
         example_name = None
@@ -257,7 +265,9 @@ def export(training_folder: str | os.PathLike, model_folder: str | os.PathLike, 
             results_md = (results_folder / "results.md").read_text(encoding="utf-8")
         elif results:
             raise ExportError(f"{results_folder} has no results.md (run `streamasr evaluate` first)")
+        origin = {**provenance(training_folder), "checkpoint": weights_fingerprint(state)}
         meta = {
+            **origin,
             "language": language, "license": license, "dataset": dataset,
             "vocab": hparams.get("output_neurons"),
             "averaged": f" (average of the {average} best checkpoints by valid WER)" if average > 1 else "",
@@ -267,11 +277,20 @@ def export(training_folder: str | os.PathLike, model_folder: str | os.PathLike, 
             model_card(model_folder.name, meta, results_md, example_name), encoding="utf-8"
         )
         (staging / "export.json").write_text(json.dumps({
-            "training_folder": str(training_folder.resolve()),
-            "checkpoints": [str(c.path) for c in checkpoints],
+            **origin,
+            "checkpoints": [_relative(c.path, training_folder) for c in checkpoints],
             "valid_wer": [c.meta.get("WER") for c in checkpoints],
         }, indent=2) + "\n", encoding="utf-8")
     return model_folder
+
+
+def _relative(path: Path, folder: Path) -> str:
+    """``path`` relative to ``folder`` (a checkpoint inside the training folder), so that
+    export.json names no absolute path; the bare name for a path outside it."""
+    try:
+        return Path(path).resolve().relative_to(folder.resolve()).as_posix()
+    except ValueError:
+        return Path(path).name
 
 
 def _first_test_audio(hparams: dict) -> Optional[str]:

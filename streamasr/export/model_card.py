@@ -107,6 +107,10 @@ sherpa-onnx-online-websocket-server --port=6006 --tokens=model-sherpa/tokens.txt
         body += results_md.strip() + "\n"
     if meta.get("test_wer") is None and not results_md:
         body += "\nNo evaluation results were found beside the training run.\n"
+    if meta.get("source"):
+        git = f", git {meta['git_commit']}" if meta.get("git_commit") else ""
+        body += (f"\nExported by `streamasr export` (streamasr {meta.get('streamasr_version', '?')}{git}) from the "
+                 f"training run `{meta['source']}` (weights {meta.get('checkpoint', '?')}).\n")
     body += f"""
 ## Files
 

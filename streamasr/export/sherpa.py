@@ -51,7 +51,7 @@ from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
 
 from streamasr.dct import with_right_frames
 from streamasr.errors import ConfigError, ExportError, ModelLoadError
-from streamasr.files import staged_folder
+from streamasr.files import check_destination, staged_folder
 from streamasr.frontend.kaldi import KaldiFbank, LogFloor
 from streamasr.model import AsrModel
 from streamasr.streaming.fixed import CacheAwareEncoder
@@ -64,6 +64,7 @@ from streamasr.streaming.onnx_export import (
     write_graphs,
 )
 from streamasr.streaming.step import WindowConvFrontEnd
+from streamasr.version import provenance
 
 SHERPA_FORMAT = "streamasr-sherpa-onnx"
 SHERPA_FILES = ("encoder.onnx", "decoder.onnx", "joiner.onnx", "tokens.txt")
@@ -205,7 +206,7 @@ def sherpa_metadata(model: AsrModel, step: SherpaEncoder, chunk_ms: float, left_
         "format": SHERPA_FORMAT,
         "model_type": "EncDecRNNTBPEModel",
         "streamasr_model": "conformer-transducer",
-        "source": model.source,
+        **provenance(model.source),
         "checkpoint": checkpoint_fingerprint(model),
         "chunk_frames": step.chunk,
         "chunk_ms": chunk_ms,
@@ -234,8 +235,8 @@ def export_sherpa_onnx(model: AsrModel, folder: str | os.PathLike, chunk_ms: flo
     if left_chunks is None:
         raise ConfigError("sherpa-onnx export needs a finite left context (its caches have a fixed shape)")
     chunk_frames = model.geometry.frames_from_ms(chunk_ms)
-    if folder.exists() and not overwrite:
-        raise ExportError(f"{folder} already exists (use --overwrite to replace it)")
+    sources = [model.source] if model.source else []
+    check_destination(folder, sources, overwrite)
     warning = check_front_end(model, force)
     if warning:
         print(warning, flush=True)
@@ -245,7 +246,7 @@ def export_sherpa_onnx(model: AsrModel, folder: str | os.PathLike, chunk_ms: flo
     step = SherpaEncoder(model, with_right_frames(DynChunkTrainConfig(chunk_frames, left_chunks), right)).eval()
     decoder, joiner = OnnxDecoder(model).eval(), OnnxJoiner(model).eval()
     meta = sherpa_metadata(model, step, model.geometry.chunk_ms(chunk_frames), left_chunks, int8)
-    with staged_folder(folder) as staging:
+    with staged_folder(folder, sources, overwrite) as staging:
         window = torch.randn(2, step.n_mels, step.window_frames)
         encoder_args = (window, torch.full((2,), step.window_frames, dtype=torch.long), *step.initial_state(2))
         write_graphs(staging, model, step, encoder_args, decoder, joiner, meta, int8, opset)
@@ -403,10 +404,11 @@ def write_sherpa_readme(export: SherpaExport) -> Path:
     front = meta["front_end"]
     trained_on = "kaldi-native-fbank (what sherpa-onnx computes)" if front.get("kind") == "kaldi-native-fbank" \
         else f"{front.get('kind')} (NOT what sherpa-onnx computes: exported with --force, expect a high WER)"
+    git = f", git {meta['git_commit']}" if meta.get("git_commit") else ""
     text = f"""# Streaming Conformer-Transducer for sherpa-onnx
 
-Exported by `streamasr export-onnx --target sherpa-onnx` from `{meta['source']}` (weights
-{meta['checkpoint']}): chunks of {meta['chunk_ms']:g} ms ({meta['chunk_frames']} encoder frames,
+Exported by `streamasr export-onnx --target sherpa-onnx` (streamasr {meta['streamasr_version']}{git}) from
+`{meta['source']}` (weights {meta['checkpoint']}): chunks of {meta['chunk_ms']:g} ms ({meta['chunk_frames']} encoder frames,
 window_size = chunk_shift = {meta['window_size']} feature frames), {meta['left_chunks']} chunks of
 left context, {meta['vocab_size'] + 1} tokens (blank `<blk>` last), greedy search. Front end the
 model was trained on: {trained_on}. Normalisation and the CNN front end run inside

@@ -30,8 +30,7 @@ import torch
 from streamasr.errors import ConfigError
 from streamasr.frontend.features import FbankFrontEnd, FrontEnd, _unwrapped
 from streamasr.frontend.stock import stock_feature_wrapper
-
-FEATURE_PATHS = ("exact", "stock")
+from streamasr.modes import FEATURE_PATHS
 
 
 class StreamAudio(Protocol):

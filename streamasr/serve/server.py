@@ -25,9 +25,16 @@ exact transcripts.
 SIGTERM / SIGINT: stop accepting, give open streams ``drain_seconds`` to send ``Done``,
 then finish every open stream (its final result and ``Done!``) and exit 0.
 
-HTTP: ``/`` (a page that streams the microphone or a file: ``static/index.html``, its
-resampling AudioWorklet ``static/worklet.js``), ``/healthz`` (``ok``), ``/metrics``
-(Prometheus text format).
+HTTP (requests without ``Upgrade: websocket``): ``/`` (a page that streams the
+microphone or a file: ``static/index.html``, its resampling AudioWorklet
+``static/worklet.js``), ``/healthz`` (``ok``), ``/metrics`` (Prometheus text format),
+404 for any other path. A WebSocket upgrade is a stream on whatever path it names, as
+sherpa-onnx's server takes it (its clients and our page use ``/``).
+
+Listening: ``bind_listener`` binds the port before the model is loaded, so that a busy
+port, a bad ``--port`` or ``--host`` or an unreadable certificate is one line at once
+rather than a traceback after the load and warm-up; ``serve_forever(...,
+listener=...)`` then serves on those sockets.
 """
 
 from __future__ import annotations
@@ -35,55 +42,139 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import errno
 import json
 import signal
+import socket
 import ssl
 import time
 from http import HTTPStatus
 from pathlib import Path
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import numpy as np
 
 from streamasr.errors import ConfigError, StreamAsrError
 from streamasr.live.resample import StreamingResampler
+from streamasr.serve.config import ServeConfig
 from streamasr.serve.worker import BatchWorker, ModelFailure, Session
 from streamasr.streaming.recognizer import StreamingRecognizer
 from streamasr.units import SAMPLE_RATE
+
+if TYPE_CHECKING:  # websockets itself is imported when the server starts
+    from websockets.asyncio.server import ServerConnection
+    from websockets.http11 import Request, Response
 
 FORMATS = {"float32": np.float32, "int16": np.int16}
 STATIC = Path(__file__).resolve().parent / "static"
 PAGES = {"/": ("index.html", "text/html; charset=utf-8"),
          "/worklet.js": ("worklet.js", "text/javascript; charset=utf-8")}
-
-
+PLAIN_TEXT = "text/plain; charset=utf-8"
+PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"  # the exposition format's own type
 @dataclasses.dataclass
-class ServeConfig:
-    host: str = "127.0.0.1"
-    port: int = 6006
-    max_batch: int = 32
-    workers: int = 2  # model threads, each running its own batches (worker.py)
-    max_connections: int = 200
-    max_message_bytes: int = 1 << 20
-    max_buffer_seconds: float = 30.0
-    buffer_deadline: float = 10.0
-    idle_timeout: float = 60.0
-    drain_seconds: float = 5.0
-    certfile: Optional[str] = None
-    keyfile: Optional[str] = None
-    record_dir: Optional[str] = None  # debug: each stream's 16 kHz audio as the recogniser got it
-    reuse_port: bool = False  # SO_REUSEPORT: several server processes share one port (Linux balances)
-    trim_seconds: float = 10.0  # hand freed heap back to the OS this often (glibc; _malloc_trim)
+class Listener:
+    """What the server needs from the operating system, acquired before the model is
+    loaded (``bind_listener``): one bound socket per address ``--host`` resolves to
+    (all on one port) and the TLS context, if any. The sockets are bound but not yet
+    listening: until the server serves on them, a client is refused at once instead of
+    waiting through the load in the backlog (and with ``--reuse-port`` the kernel
+    gives connections only to processes that listen, i.e. that are ready)."""
 
-    def check(self) -> None:
-        for name in ("max_batch", "workers", "max_connections", "max_message_bytes"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
-        for name in ("max_buffer_seconds", "buffer_deadline", "idle_timeout"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"--{name.replace('_', '-')} must be > 0, got {getattr(self, name)}")
-        if bool(self.certfile) != bool(self.keyfile):
-            raise ConfigError("--certfile and --keyfile go together")
+    sockets: list[socket.socket]
+    ssl_context: Optional[ssl.SSLContext] = None
+
+    @property
+    def port(self) -> int:
+        return self.sockets[0].getsockname()[1]
+
+    def close(self) -> None:
+        """Release the port (a server that was never started on it)."""
+        for sock in self.sockets:
+            sock.close()
+
+
+def _address(host: str, port: int) -> str:
+    """``host:port`` as one writes it in a URL (IPv6 literals in brackets)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _listen_problem(error: OSError, config: ServeConfig) -> str:
+    """Why ``bind``/``listen`` failed, in words, with the option that fixes it."""
+    if error.errno == errno.EADDRINUSE:
+        if config.reuse_port:
+            return "address already in use (by a server without --reuse-port, or another user's? pick --port)"
+        return "address already in use (another server? pick --port)"
+    if error.errno == errno.EACCES:
+        return "permission denied (ports below 1024 need privileges; pick --port)"
+    if error.errno == errno.EADDRNOTAVAIL:
+        return "no such address on this machine (check --host)"
+    return (error.strerror or str(error)).lower()
+
+
+def _tls_context(config: ServeConfig) -> Optional[ssl.SSLContext]:
+    """The server's TLS context (``--certfile``/``--keyfile``), or None without TLS."""
+    if not config.certfile:
+        return None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(config.certfile, config.keyfile)
+    except OSError as error:  # ssl.SSLError is one too (not PEM, key does not match)
+        raise ConfigError(f"--certfile {config.certfile} / --keyfile {config.keyfile}: cannot load them "
+                          f"({error.strerror or error})") from None
+    return context
+
+
+def bind_listener(config: ServeConfig) -> Listener:
+    """Bind ``config.host``:``config.port`` (and load the TLS certificate) now, before
+    the model is loaded: a busy port, a port out of range, an unknown host or a bad
+    certificate raises ``ConfigError`` with one line instead of a traceback after the
+    load and warm-up.
+
+    Binds as ``websockets.serve(handler, host, port)`` does (asyncio's
+    ``create_server``): every address the host resolves to (``""``: all interfaces,
+    IPv4 and IPv6; ``localhost``: as ``/etc/hosts`` says), ``SO_REUSEADDR`` (restart
+    while old connections linger in TIME_WAIT), ``SO_REUSEPORT`` with
+    ``config.reuse_port``, IPv6 sockets IPv6-only. Port 0 picks a free port, the same
+    for every address. Pass the result to ``serve_forever`` / ``start_server``; close it
+    if the server is never started."""
+    config.check()
+    context = _tls_context(config)
+    try:
+        infos = socket.getaddrinfo(config.host or None, config.port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0,
+                                   socket.AI_PASSIVE)
+    except socket.gaierror as error:
+        raise ConfigError(f"cannot listen on {_address(config.host, config.port)}: --host {config.host!r} "
+                          f"does not resolve ({error.strerror})") from None
+    sockets: list[socket.socket] = []
+    port = config.port
+    for family, kind, protocol, _, address in dict.fromkeys(infos):  # without repeats, in order
+        try:
+            sock = socket.socket(family, kind, protocol)
+        except OSError:
+            continue  # a family this machine lacks (IPv6 off), as asyncio skips it
+        sockets.append(sock)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if config.reuse_port:
+                if not hasattr(socket, "SO_REUSEPORT"):
+                    raise ConfigError("--reuse-port: SO_REUSEPORT is not available on this system")
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            if family == socket.AF_INET6:  # Linux would otherwise take IPv4 on it too
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind((address[0], port, *address[2:]))
+        except OSError as error:
+            for opened in sockets:
+                opened.close()
+            raise ConfigError(f"cannot listen on {_address(address[0], port)}: "
+                              f"{_listen_problem(error, config)}") from None
+        except BaseException:
+            for opened in sockets:
+                opened.close()
+            raise
+        port = sock.getsockname()[1]  # port 0: the other addresses on the port the first got
+    if not sockets:
+        raise ConfigError(f"cannot listen on {_address(config.host, config.port)}: no usable address")
+    return Listener(sockets, context)
 
 
 def _malloc_trim() -> Optional[Callable[[], object]]:
@@ -101,6 +192,25 @@ def _malloc_trim() -> Optional[Callable[[], object]]:
         return libc.malloc_trim if hasattr(libc, "malloc_trim") else None
     except OSError:
         return None
+
+
+def _respond(connection: ServerConnection, status: HTTPStatus, body: str,
+             content_type: str = PLAIN_TEXT) -> Response:
+    """``connection.respond`` (status, body, its Content-Length) with exactly one
+    Content-Type. Why not ``response.headers["Content-Type"] = ...``: websockets'
+    ``Headers`` is multi-valued, so assigning adds a second Content-Type after
+    ``respond``'s text/plain one, and clients see both (PROBES.md, section 3)."""
+    response = connection.respond(status, body)
+    del response.headers["Content-Type"]
+    response.headers["Content-Type"] = content_type
+    return response
+
+
+def _wants_websocket(request: Request) -> bool:
+    """Whether the request asks for a WebSocket (``Upgrade: websocket``, in any case,
+    among other tokens or headers: RFC 9110 makes Upgrade a list)."""
+    tokens = (token.strip().lower() for value in request.headers.get_all("Upgrade") for token in value.split(","))
+    return "websocket" in tokens
 
 
 class ProtocolError(Exception):
@@ -141,34 +251,26 @@ class Metrics:
 class Server:
     """One ``streamasr serve`` process (module docstring)."""
 
-    def __init__(self, recognizer: StreamingRecognizer, config: ServeConfig):
+    def __init__(self, recognizer: StreamingRecognizer, config: ServeConfig, listener: Optional[Listener] = None):
         config.check()
         self.recognizer = recognizer
         self.config = config
+        self.listener = listener  # bound before the model loaded (bind_listener); None: bind in start()
         self.metrics = Metrics()
         self.worker: Optional[BatchWorker] = None
         self.connections: set = set()
         self.sessions: dict = {}
         self.stopping = False
-        self.server = None
+        self.servers: list = []  # websockets' servers: one, or one per socket of the listener
         self.recorded = 0
         self.trimmer: Optional[asyncio.Task] = None
 
     # ------------------------------------------------------------------ HTTP
-    def process_request(self, connection, request):
-        upgrade = request.headers.get("Upgrade", "").lower() == "websocket"
-        if request.path in PAGES and not upgrade:
-            name, kind = PAGES[request.path]
-            response = connection.respond(HTTPStatus.OK, (STATIC / name).read_text(encoding="utf-8"))
-            response.headers["Content-Type"] = kind
-            return response
-        if request.path == "/healthz":
-            return connection.respond(HTTPStatus.OK, "ok\n")
-        if request.path == "/metrics":
-            self.metrics.queue.set(self.worker.queue_depth if self.worker else 0)
-            response = connection.respond(HTTPStatus.OK, self.metrics.render().decode())
-            response.headers["Content-Type"] = "text/plain; version=0.0.4; charset=utf-8"
-            return response
+    def process_request(self, connection: ServerConnection, request: Request) -> Optional[Response]:
+        """Plain HTTP requests get a page, ``/healthz``, ``/metrics`` or 404; WebSocket
+        upgrades on any path become streams (503 while shutting down or full)."""
+        if not _wants_websocket(request):
+            return self._http(connection, request.path.partition("?")[0])
         if self.stopping:
             return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "server shutting down\n")
         if len(self.connections) >= self.config.max_connections:
@@ -177,6 +279,20 @@ class Server:
                                       f"server full: {len(self.connections)} of --max-connections "
                                       f"{self.config.max_connections} streams open\n")
         return None
+
+    def _http(self, connection: ServerConnection, path: str) -> Response:
+        if path in PAGES:
+            name, kind = PAGES[path]
+            return _respond(connection, HTTPStatus.OK, (STATIC / name).read_text(encoding="utf-8"), kind)
+        if path == "/healthz":
+            return _respond(connection, HTTPStatus.OK, "ok\n")
+        if path == "/metrics":
+            self.metrics.queue.set(self.worker.queue_depth if self.worker else 0)
+            return _respond(connection, HTTPStatus.OK, self.metrics.render().decode(), PROMETHEUS_TEXT)
+        # before, such a request went on to the WebSocket handshake and got 426 Upgrade Required
+        return _respond(connection, HTTPStatus.NOT_FOUND,
+                        f"not found: {path[:100]} (HTTP: {' '.join(PAGES)} /healthz /metrics; "
+                        f"WebSocket streams: any path)\n")
 
     # ------------------------------------------------------------------ one stream
     async def handle(self, websocket) -> None:
@@ -321,20 +437,34 @@ class Server:
 
     # ------------------------------------------------------------------ life cycle
     async def start(self) -> None:
+        """Warm the model up, then serve: on ``self.listener``'s sockets if it was given
+        (``bind_listener``), else bind ``config.host``:``config.port`` now."""
         from websockets.asyncio.server import serve
 
+        context = self.listener.ssl_context if self.listener else _tls_context(self.config)  # before the warm-up
         self.worker = BatchWorker(self.recognizer, self.config.max_batch, on_batch=self.metrics.on_batch,
                                   workers=self.config.workers)
         await self.worker.warm_up()
         self.worker.start()
-        context = None
-        if self.config.certfile:
-            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            context.load_cert_chain(self.config.certfile, self.config.keyfile)
-        self.server = await serve(self.handle, self.config.host, self.config.port, ssl=context,
-                                  process_request=self.process_request, max_size=self.config.max_message_bytes,
-                                  compression=None,  # audio barely compresses; deflate cost both ends CPU
-                                  ping_interval=20, ping_timeout=20, reuse_port=self.config.reuse_port or None)
+        options: dict[str, Any] = dict(
+            ssl=context, process_request=self.process_request, max_size=self.config.max_message_bytes,
+            compression=None,  # audio barely compresses; deflate cost both ends CPU
+            ping_interval=20, ping_timeout=20)
+        if self.listener is None:
+            self.servers = [await serve(self.handle, self.config.host, self.config.port,
+                                        reuse_port=self.config.reuse_port or None, **options)]
+        else:
+            # websockets serves one pre-bound socket per server; a host with several
+            # addresses (all interfaces, IPv4 and IPv6) gets one server each
+            for sock in self.listener.sockets:
+                try:
+                    self.servers.append(await serve(self.handle, sock=sock, **options))  # listen() happens here
+                except OSError as error:  # another process bound the port too and listened first
+                    for server in self.servers:
+                        server.close()
+                    host, port = sock.getsockname()[:2]
+                    raise ConfigError(f"cannot listen on {_address(host, port)}: "
+                                      f"{_listen_problem(error, self.config)}") from None
         trim = _malloc_trim()
         if trim is not None and self.config.trim_seconds > 0:
             # once now (what the warm-up freed; and the thread that trims exists from the
@@ -350,12 +480,19 @@ class Server:
 
     @property
     def port(self) -> int:
-        return next(iter(self.server.sockets)).getsockname()[1]
+        """The port the server listens on (the one the kernel picked for port 0)."""
+        return next(iter(self.servers[0].sockets)).getsockname()[1]
+
+    @property
+    def url(self) -> str:
+        """Where clients connect: ``ws://`` or ``wss://`` (TLS), host and port."""
+        return f"{'wss' if self.config.certfile else 'ws'}://{_address(self.config.host, self.port)}"
 
     async def shutdown(self) -> None:
         """Stop accepting, drain, finish every open stream, close."""
         self.stopping = True
-        self.server.close(close_connections=False)
+        for server in self.servers:
+            server.close(close_connections=False)
         deadline = time.monotonic() + self.config.drain_seconds
         while any(not s.input_done for s in self.sessions.values()) and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
@@ -364,8 +501,10 @@ class Server:
                 self.worker.finish(session)  # the server ends it: its final, then Done!
         while self.sessions and time.monotonic() < deadline + 30:
             await asyncio.sleep(0.05)
-        self.server.close()
-        await self.server.wait_closed()
+        for server in self.servers:
+            server.close()
+        for server in self.servers:
+            await server.wait_closed()
         if self.trimmer:
             self.trimmer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -373,17 +512,29 @@ class Server:
         await self.worker.stop()
 
 
-async def start_server(recognizer: StreamingRecognizer, config: ServeConfig) -> Server:
-    server = Server(recognizer, config)
-    await server.start()
+async def start_server(recognizer: StreamingRecognizer, config: ServeConfig,
+                       listener: Optional[Listener] = None) -> Server:
+    """A started server (warmed up and serving), on ``listener``'s sockets if given.
+    If it cannot start, the listener's port is released."""
+    server = Server(recognizer, config, listener)
+    try:
+        await server.start()
+    except BaseException:
+        if listener is not None:
+            listener.close()  # closing a socket websockets already closed is harmless
+        raise
     return server
 
 
-def serve_forever(recognizer: StreamingRecognizer, config: ServeConfig, ready: Optional[callable] = None) -> int:
-    """Run until SIGTERM / SIGINT, then shut down gracefully; returns 0."""
+def serve_forever(recognizer: StreamingRecognizer, config: ServeConfig,
+                  ready: Optional[Callable[[Server], None]] = None, listener: Optional[Listener] = None) -> int:
+    """Serve (on ``listener``, from ``bind_listener(config)`` before the model was
+    loaded; without it, bind ``config.host``:``config.port`` after the warm-up) until
+    SIGTERM / SIGINT, then shut down gracefully; returns 0. ``ready(server)`` is called
+    once it serves."""
 
     async def main() -> None:
-        server = await start_server(recognizer, config)
+        server = await start_server(recognizer, config, listener)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -397,4 +548,4 @@ def serve_forever(recognizer: StreamingRecognizer, config: ServeConfig, ready: O
     return 0
 
 
-__all__ = ["ProtocolError", "ServeConfig", "Server", "serve_forever", "start_server"]
+__all__ = ["Listener", "ProtocolError", "ServeConfig", "Server", "bind_listener", "serve_forever", "start_server"]

@@ -31,6 +31,7 @@ from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
 from streamasr.dct import right_frames
 from streamasr.errors import ConfigError
 from streamasr.model import AsrModel
+from streamasr.modes import BACKENDS
 from streamasr.streaming.encoder import make_encoder_context
 from streamasr.streaming.fixed import CacheAwareEncoder, EncoderState, stack_states, unstack_states
 from streamasr.streaming.onnx import OnnxBackend, OnnxFolder, OnnxModel
@@ -151,7 +152,6 @@ def default_backend(model: AsrModel, config: DynChunkTrainConfig, feature_path: 
     return StepBackend(model, config)
 
 
-BACKENDS = ("torch", "onnx")
 
 
 def make_backend(model: AsrModel, config: DynChunkTrainConfig, frontend: str = "exact", backend: str = "torch",

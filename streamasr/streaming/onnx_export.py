@@ -37,8 +37,8 @@ import torch
 from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
 
 from streamasr.dct import right_frames, with_right_frames
-from streamasr.errors import ConfigError, ExportError
-from streamasr.files import staged_folder
+from streamasr.errors import ConfigError
+from streamasr.files import check_destination, staged_folder
 from streamasr.model import AsrModel
 from streamasr.streaming.onnx import (
     DECODER_INPUTS,
@@ -53,6 +53,7 @@ from streamasr.streaming.onnx import (
 )
 from streamasr.streaming.step import StreamingStep
 from streamasr.units import left_context_label
+from streamasr.version import provenance
 
 
 class OnnxDecoder(torch.nn.Module):
@@ -180,8 +181,8 @@ def export_onnx(model: AsrModel, folder: str | os.PathLike, chunk_ms: float = 64
         raise ConfigError(f"left context {left_chunks} is negative; expected >= 0 chunks")
     chunk_frames = model.geometry.frames_from_ms(chunk_ms)
     right = model.geometry.right_frames_from_ms(right_ms)
-    if folder.exists() and not overwrite:
-        raise ExportError(f"{folder} already exists (use --overwrite to replace it)")
+    sources = [model.source] if model.source else []
+    check_destination(folder, sources, overwrite)
     config = with_right_frames(DynChunkTrainConfig(chunk_frames, left_chunks), right)
     model.to("cpu")
     step = StreamingStep(model.front_end, model.encoder, model.encoder_proj, config).eval()
@@ -194,7 +195,7 @@ def export_onnx(model: AsrModel, folder: str | os.PathLike, chunk_ms: float = 64
         "format": "streamasr-onnx",
         "format_version": FORMAT_VERSION,
         "model_type": "conformer-transducer",
-        "source": model.source,
+        **provenance(model.source),
         "checkpoint": checkpoint_fingerprint(model),
         "chunk_frames": chunk_frames,
         "chunk_ms": model.geometry.chunk_ms(chunk_frames),
@@ -222,7 +223,7 @@ def export_onnx(model: AsrModel, folder: str | os.PathLike, chunk_ms: float = 64
         "int8": bool(int8),
         "opset": opset,
     }
-    with staged_folder(folder) as staging:
+    with staged_folder(folder, sources, overwrite) as staging:
         state = step.initial_state(2)
         window = torch.randn(2, meta["front_end"]["n_mels"], step.window_frames)
         encoder_args = (window, torch.full((2,), step.window_frames, dtype=torch.long), *state.tensors())

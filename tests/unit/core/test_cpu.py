@@ -71,9 +71,11 @@ def test_train_py_and_the_cli_flush_first_when_run_as_programs():
     train = (root / "train.py").read_text()
     entry = train[train.index('if __name__ == "__main__":'):]
     assert entry.index("flush_denormals()") < entry.index("main(sys.argv[1:])")
-    cli = (root / "streamasr/cli.py").read_text()
+    cli = (root / "streamasr/cli/__init__.py").read_text()
     entry = cli[cli.index("def run("):]
-    assert re.search(r"flush_denormals\(\)\s+return main\(\)", entry)
+    assert re.search(r"main\(before_command=_flush_denormals\)", entry)  # after parsing, before any command
+    flush = cli[cli.index("def _flush_denormals("):cli.index("def run(")]
+    assert "flush_denormals()" in flush
     assert "streamasr = streamasr.cli:run" in (root / "setup.cfg").read_text()
 
 

@@ -3,12 +3,11 @@ keeps its built-in base; commands turn only those into one-line messages."""
 
 from __future__ import annotations
 
-import argparse
-
 import pytest
 
 import streamasr.errors as errors
 from streamasr import cli
+from streamasr.cli import commands
 from streamasr.errors import StreamAsrError
 
 
@@ -33,19 +32,14 @@ def test_modules_raise_the_shared_classes():
         errors.ModelLoadError, errors.ConfigError)
 
 
-def _parser_with(handler):
-    def fake_add(subparsers: argparse._SubParsersAction) -> None:
-        sub = subparsers.add_parser("validate")
-        sub.set_defaults(handler=handler)
-    return fake_add
 
 
 def test_cli_prints_a_streamasr_error_on_one_line_and_exits_2(monkeypatch, capsys):
     def handler(args):
         raise errors.ConfigError("chunk size 100 ms is not a positive multiple of the encoder frame (40 ms)")
 
-    monkeypatch.setattr(cli, "_add_validate_parser", _parser_with(handler))
-    assert cli.main(["validate"]) == 2
+    monkeypatch.setattr(commands, "validate", handler)
+    assert cli.main(["validate", "x.csv"]) == 2
     err = capsys.readouterr().err
     assert err == ("streamasr validate: error: chunk size 100 ms is not a positive multiple of the "
                    "encoder frame (40 ms)\n")
@@ -57,6 +51,6 @@ def test_cli_lets_other_failures_keep_their_traceback(monkeypatch):
     def handler(args):
         raise RuntimeError("Argument #4: Padding size should be less than the corresponding input dimension")
 
-    monkeypatch.setattr(cli, "_add_validate_parser", _parser_with(handler))
+    monkeypatch.setattr(commands, "validate", handler)
     with pytest.raises(RuntimeError, match="Padding size"):
-        cli.main(["validate"])
+        cli.main(["validate", "x.csv"])

@@ -1,13 +1,17 @@
 """Hotwords: the Aho-Corasick context graph (HE / SHE / SHELL / HIS / THIS), its
-bonus and refund arithmetic, beam search with it, the hotwords file and its errors."""
+bonus and refund arithmetic, beam search with it, the hotwords file and its errors
+(not UTF-8, UTF-16, scores that are not a bonus > 0)."""
 
 from __future__ import annotations
+
+import re
 
 import pytest
 import torch
 from test_beam import frames, parts, run_chunked
 
 from streamasr.decoding import BeamSearch, ContextGraph, read_hotwords
+from streamasr.decoding.hotwords import hotwords_from_lines
 from streamasr.errors import ConfigError
 
 LETTERS = {c: i + 1 for i, c in enumerate("ABCDEFGHIJKLMNOPQRSTUVWXYZ")}
@@ -82,6 +86,91 @@ def test_hotwords_file_and_its_errors(model, tmp_path):
         read_hotwords(path, model.tokenizer, blank_id=model.blank_id)
     with pytest.raises(ConfigError, match="does not exist"):
         read_hotwords(tmp_path / "none.txt", model.tokenizer)
+
+
+class LetterTokenizer:
+    """Upper-case letters as pieces 1..26 (0: blank and unknown), for the file's checks
+    without a trained model."""
+
+    def unk_id(self):
+        return 0
+
+    def encode_as_ids(self, text):
+        return [LETTERS.get(c, 0) for c in text if c != " "]
+
+
+NOT_A_BONUS = ("a bonus per matched token; a negative one does not suppress the phrase, it prunes every hypothesis "
+               "that begins like it")
+
+
+def test_a_utf16_hotwords_file_is_asked_to_be_saved_as_utf8(tmp_path):
+    (tmp_path / "hot.txt").write_bytes("FOX\nHELLO\n".encode("utf-16"))  # starts with b"\xff\xfe"
+    with pytest.raises(ConfigError, match=re.escape("hot.txt looks like UTF-16 (it starts with a UTF-16 byte order "
+                                                    "mark): save it as UTF-8")):
+        read_hotwords(tmp_path / "hot.txt", LetterTokenizer())
+
+
+def test_a_hotwords_file_starting_with_ff_fe_00_is_one_line_not_a_traceback(tmp_path):
+    (tmp_path / "hot.txt").write_bytes(b"\xff\xfe\x00FOX\n")
+    with pytest.raises(ConfigError, match="hot.txt looks like UTF-16"):
+        read_hotwords(tmp_path / "hot.txt", LetterTokenizer())
+
+
+def test_a_hotwords_file_that_is_not_utf8_names_the_byte(tmp_path):
+    data = "FOX\nCAFÉ\n".encode("latin-1")
+    (tmp_path / "hot.txt").write_bytes(data)
+    offset = data.index("É".encode("latin-1"))
+    with pytest.raises(ConfigError, match=re.escape(f"hotwords file {tmp_path / 'hot.txt'} is not UTF-8 text (byte "
+                                                    f"offset {offset}): save it as UTF-8")):
+        read_hotwords(tmp_path / "hot.txt", LetterTokenizer())
+
+
+def test_nul_bytes_in_a_hotwords_file_are_not_utf8_text(tmp_path):
+    (tmp_path / "hot.txt").write_bytes("FOX\n".encode("utf-16-le"))  # UTF-16 without a byte order mark
+    with pytest.raises(ConfigError, match=re.escape("hot.txt is not UTF-8 text (byte offset 1): save it as UTF-8")):
+        read_hotwords(tmp_path / "hot.txt", LetterTokenizer())
+
+
+def test_a_utf8_byte_order_mark_is_skipped(tmp_path):
+    (tmp_path / "hot.txt").write_bytes("FOX :2\n".encode("utf-8-sig"))
+    graph = read_hotwords(tmp_path / "hot.txt", LetterTokenizer())
+    assert graph.phrases == [tuple(encode("FOX"))]
+
+
+@pytest.mark.parametrize("score", ["-100", "0", "-0.0"])
+def test_a_score_that_is_not_a_bonus_names_its_line(score, tmp_path):
+    (tmp_path / "hotwords.txt").write_text(f"# names\nHELLO\nFOX :{score}\n")
+    with pytest.raises(ConfigError, match=re.escape(f"hotwords.txt:3: score {score} must be > 0 ({NOT_A_BONUS})")):
+        read_hotwords(tmp_path / "hotwords.txt", LetterTokenizer())
+
+
+@pytest.mark.parametrize("score", ["nan", "inf", "-inf"])
+def test_a_score_that_is_not_finite_names_its_line(score, tmp_path):
+    (tmp_path / "hotwords.txt").write_text(f"FOX :{score}\n")
+    with pytest.raises(ConfigError, match=re.escape(f"hotwords.txt:1: score {score} is not a finite number")):
+        read_hotwords(tmp_path / "hotwords.txt", LetterTokenizer())
+
+
+@pytest.mark.parametrize("default", [-1.0, 0.0])
+def test_a_default_score_that_is_not_a_bonus_is_refused(default, tmp_path):
+    (tmp_path / "hotwords.txt").write_text("FOX :2\n")  # even when every line has its own score
+    with pytest.raises(ConfigError, match=re.escape(f"default hotword score {default:g} (--hotwords-score) must be "
+                                                    f"> 0 ({NOT_A_BONUS})")):
+        read_hotwords(tmp_path / "hotwords.txt", LetterTokenizer(), default_score=default)
+
+
+def test_a_default_score_that_is_not_finite_is_refused():
+    with pytest.raises(ConfigError, match=re.escape("default hotword score nan (--hotwords-score) is not a finite "
+                                                    "number")):
+        hotwords_from_lines(["FOX"], LetterTokenizer(), default_score=float("nan"))
+
+
+def test_a_context_graph_refuses_a_score_that_is_not_a_bonus():
+    with pytest.raises(ConfigError, match=re.escape(f"hotword 2: score -3 must be a finite number > 0 "
+                                                    f"({NOT_A_BONUS})")):
+        ContextGraph([encode("HE"), encode("SHE")], scores=[1.0, -3.0])
+    with pytest.raises(ConfigError, match=re.escape("2 hotwords but 1 scores")):
+        ContextGraph([encode("HE"), encode("SHE")], scores=[1.0])
 
 
 def test_per_stream_hotwords_before_the_first_chunk_only_and_an_empty_list_turns_them_off(model, utterances):

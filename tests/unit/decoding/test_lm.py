@@ -1,11 +1,14 @@
 """The token n-gram LM (streamasr.decoding.lm) and its fusion in beam search: every
-context's distribution sums to 1, ARPA round trip, bad ARPA files named, LM weight 0
-reproduces the plain search exactly, fusion moves scores by the LM."""
+context's distribution sums to 1, ARPA round trip (plain and gzip), bad ARPA files named
+(truncated, binary, not UTF-8), LM weight 0 reproduces the plain search exactly, fusion
+moves scores by the LM."""
 
 from __future__ import annotations
 
+import gzip
 import math
 import random
+import re
 
 import pytest
 import torch
@@ -54,6 +57,131 @@ def test_bad_arpa_files_are_named(tmp_path):
         NgramLM.read_arpa(tmp_path / "missing.arpa", {"p1": 1})
     with pytest.raises(ConfigError, match="token 0 cannot be in an LM"):
         train_ngram([[1, 0, 2]], 8, 2, exclude=(0,))
+
+
+PIECES = {f"p{i}": i for i in range(8)}
+
+
+def arpa(*lines: str) -> str:
+    return "\n".join(lines) + "\n"
+
+
+def written_lm(tmp_path, order=2):
+    """A trained LM written as ARPA: (the model, the path, the file's lines)."""
+    lm = train_ngram(corpus(), 8, order, exclude=(0,))
+    path = tmp_path / "lm.arpa"
+    lm.write_arpa(path, list(PIECES))
+    return lm, path, path.read_text().splitlines()
+
+
+def test_fewer_ngrams_than_the_header_declares_is_a_truncated_file(tmp_path):
+    (tmp_path / "lm.arpa").write_text(arpa("\\data\\", "ngram 1=3", "", "\\1-grams:", "-0.5\tp1", "-0.6\t</s>", "",
+                                           "\\end\\"))
+    with pytest.raises(ConfigError, match=re.escape("lm.arpa: the header declares 3 1-grams, the file holds 2 "
+                                                    "(truncated?)")):
+        NgramLM.read_arpa(tmp_path / "lm.arpa", PIECES)
+
+
+def test_a_file_cut_before_its_last_ngrams_names_the_order(tmp_path):
+    _, path, lines = written_lm(tmp_path)
+    declared = int(next(line for line in lines if line.startswith("ngram 2=")).split("=")[1])
+    path.write_text("\n".join(lines[:-5]) + "\n")  # the \end\ line and the last 3 bigrams are gone
+    with pytest.raises(ConfigError, match=re.escape(f"lm.arpa: the header declares {declared} 2-grams, the file "
+                                                    f"holds {declared - 3} (truncated?)")):
+        NgramLM.read_arpa(path, PIECES)
+
+
+def test_more_ngrams_than_the_header_declares_is_refused(tmp_path):
+    (tmp_path / "lm.arpa").write_text(arpa("\\data\\", "ngram 1=1", "", "\\1-grams:", "-0.5\tp1", "-0.6\t</s>", "",
+                                           "\\end\\"))
+    with pytest.raises(ConfigError, match=re.escape("lm.arpa: the header declares 1 1-grams, the file holds 2")):
+        NgramLM.read_arpa(tmp_path / "lm.arpa", PIECES)
+
+
+def test_a_file_without_its_end_line_is_truncated(tmp_path):
+    _, path, lines = written_lm(tmp_path)
+    assert lines[-1] == "\\end\\"
+    path.write_text("\n".join(lines[:-1]) + "\n")
+    with pytest.raises(ConfigError, match=re.escape("lm.arpa: no \\end\\ line (truncated?)")):
+        NgramLM.read_arpa(path, PIECES)
+
+
+def test_a_section_of_an_order_the_header_does_not_declare_is_refused(tmp_path):
+    (tmp_path / "lm.arpa").write_text(arpa("\\data\\", "ngram 1=2", "", "\\1-grams:", "-0.5\tp1", "-0.6\t</s>", "",
+                                           "\\2-grams:", "-0.1\tp1 p1", "", "\\end\\"))
+    with pytest.raises(ConfigError, match=re.escape("lm.arpa:8: a \\2-grams: section, but the \\data\\ header "
+                                                    "declares no 2-grams")):
+        NgramLM.read_arpa(tmp_path / "lm.arpa", PIECES)
+
+
+def test_sections_without_a_data_header_are_not_an_arpa_file(tmp_path):
+    (tmp_path / "lm.arpa").write_text(arpa("\\1-grams:", "-0.5\tp1", "", "\\end\\"))
+    with pytest.raises(ConfigError, match=re.escape("lm.arpa:1: not an ARPA file (\\1-grams: before the \\data\\ "
+                                                    "header)")):
+        NgramLM.read_arpa(tmp_path / "lm.arpa", PIECES)
+
+
+def test_a_bad_count_line_in_the_header_is_named(tmp_path):
+    (tmp_path / "lm.arpa").write_text(arpa("\\data\\", "ngram 1=three", "", "\\1-grams:", "-0.5\tp1", "\\end\\"))
+    with pytest.raises(ConfigError, match=re.escape("lm.arpa:2: bad n-gram count 'ngram 1=three' (expected "
+                                                    "'ngram N=COUNT')")):
+        NgramLM.read_arpa(tmp_path / "lm.arpa", PIECES)
+
+
+def test_a_kenlm_binary_is_refused_in_one_line(tmp_path):
+    # the first bytes of every KenLM binary (lm/binary_format.cc kMagicBytes), then binary data
+    (tmp_path / "lm.bin").write_bytes(b"mmap lm http://kheafield.com/code format version 5\n\0" + bytes(range(256)))
+    with pytest.raises(ConfigError, match=re.escape("lm.bin looks like a binary KenLM file: write an ARPA file "
+                                                    "instead (streamasr train-lm, or KenLM's lmplz output before "
+                                                    "build_binary)")):
+        NgramLM.read_arpa(tmp_path / "lm.bin", PIECES)
+
+
+def test_a_nul_byte_is_not_utf8_text(tmp_path):
+    data = b"\\data\\\nngram 1=1\n\n\\1-grams:\n-0.5\tp\x001\n\n\\end\\\n"
+    (tmp_path / "lm.arpa").write_bytes(data)
+    offset = data.index(b"\0")
+    with pytest.raises(ConfigError, match=re.escape(f"lm.arpa is not a UTF-8 text file (byte offset {offset}): "
+                                                    "expected an ARPA file")):
+        NgramLM.read_arpa(tmp_path / "lm.arpa", PIECES)
+
+
+def test_bytes_that_are_not_utf8_name_their_offset(tmp_path):
+    data = b"\\data\\\nngram 1=1\n\n\\1-grams:\n-0.5\tcaf\xe9\n\n\\end\\\n"  # café in Latin-1
+    (tmp_path / "lm.arpa").write_bytes(data)
+    offset = data.index(b"\xe9")
+    with pytest.raises(ConfigError, match=re.escape(f"lm.arpa is not a UTF-8 text file (byte offset {offset}): "
+                                                    "expected an ARPA file")):
+        NgramLM.read_arpa(tmp_path / "lm.arpa", PIECES)
+
+
+def test_a_binary_file_such_as_a_checkpoint_is_not_utf8_text(tmp_path):
+    (tmp_path / "model.ckpt").write_bytes(b"PK\x03\x04\x14\x00\x00\x00\x08\x00" + bytes(range(256)))
+    with pytest.raises(ConfigError, match=re.escape("model.ckpt is not a UTF-8 text file (byte offset 5): "
+                                                    "expected an ARPA file")):
+        NgramLM.read_arpa(tmp_path / "model.ckpt", PIECES)
+
+
+def test_a_gzip_compressed_arpa_file_loads_with_the_same_probabilities(tmp_path):
+    lm, path, _ = written_lm(tmp_path, order=3)
+    (tmp_path / "lm.arpa.gz").write_bytes(gzip.compress(path.read_bytes()))
+    plain = NgramLM.read_arpa(path, PIECES, exclude=(0,))
+    compressed = NgramLM.read_arpa(tmp_path / "lm.arpa.gz", PIECES, exclude=(0,))
+    for context in [(), (plain.bos,), (plain.bos, 6), (6, 7), (2, 2)]:
+        assert torch.equal(plain.log_probs(context), compressed.log_probs(context))
+    assert compressed.order == 3 and plain.sequence_log_prob([6, 7, 6]) == compressed.sequence_log_prob([6, 7, 6])
+
+
+def test_a_truncated_gzip_file_is_named(tmp_path):
+    _, path, _ = written_lm(tmp_path)
+    (tmp_path / "lm.arpa.gz").write_bytes(gzip.compress(path.read_bytes())[:-100])
+    with pytest.raises(ConfigError, match=r"lm\.arpa\.gz:\d+: the gzip data is truncated or corrupt \("):
+        NgramLM.read_arpa(tmp_path / "lm.arpa.gz", PIECES)
+
+
+def test_a_folder_is_not_a_language_model(tmp_path):
+    with pytest.raises(ConfigError, match=re.escape(f"language model {tmp_path} is a folder, expected an ARPA file")):
+        NgramLM.read_arpa(tmp_path, PIECES)
 
 
 def test_lm_weight_zero_reproduces_the_plain_search_and_fusion_uses_the_lm():

@@ -1,12 +1,14 @@
 """`streamasr serve`: sherpa-onnx's protocol round trip equal to our engine (streams at
 different positions batched together), sherpa-onnx's own C++ client against it, the
 start message (int16, other rates), every limit and malformed input with the other
-streams' transcripts unchanged, HTTP 503, /healthz and /metrics, graceful shutdown."""
+streams' transcripts unchanged, HTTP 503, /healthz and /metrics (one Content-Type each,
+404 elsewhere), the port bound before the model loads, graceful shutdown."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import subprocess
 import urllib.request
 
@@ -20,7 +22,7 @@ from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
 from streamasr.errors import ConfigError
 from streamasr.export.sherpa_check import load_manifest, sherpa_binary, stream_to_server
 from streamasr.live.resample import resample_whole
-from streamasr.serve import ServeConfig, start_server
+from streamasr.serve import ServeConfig, bind_listener, start_server
 from streamasr.serve.server import Server
 from streamasr.streaming import StreamingRecognizer
 
@@ -358,3 +360,124 @@ def test_beam_search_server_with_per_stream_hotwords(kaldi_model, utterances):
 
     closed = run(serving(kaldi_model, greedy))
     assert closed.code == 1008 and "hotwords need beam search" in closed.reason
+
+
+def raw_get(port: int, path: str) -> tuple[int, list[tuple[str, str]], bytes]:
+    """``GET path`` over a plain socket: the status, every header line as sent (repeats
+    kept, which urllib and websockets' client would fold) and the body."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as client:
+        client.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+        received = b""
+        while chunk := client.recv(65536):  # the server closes after its response
+            received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = [(name.strip().lower(), value.strip()) for name, _, value in (line.partition(":") for line in lines)]
+    return int(status_line.split()[1]), headers, body
+
+
+@pytest.mark.parametrize("path, status, content_type", [
+    ("/", 200, "text/html; charset=utf-8"),
+    ("/worklet.js", 200, "text/javascript; charset=utf-8"),
+    ("/metrics", 200, "text/plain; version=0.0.4; charset=utf-8"),
+    ("/healthz", 200, "text/plain; charset=utf-8"),
+    ("/healthz?probe=1", 200, "text/plain; charset=utf-8"),
+    ("/nonexistent", 404, "text/plain; charset=utf-8"),
+])
+def test_each_http_response_has_exactly_one_content_type(kaldi_model, path, status, content_type):
+    async def body(server):
+        return await asyncio.get_running_loop().run_in_executor(None, raw_get, server.port, path)
+
+    code, headers, payload = run(serving(kaldi_model, body, max_batch=2, workers=1))
+    assert code == status
+    assert [v for k, v in headers if k == "content-type"] == [content_type]
+    assert [v for k, v in headers if k == "content-length"] == [str(len(payload))]
+    names = [k for k, _ in headers]
+    assert len(names) == len(set(names)), headers
+    if status == 404:
+        assert b"/nonexistent" in payload and b"WebSocket streams: any path" in payload
+
+
+def test_a_websocket_on_any_path_is_a_stream(kaldi_model, utterances, expected):
+    """sherpa-onnx's server takes a stream on whatever path the client names; so do we
+    (only plain HTTP requests get the pages, /healthz, /metrics or 404)."""
+    async def body(server):
+        results = []
+        for path in ("/nonexistent", "/healthz"):
+            async with websockets.connect(f"ws://127.0.0.1:{server.port}{path}") as ws:
+                await ws.send(utterances[0].wave.numpy().tobytes())
+                await ws.send("Done")
+                results.append([m async for m in ws])
+        return results
+
+    for messages in run(serving(kaldi_model, body, max_batch=2, workers=1)):
+        assert messages[-1] == "Done!"
+        assert json.loads(messages[-2])["text"] == expected[0]
+
+
+def test_a_server_on_a_pre_bound_listener_answers_and_decodes(kaldi_model, utterances, expected):
+    """``bind_listener`` before the model loads; the server then serves on that port.
+    Until it serves, a client is refused at once (the port is bound, not listening)."""
+    config = ServeConfig(port=0, max_batch=2, workers=1)
+    listener = bind_listener(config)
+    port = listener.port
+    assert port > 0
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+
+    async def body():
+        server = await start_server(StreamingRecognizer(kaldi_model, CONFIG), config, listener)
+        try:
+            loop = asyncio.get_running_loop()
+            health = await loop.run_in_executor(None, lambda: urllib.request.urlopen(
+                f"http://127.0.0.1:{port}/healthz").read().decode())
+            result = await stream_to_server(port, utterances[0].wave.numpy(), seconds_per_message=0.1, pace=0.0)
+            return server.port, server.url, health, result
+        finally:
+            await server.shutdown()
+
+    served_port, url, health, result = run(body())
+    assert served_port == port and url == f"ws://127.0.0.1:{port}"
+    assert health == "ok\n"
+    assert result["text"] == expected[0]
+
+
+def test_a_busy_port_is_refused_in_one_line():
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(ConfigError) as refused:
+            bind_listener(ServeConfig(port=port))
+        assert str(refused.value) == (f"cannot listen on 127.0.0.1:{port}: address already in use "
+                                      "(another server? pick --port)")
+        with pytest.raises(ConfigError, match="without --reuse-port"):
+            bind_listener(ServeConfig(port=port, reuse_port=True))
+
+
+def test_reuse_port_lets_two_servers_share_a_port():
+    first = bind_listener(ServeConfig(port=0, reuse_port=True))
+    try:
+        second = bind_listener(ServeConfig(port=first.port, reuse_port=True))
+        second.close()
+    finally:
+        first.close()
+
+
+@pytest.mark.parametrize("port", [99999, 65536, -1])
+def test_a_port_out_of_range_is_refused(port):
+    message = f"--port {port} is not a TCP port (0-65535)"
+    with pytest.raises(ConfigError) as refused:
+        ServeConfig(port=port).check()
+    assert str(refused.value) == message
+    with pytest.raises(ConfigError, match="is not a TCP port"):
+        bind_listener(ServeConfig(port=port))
+
+
+def test_an_unreadable_certificate_is_refused_before_listening(tmp_path):
+    cert = tmp_path / "cert.pem"
+    cert.write_text("not a certificate\n")
+    with pytest.raises(ConfigError, match=f"--certfile {cert} / --keyfile {cert}: cannot load them"):
+        bind_listener(ServeConfig(port=0, certfile=str(cert), keyfile=str(cert)))
+    with pytest.raises(ConfigError, match="cannot load them"):
+        bind_listener(ServeConfig(port=0, certfile=str(tmp_path / "missing.pem"), keyfile=str(cert)))

@@ -1,0 +1,7 @@
+"""``python -m streamasr.cli``: the ``streamasr`` command."""
+
+import sys
+
+from streamasr.cli import run
+
+sys.exit(run())
