@@ -37,3 +37,21 @@ def continuation_text(tokenizer: object, tokens: list[int], at_start: bool) -> s
     with ``id_to_piece``."""
     text = "".join(tokenizer.id_to_piece(token) for token in tokens).replace("\u2581", " ")
     return text.lstrip(" ") if at_start else text
+
+
+def portable_tokenizer_bytes(path: str | os.PathLike) -> bytes:
+    """The SentencePiece model at ``path`` with the training-time file paths in its
+    trainer spec (``input``: the text it was trained on, ``model_prefix``) reduced to
+    their file names: an exported model must not name the machine it was trained on.
+    The trainer spec is a record of how the model was made; encoding and decoding read
+    only the pieces and the normaliser spec, which are kept as they are."""
+    from sentencepiece import sentencepiece_model_pb2
+
+    model = sentencepiece_model_pb2.ModelProto()
+    model.ParseFromString(Path(path).read_bytes())
+    names = [Path(item).name for item in model.trainer_spec.input]
+    del model.trainer_spec.input[:]
+    model.trainer_spec.input.extend(names)
+    if model.trainer_spec.model_prefix:
+        model.trainer_spec.model_prefix = Path(model.trainer_spec.model_prefix).name
+    return model.SerializeToString()

@@ -43,7 +43,7 @@ from streamasr.files import check_destination, staged_folder
 from streamasr.frontend import stock_feature_wrapper_yaml
 from streamasr.keys import KEYS
 from streamasr.model import check_model_folder as check_loadable_folder
-from streamasr.tokenizer import tokenizer_model_path
+from streamasr.tokenizer import portable_tokenizer_bytes, tokenizer_model_path
 from streamasr.version import provenance
 
 # Keys of the training YAML the inference graph starts from (the one key mapping).
@@ -252,7 +252,7 @@ def export(training_folder: str | os.PathLike, model_folder: str | os.PathLike, 
         else:
             torch.save(state, staging / "model.ckpt")
         shutil.copyfile(best.paramfiles["normalizer"], staging / "normalizer.ckpt")
-        shutil.copyfile(tokenizer_file, staging / "tokenizer.ckpt")
+        (staging / "tokenizer.ckpt").write_bytes(portable_tokenizer_bytes(tokenizer_file))
         example_name = None
         if example_audio is not None:
             example_name = "example" + Path(example_audio).suffix.lower()

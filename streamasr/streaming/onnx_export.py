@@ -283,6 +283,35 @@ def _export(module: torch.nn.Module, args: tuple, path: Path, inputs: list[str],
         program = torch.onnx.export(module, args, dynamo=True, input_names=inputs, output_names=outputs,
                                     dynamic_shapes=dynamic, opset_version=opset, optimize=True, verbose=False)
     program.save(str(path))
+    _strip_stack_traces(path)
+
+
+# The dynamo exporter records, on every node, the Python stack that made it: absolute
+# paths of this checkout and of site-packages. Debug information only; dropped so that a
+# published graph names no folder of the machine that exported it.
+STACK_TRACE_KEY = "pkg.torch.onnx.stack_trace"
+
+
+def _strip_stack_traces(path: Path) -> None:
+    import onnx
+
+    model = onnx.load(str(path))
+
+    def strip(graph) -> None:
+        for node in graph.node:
+            kept = [entry for entry in node.metadata_props if entry.key != STACK_TRACE_KEY]
+            del node.metadata_props[:]
+            node.metadata_props.extend(kept)
+            for attribute in node.attribute:
+                if attribute.g.node:
+                    strip(attribute.g)
+                for sub in attribute.graphs:
+                    strip(sub)
+
+    strip(model.graph)
+    for function in model.functions:
+        strip(function)
+    onnx.save(model, str(path))
 
 
 def _quantize(folder: Path) -> None:

@@ -119,3 +119,11 @@ def test_serve_soak_benchmark_reports_flat_memory_table(random_model_folder, tin
     last = re.search(r"^\| 3 real-time streams, minute 1 \| (\d+) \|", out, re.M)
     assert end and last, out
     assert abs(sum(map(int, end.groups())) - int(last.group(1))) <= 0.05 * int(last.group(1)) + 10, out
+
+
+def test_cli_startup_benchmark_prints_every_answer_and_the_torch_reference():
+    out = run_script("benchmarks/cli_startup.py", "--repeats", "1")
+    for name in ("streamasr --help", "streamasr transcribe --help", "streamasr --version", "--rate 0",
+                 "import torch"):
+        assert name in out, out
+    assert re.search(r"\| `streamasr --help` \| \d+\.\d\d \| \d+ \| (met|MISSED) \|", out), out

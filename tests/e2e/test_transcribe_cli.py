@@ -81,3 +81,22 @@ def test_empty_stdin_gives_an_empty_transcript(random_model_folder):
     assert result.returncode == 0, result.stderr.decode()[-2000:]
     assert json.loads(result.stdout.decode()) == {"type": "final", "text": "", "audio_ms": 0.0,
                                                   "compute_ms": 0.0, "rtf": None}
+
+
+def test_json_into_a_closed_pipe_ends_quietly_with_sigpipes_status(random_model_folder, wavs, tmp_path):
+    """``transcribe --json | head -n 1``: the command stops when head has its line; no
+    BrokenPipeError traceback, no abort (exit 134) from the thread pools."""
+    import shlex
+    import subprocess
+    import sys
+
+    audio, rate = soundfile.read(wavs[1], dtype="float32")
+    long = tmp_path / "long.wav"  # 30 s: many partials after head has gone
+    soundfile.write(long, np.tile(audio, int(np.ceil(30 * rate / len(audio)))), rate)
+    command = (f"{shlex.quote(sys.executable)} -m streamasr.cli transcribe {shlex.quote(str(long))} --model "
+               f"{shlex.quote(str(random_model_folder))} --json | head -n 1; echo \"status ${{PIPESTATUS[0]}}\" >&2")
+    result = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=300)
+    assert json.loads(result.stdout.splitlines()[0])["type"] == "partial"
+    assert len(result.stdout.splitlines()) == 1
+    assert result.stderr.strip().splitlines()[-1] == "status 141", result.stderr
+    assert "Traceback" not in result.stderr and "terminate called" not in result.stderr, result.stderr
