@@ -56,6 +56,21 @@ class AudioError(StreamAsrError, RuntimeError):
     """An audio source cannot be opened or decoded."""
 
 
+class UndecodableAudioError(AudioError):
+    """libsndfile cannot open or decode a file (a format it does not know, or a broken
+    header). A separate class because ffmpeg may still read such a file, while any other
+    ``AudioError`` (missing, empty, truncated) must not be retried with it."""
+
+    def __init__(self, name: str, reason: str):
+        super().__init__(f"{name}: cannot decode audio ({reason})")
+        self.name, self.reason = name, reason
+
+
+class TruncatedAudioError(AudioError):
+    """An audio file or stream holds fewer samples than its header declares: it was cut
+    short (an interrupted copy or download). Reading it would silently lose the end."""
+
+
 class BufferFull(StreamAsrError, RuntimeError):
     """``Transcriber.push`` on a full buffer with ``on_full="raise"``."""
 

@@ -285,8 +285,9 @@ def _add_transcribe_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--frontend", choices=FEATURE_PATHS, default="exact",
                         help="exact (default): features equal to training; stock: as SpeechBrain's StreamingASR")
     parser.add_argument("--rate", type=RATE, default=SAMPLE_RATE,
-                        help="sample rate of PCM on stdin (default %(default)s)")
-    parser.add_argument("--channels", type=CHANNELS, default=1, help="channels of PCM on stdin (default %(default)s)")
+                        help="sample rate of raw PCM on stdin (default %(default)s; a WAV stream's header overrides it)")
+    parser.add_argument("--channels", type=CHANNELS, default=1,
+                        help="channels of raw PCM on stdin (default %(default)s; a WAV stream's header overrides it)")
     parser.add_argument("--threads", type=THREADS, default=None, help="torch threads (default: torch's default)")
     parser.add_argument("--endpoint", action="store_true",
                         help="split the stream into segments at endpoints (sherpa-onnx's rules: 2.4 s of silence, "

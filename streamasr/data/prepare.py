@@ -29,9 +29,11 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Iterable, Optional, Sequence
 
+from streamasr.data.audio import check_audio_complete
 from streamasr.data.manifest import EXPECTED_SAMPLE_RATE, write_manifest, write_validated_stamp
 from streamasr.data.normalize import normalize_text
-from streamasr.errors import PrepareError  # noqa: F401  (re-exported)
+from streamasr.errors import AudioError, PrepareError, TruncatedAudioError  # noqa: F401  (PrepareError re-exported)
+from streamasr.pools import worker_pool
 
 _NATIVE_FORMATS = {"FLAC", "WAV", "OGG", "WAVEX"}
 STAMP_VERSION = 1
@@ -99,12 +101,16 @@ def inspect_audio(job: tuple[str, str]) -> tuple[float | None, str | None, bool]
         return None, f"audio file is unreadable ({error})", False
     if info.frames == 0:
         return None, "audio file is empty (0 samples)", False
+    try:  # a source cut short would be measured, converted and kept at its shorter length
+        check_audio_complete(source)
+    except TruncatedAudioError as error:
+        return None, str(error), False
     convert = _needs_conversion(info)
     if convert and os.path.isfile(converted):  # finished by an earlier run (atomic)
-        try:
-            return sf.info(converted).frames / EXPECTED_SAMPLE_RATE, None, True
-        except Exception:
-            pass  # unreadable leftover: convert again
+        try:  # damaged since (outside our atomic writes): convert again
+            return check_audio_complete(converted).frames / EXPECTED_SAMPLE_RATE, None, True
+        except AudioError:
+            pass
     try:
         audio, rate = sf.read(source, dtype="float32", always_2d=True)
     except Exception as error:
@@ -143,12 +149,10 @@ def _map_parallel(function, jobs: Sequence, workers: int, description: str, prog
     if workers <= 1 or len(jobs) < 64:
         _init_worker()
         return [function(job) for job in tqdm(jobs, **bar)]
-    import multiprocessing
-
-    context = multiprocessing.get_context("spawn")  # safe with torch's threads
-    with context.Pool(workers, initializer=_init_worker) as pool:
+    # spawn: safe with torch's threads; worker_pool: the workers end with the command
+    with worker_pool(workers, initializer=_init_worker, start_method="spawn") as pool:
         chunk = max(1, min(64, len(jobs) // (workers * 8)))
-        return list(tqdm(pool.imap(function, jobs, chunksize=chunk), **bar))
+        return list(tqdm(pool.map(function, jobs, chunksize=chunk), **bar))
 
 
 def fingerprint(paths: Iterable[str | os.PathLike], **options) -> str:

@@ -41,16 +41,17 @@ import random
 import shutil
 import subprocess
 import tempfile
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import soundfile as sf
 
+from streamasr.data.audio import check_audio_complete
 from streamasr.data.manifest import write_manifest
 from streamasr.data.textsources import SOURCES, sample_sentences, words_of
-from streamasr.errors import ConfigError, EspeakMissingError, SynthesizerMissingError
+from streamasr.errors import AudioError, ConfigError, EspeakMissingError, SynthesizerMissingError
+from streamasr.pools import worker_pool
 from streamasr.units import SAMPLE_RATE
 
 # The eSpeak NG English voices that synthesise without extra data (no MBROLA).
@@ -465,28 +466,57 @@ def plan_corpus(config: CorpusConfig, variants: Sequence[str]) -> list[Utterance
 
 
 # ---------------------------------------------------------------- building
-def _is_complete(path: Path) -> bool:
+def recorded_durations(root: Path) -> dict[str, str]:
+    """``{utterance ID: duration}`` as the corpus's existing manifests wrote them (to
+    1 ms, ``"1.234"``); empty for splits whose manifest is missing or unreadable (a first
+    build that was interrupted writes none)."""
+    recorded: dict[str, str] = {}
+    for split in SPLITS:
+        try:
+            with open(root / f"{split}.csv", newline="", encoding="utf-8") as handle:
+                recorded.update({row["ID"]: row["duration"] for row in csv.DictReader(handle)})
+        except (OSError, KeyError, csv.Error, UnicodeDecodeError):
+            continue
+    return recorded
+
+
+def _finished_seconds(path: Path, recorded: str | None) -> float | None:
+    """Duration of a file an earlier run finished, or None when it must be synthesised
+    (again): missing, undecodable, truncated, not 16 kHz mono, empty, or of another
+    length than its manifest recorded. Our own writes are atomic, so such a file was
+    damaged from outside (a copy cut short, a file rewritten); reusing it would put half
+    an utterance under its whole transcript."""
     try:
-        info = sf.info(str(path))
-    except Exception:
-        return False
-    return info.samplerate == SAMPLE_RATE and info.frames > 0 and info.channels == 1
+        audio = check_audio_complete(path)
+    except AudioError:
+        return None
+    if audio.sample_rate != SAMPLE_RATE or audio.channels != 1 or audio.frames == 0:
+        return None
+    seconds = audio.frames / SAMPLE_RATE
+    if recorded is not None and f"{seconds:.3f}" != recorded:  # the manifests' own rounding
+        return None
+    return seconds
 
 
-def _synthesize_to_file(args: tuple[UtteranceSpec, str]) -> tuple[str, float, bool]:
-    """Worker: returns (utt_id, duration in seconds, whether it had to be synthesised)."""
-    spec, root = args
+def _synthesize_to_file(args: tuple[UtteranceSpec, str, str | None]) -> tuple[str, float, bool]:
+    """Worker: returns (utt_id, duration in seconds, whether it had to be synthesised).
+    args: the utterance, the corpus folder, the duration its manifest recorded (or None)."""
+    spec, root, recorded = args
     path = Path(root) / spec.relative_path
-    if _is_complete(path):
-        return spec.utt_id, sf.info(str(path)).frames / SAMPLE_RATE, False
+    finished = _finished_seconds(path, recorded)
+    if finished is not None:
+        return spec.utt_id, finished, False
     audio = augment(synthesize(spec), spec)
     peak = float(np.abs(audio).max()) if audio.size else 0.0
     if peak > 0.99:
         audio *= 0.99 / peak
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    sf.write(str(tmp), audio, SAMPLE_RATE, subtype="PCM_16", format="WAV")
-    os.replace(tmp, path)  # an interrupted write never looks like a finished file
+    try:  # a worker stopped mid-write (worker_pool unwinds its task) leaves no .tmp
+        sf.write(str(tmp), audio, SAMPLE_RATE, subtype="PCM_16", format="WAV")
+        os.replace(tmp, path)  # an interrupted write never looks like a finished file
+    finally:
+        tmp.unlink(missing_ok=True)
     return spec.utt_id, len(audio) / SAMPLE_RATE, True
 
 
@@ -548,7 +578,8 @@ def build_corpus(
 ) -> dict[str, Path]:
     """Synthesise the corpus into ``data_folder`` and write its manifests.
 
-    Existing, readable wav files are kept (resuming an interrupted build); manifests are
+    Existing wav files are kept (resuming an interrupted build) when complete and as
+    long as the manifests recorded; damaged ones are synthesised again. Manifests are
     written last and atomically. Raises ConfigError when the folder holds a corpus built
     with another configuration, SynthesizerMissingError naming the Debian package when a
     synthesiser or voice is missing. Returns {split: manifest path}.
@@ -561,9 +592,12 @@ def build_corpus(
     previous = json.loads(stamp.read_text()) if stamp.exists() else None
     if previous is not None:
         if previous.get("fingerprint") != description["fingerprint"]:
+            now = json.loads(json.dumps(description))  # tuples as the stamp holds them: lists
+            changed = [f"{key} {previous.get(key)!r} -> {value!r}" for key, value in now.items()
+                       if key != "fingerprint" and previous.get(key) != value]
             raise ConfigError(
-                f"{root} already holds a corpus built with other settings ({stamp}); "
-                "use another --data-folder or delete it"
+                f"{root} already holds a corpus built with other settings ({stamp}: "
+                f"{', '.join(changed) or 'the corpus plan changed'}); build into another folder or delete this one"
             )
     variants = list_variants()
     specs = plan_corpus(config, variants)
@@ -584,8 +618,9 @@ def build_corpus(
     synthesised = 0
     # festival starts slowest: its jobs first, so no worker is left with them at the end
     order = sorted(range(len(specs)), key=lambda i: specs[i].voice.synthesizer != "festival")
-    jobs = [(specs[i], str(root)) for i in order]
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    recorded = recorded_durations(root)  # what a reused file's length must match
+    jobs = [(specs[i], str(root), recorded.get(specs[i].utt_id)) for i in order]
+    with worker_pool(workers) as pool:  # its workers end with it (SIGTERM, Ctrl-C, errors)
         results = pool.map(_synthesize_to_file, jobs, chunksize=8)
         for utt_id, duration, fresh in tqdm(
             results, total=len(jobs), desc="synthesising", unit="utt", disable=not progress

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from pathlib import Path
 from typing import Optional
 
 import torch
 from speechbrain.dataio.dataio import read_audio
 
-from streamasr.data.manifest import read_manifest, resolve_path, validate_manifest
+from streamasr.data.audio import check_audio_complete
+from streamasr.data.manifest import data_root_of, read_manifest, resolve_path, validate_manifest
 from streamasr.units import left_context_label
 
 
@@ -68,15 +68,22 @@ class Utterance:
 
 
 def load_utterances(manifest: str | os.PathLike, data_root: Optional[str], limit: Optional[int]) -> list[Utterance]:
-    """Read and validate a test manifest (missing/bad audio is an error before work)."""
-    if data_root is None:
-        data_root = str(Path(manifest).resolve().parent)
+    """Read and validate a test manifest (missing/bad audio is an error before work).
+
+    data_root: the value of ``$data_root``, by default the manifest's folder. Each file
+    is checked for truncation again as it is read (cheap: the header), because the
+    manifest's validation stamp does not notice files damaged after it was written, and
+    a truncated file would be scored against its whole transcript.
+    """
+    data_root = data_root_of(manifest, data_root)
     validate_manifest(manifest, data_root=data_root)
     rows = read_manifest(manifest)
     rows.sort(key=lambda row: float(row["duration"]))
     if limit:
         rows = rows[:limit]
-    return [
-        Utterance(row["ID"], row["wrd"], read_audio(resolve_path(row["wav"], data_root)).float())
-        for row in rows
-    ]
+    utterances = []
+    for row in rows:
+        file = resolve_path(row["wav"], data_root)
+        check_audio_complete(file)
+        utterances.append(Utterance(row["ID"], row["wrd"], read_audio(file).float()))
+    return utterances

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -22,6 +21,7 @@ from streamasr.evaluate.passes import evaluate_cell
 from streamasr.evaluate.report import RESULT_FILES, write_results
 from streamasr.frontend.paths import validate_feature_path
 from streamasr.model import AsrModel, load_model
+from streamasr.pools import worker_pool
 from streamasr.streaming.backends import make_backend
 
 
@@ -93,7 +93,7 @@ def run_sweep_parallel(
     """The same grid spread over ``jobs`` processes (one stream each, ``threads``
     threads each, so the measured compute stays that of a single stream)."""
     tasks = [(cell, threads, streaming, frontend, backend, int8, decoding) for cell in cells]
-    with ProcessPoolExecutor(max_workers=jobs, initializer=_worker_init, initargs=(*worker_args, threads)) as pool:
+    with worker_pool(jobs, initializer=_worker_init, initargs=(*worker_args, threads)) as pool:
         return list(tqdm(pool.map(_worker_cell, tasks), total=len(tasks), desc="grid", unit="cell", disable=not progress))
 
 

@@ -25,9 +25,11 @@ the batch axis.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
+import logging
 import os
 import warnings
 from pathlib import Path
@@ -278,7 +280,10 @@ def write_graphs(staging: Path, model: AsrModel, encoder: torch.nn.Module, encod
 def _export(module: torch.nn.Module, args: tuple, path: Path, inputs: list[str], outputs: list[str],
             batch: object, opset: int, batch_dims: dict[str, int]) -> None:
     dynamic = tuple({batch_dims[name]: batch} for name in inputs)
-    with warnings.catch_warnings(), torch.no_grad():
+    # "torchvision is not installed. Skipping torchvision::nms" x 4 per graph: the exporter
+    # registers torchvision's operators when it can; these graphs use none of them
+    registration = logging.getLogger("torch.onnx._internal.exporter._registration")
+    with warnings.catch_warnings(), torch.no_grad(), _quieter(registration):
         warnings.simplefilter("ignore")
         program = torch.onnx.export(module, args, dynamo=True, input_names=inputs, output_names=outputs,
                                     dynamic_shapes=dynamic, opset_version=opset, optimize=True, verbose=False)
@@ -290,6 +295,16 @@ def _export(module: torch.nn.Module, args: tuple, path: Path, inputs: list[str],
 # paths of this checkout and of site-packages. Debug information only; dropped so that a
 # published graph names no folder of the machine that exported it.
 STACK_TRACE_KEY = "pkg.torch.onnx.stack_trace"
+
+
+@contextlib.contextmanager
+def _quieter(logger: logging.Logger):
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _strip_stack_traces(path: Path) -> None:

@@ -12,7 +12,7 @@ from helpers.common import REPO
 # Bottom first. A module may import its own package and anything in a lower layer.
 LAYERS = [
     {"errors"},
-    {"units", "keys", "cpu", "files", "dct", "version", "modes"},
+    {"units", "keys", "cpu", "files", "dct", "version", "modes", "pools"},
     {"checkpoints", "tokenizer", "data", "losses", "frontend"},
     {"parts"},
     {"decoding"},

@@ -167,6 +167,24 @@ def test_same_seed_gives_identical_corpus_and_rerun_completes_missing_files(tiny
     assert digest(copy) == digest(tiny_corpus)
 
 
+def test_resume_synthesises_again_a_finished_file_that_is_truncated_or_of_another_length(tiny_corpus, tmp_path):
+    """Files damaged from outside (the build's own writes are atomic) are not reused: a
+    copy cut short, and a file rewritten shorter with a valid header."""
+    import shutil
+
+    copy = tmp_path / "damaged"
+    shutil.copytree(tiny_corpus, copy)
+    truncated = copy / "train" / "train-000003.wav"
+    truncated.write_bytes(truncated.read_bytes()[: truncated.stat().st_size // 2])
+    shortened = copy / "valid" / "valid-000001.wav"
+    audio, rate = sf.read(shortened, dtype="int16")
+    sf.write(shortened, audio[: len(audio) // 2], rate, subtype="PCM_16")
+    kept = copy / "train" / "train-000004.wav"
+    before = kept.stat().st_mtime_ns
+    build_corpus(copy, CorpusConfig(**TINY_CORPUS), progress=False)
+    assert digest(copy) == digest(tiny_corpus) and kept.stat().st_mtime_ns == before
+
+
 def test_other_seed_gives_other_text():
     variants = list_variants()
     a = plan_corpus(CorpusConfig(**TINY_CORPUS), variants)
@@ -175,7 +193,8 @@ def test_other_seed_gives_other_text():
 
 
 def test_folder_with_another_corpus_is_refused(tiny_corpus):
-    with pytest.raises(ValueError, match=r"already holds a corpus built with other settings"):
+    with pytest.raises(ValueError, match=r"already holds a corpus built with other settings \(.*corpus.json: seed 7 -> "
+                                         r"99\); build into another folder or delete this one"):
         build_corpus(tiny_corpus, CorpusConfig(**{**TINY_CORPUS, "seed": 99}), progress=False)
 
 

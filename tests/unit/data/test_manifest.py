@@ -85,3 +85,83 @@ def test_missing_columns_are_named(tmp_path):
     path.write_text("ID,path,text\na,x.wav,HI\n")
     with pytest.raises(ManifestError, match=r"lacks field\(s\) \['duration', 'wav', 'wrd'\]"):
         validate_manifest(path)
+
+
+def write_rows(folder: Path, rows: list[tuple[str, str, str]], name: str = "m.csv") -> Path:
+    """A manifest of (ID, duration, wav) rows."""
+    path = folder / name
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["ID", "duration", "wav", "spk_id", "wrd"])
+        for utt_id, duration, wav in rows:
+            writer.writerow([utt_id, duration, wav, "spk", "HELLO"])
+    return path
+
+
+def truncated_wav(folder: Path) -> Path:
+    """The probe's file: 44555 samples declared, ``head -c 44000`` leaves 21978."""
+    good = folder / "whole.wav"
+    sf.write(good, (np.random.default_rng(0).standard_normal(44555) * 3000).astype(np.int16), 16000,
+             subtype="PCM_16")
+    path = folder / "trunc.wav"
+    path.write_bytes(good.read_bytes()[:44000])
+    return path
+
+
+def test_a_truncated_wav_is_refused_naming_both_lengths(tmp_path):
+    truncated = truncated_wav(tmp_path)
+    manifest = write_rows(tmp_path, [("a", "2.785", "$data_root/trunc.wav")])
+    with pytest.raises(ManifestError) as error:
+        validate_manifest(manifest)
+    assert str(error.value) == (f"1 problem(s) in {manifest}:\n  {manifest} row 1 (ID 'a'): {truncated} is "
+                                "truncated: its header declares 44555 samples (2.78 s), the file holds 21978 (1.37 s)")
+
+
+def test_a_duration_column_that_disagrees_with_the_audio_is_reported(tmp_path):
+    good_wav(tmp_path, "short.wav", samples=24000)  # 1.5 s
+    manifest = write_rows(tmp_path, [("a", "100.0", "$data_root/short.wav")])
+    with pytest.raises(ManifestError) as error:
+        validate_manifest(manifest)
+    assert str(error.value) == (f"1 problem(s) in {manifest}:\n  {manifest} row 1 (ID 'a'): the duration column "
+                                "says 100 s, the audio lasts 1.500 s (more than max(0.1 s, 2 %) apart)")
+
+
+def test_durations_within_the_tolerance_pass(tmp_path):
+    good_wav(tmp_path, "a.wav", samples=16000)
+    manifest = write_rows(tmp_path, [("a", "1.09", "$data_root/a.wav"), ("b", "0.91", "$data_root/a.wav")])
+    assert validate_manifest(manifest).utterances == 2
+
+
+def test_hours_are_summed_from_the_audio_also_when_the_stamp_skips_the_check(tmp_path):
+    good_wav(tmp_path, "a.wav", samples=16000)
+    good_wav(tmp_path, "b.wav", samples=32000)
+    manifest = write_rows(tmp_path, [("a", "1.05", "$data_root/a.wav"), ("b", "2.03", "$data_root/b.wav")])
+    assert validate_manifest(manifest).seconds == pytest.approx(3.0)
+    assert (tmp_path / "m.csv.validated.json").exists()
+    assert validate_manifest(manifest).seconds == pytest.approx(3.0)
+
+
+def test_the_data_root_defaults_to_the_manifest_folder(tmp_path):
+    (tmp_path / "audio").mkdir()
+    good_wav(tmp_path / "audio")
+    manifest = write_rows(tmp_path, [("a", "1.0", "$data_root/audio/good.wav")])
+    assert validate_manifest(manifest).utterances == 1
+
+
+def test_a_data_root_that_is_not_a_folder_is_reported_once(tmp_path):
+    manifest = write_rows(tmp_path, [(f"u{i}", "1.0", f"$data_root/{i}.wav") for i in range(5)])
+    with pytest.raises(ManifestError) as error:
+        validate_manifest(manifest, data_root=tmp_path / "nowhere")
+    assert str(error.value) == (f"1 problem(s) in {manifest}:\n  {manifest}: the data root {tmp_path / 'nowhere'} "
+                                "(the value of $data_root) is not a folder")
+
+
+def test_a_directory_and_an_empty_file_are_named_as_such(tmp_path):
+    (tmp_path / "adir").mkdir()
+    (tmp_path / "zero.wav").write_bytes(b"")
+    manifest = write_rows(tmp_path, [("a", "1.0", "$data_root/adir"), ("b", "1.0", "$data_root/zero.wav")])
+    with pytest.raises(ManifestError) as error:
+        validate_manifest(manifest)
+    assert str(error.value) == (f"2 problem(s) in {manifest}:\n  {manifest} row 1 (ID 'a'): {tmp_path / 'adir'} is "
+                                f"a directory, not an audio file\n  {manifest} row 2 (ID 'b'): {tmp_path / 'zero.wav'} "
+                                "is empty (0 bytes)")
