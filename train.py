@@ -8,10 +8,12 @@
     torchrun --nproc_per_node=4 train.py hparams/conformer_transducer.yaml ...   (DDP)
 
 Every knob is a YAML key. Further YAML files after the first (a recipe's overrides)
-and ``--key=value`` options override it, in that order. The script prepares the corpus
-when the YAML names one (``prepare_corpus``; main process only), validates the
-manifests, trains (or loads) the SentencePiece tokenizer, builds the data pipeline,
-then trains, and finally decodes each test set with the best checkpoint by valid WER
+and ``--key=value`` options override it, in that order. The optional key ``task``
+names what is trained (``streamasr.training.tasks.TASKS``; default ``transducer``).
+The script prepares the corpus when the YAML names one (``prepare_corpus``; main
+process only), validates the manifests, builds the task's data pipeline (for the
+transducer: trains or loads the SentencePiece tokenizer), then trains, and finally
+tests; the transducer decodes each test set with the best checkpoint by valid WER
 (or the average of the ``average_n_best`` best), writing ``wer_test.txt`` (one test
 set) or ``wer_<test set>.txt``. Re-running the same command resumes from the last
 checkpoint, including from the middle of an epoch. Under torchrun, only rank 0
@@ -26,18 +28,15 @@ from speechbrain.utils.distributed import run_on_main
 
 from streamasr.cpu import flush_denormals
 from streamasr.errors import StreamAsrError
-from streamasr.training.brain import TransducerBrain
 from streamasr.training.recipe import (
     check_overrides,
-    dataio_prepare,
     merge_overrides,
     prepare_data,
     split_override_files,
     step_limit_override,
-    test_sets,
-    train_tokenizer,
     validate_manifests,
 )
+from streamasr.training.tasks import task_from_hparams
 
 
 def main(argv):
@@ -55,6 +54,7 @@ def main(argv):
     overrides = step_limit_override(run_opts, overrides, yaml_text)
     check_overrides(hparams_file, yaml_text, overrides)
     hparams = load_hyperpyyaml(yaml_text, overrides)
+    task = task_from_hparams(hparams)  # the YAML's `task` (default: transducer)
 
     sb.utils.distributed.ddp_init_group(run_opts)
     sb.create_experiment_directory(
@@ -63,32 +63,18 @@ def main(argv):
         overrides=overrides,
     )
     run_on_main(prepare_data, args=[hparams])
-    run_on_main(validate_manifests, args=[hparams])
-    run_on_main(train_tokenizer, args=[hparams])
-    tokenizer = train_tokenizer(hparams)  # every process loads the trained model
-    datasets = dataio_prepare(hparams, tokenizer)
+    run_on_main(validate_manifests, args=[hparams], kwargs={"require_transcript": task.require_transcript})
+    data = task.data(hparams)
 
-    brain = TransducerBrain(
-        modules=hparams["modules"],
-        opt_class=hparams["opt_class"],
-        hparams=hparams,
-        run_opts=run_opts,
-        checkpointer=hparams["checkpointer"],
-    )
-    brain.tokenizer = tokenizer
+    brain = task.make_brain(hparams, run_opts, data)
     brain.fit(
         hparams["epoch_counter"],
-        datasets["train"],
-        datasets["valid"],
-        train_loader_kwargs=datasets["train_loader_kwargs"],
+        data.train,
+        data.valid,
+        train_loader_kwargs=data.train_loader_kwargs,
         valid_loader_kwargs=hparams["valid_dataloader_opts"],
     )
-    names = list(test_sets(hparams))
-    for name, dataset in datasets["test"].items():
-        if len(names) > 1:
-            brain.test_set_name = name
-            brain.test_wer_file = f"{hparams['output_folder']}/wer_{name}.txt"
-        brain.evaluate(dataset, min_key="WER", test_loader_kwargs=hparams["test_dataloader_opts"])
+    task.test(brain, data, hparams)
     return brain
 
 

@@ -6,7 +6,7 @@ line loaded the library only after parsing).
 
     python benchmarks/cli_startup.py [--repeats 5]
 
-Targets (issue 36): < 1 s and < 150 MB for each answer on 2 cores.
+Targets: < 1 s and < 150 MB for each answer on 2 cores.
 """
 
 from __future__ import annotations

@@ -65,6 +65,7 @@ def main():
     parser.add_argument("--int8", action="store_true", help="with --backend onnx: the int8 graphs")
     args = parser.parse_args()
 
+    from streamasr.engine import Cell, EngineSpec
     from streamasr.live import open_source, transcribe_source
     from streamasr.model import load_model
 
@@ -76,8 +77,9 @@ def main():
         chunk_ms, rss_after_first_minute, words = [], None, 0
         start = time.perf_counter()
         rss_start = rss_mb()
-        for event in transcribe_source(model, open_source(str(path)), args.chunk_ms, args.left_chunks,
-                                       frontend=args.frontend, backend=args.backend, int8=args.int8):
+        spec = EngineSpec(Cell(args.chunk_ms, args.left_chunks), feature_path=args.frontend, backend=args.backend,
+                          int8=args.int8)
+        for event in transcribe_source(model, open_source(str(path)), spec):
             if event.kind == "partial":
                 chunk_ms.append(event.compute_ms)
                 if rss_after_first_minute is None and event.audio_ms >= 60_000:

@@ -35,10 +35,11 @@ from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _interleaved import interleaved_medians  # noqa: E402
 
+from streamasr.engine import EngineSpec, backend_for  # noqa: E402
 from streamasr.evaluate import load_utterances  # noqa: E402
 from streamasr.model import load_model  # noqa: E402
 from streamasr.streaming import StreamingRecognizer  # noqa: E402
-from streamasr.streaming.backends import ContextBackend, make_backend  # noqa: E402
+from streamasr.streaming.backends import ContextBackend  # noqa: E402
 from streamasr.units import SAMPLE_RATE  # noqa: E402
 
 
@@ -113,12 +114,13 @@ def main() -> int:
     engines = {
         "PyTorch, SpeechBrain contexts": StreamingRecognizer(model, config, backend=ContextBackend(model, config)),
         "PyTorch, fixed-shape step": StreamingRecognizer(model, config),
-        "onnxruntime": StreamingRecognizer(model, config, backend=make_backend(model, config, backend="onnx",
-                                                                               threads=args.threads)),
+        "onnxruntime": StreamingRecognizer(model, config, backend=backend_for(
+            model, config, EngineSpec(backend="onnx", threads=args.threads))),
     }
     if args.int8:
         engines["onnxruntime int8"] = StreamingRecognizer(
-            model, config, backend=make_backend(model, config, backend="onnx", int8=True, threads=args.threads))
+            model, config, backend=backend_for(model, config, EngineSpec(backend="onnx", int8=True,
+                                                                         threads=args.threads)))
     audio = sum(w.shape[-1] for w in wavs) / SAMPLE_RATE
     print(f"model {args.model}; {len(wavs)} utterances, {audio:.1f} s; chunk {args.chunk_ms:g} ms, "
           f"{args.left_chunks} left chunks; {args.threads} threads; median of {args.repeats} interleaved rounds")

@@ -118,7 +118,7 @@ class AsrModel:
         search = search or self.search
         src, lengths = self.encoder_inputs(wavs)
         hyps, state = search(self.encode_features(src, lengths, config), lengths)
-        if hasattr(search, "finish"):  # beam search: the rest of the best hypothesis
+        if search.holds_pending:  # beam search: the rest of the best hypothesis
             rest, _ = search.finish(state)
             hyps = [Hypothesis(h.tokens + r.tokens, h.frames + [f + int(n) for f in r.frames],
                                h.confidences + r.confidences) for h, r, n in zip(hyps, rest, lengths)]

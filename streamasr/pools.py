@@ -44,9 +44,10 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from types import FrameType
-from typing import Any, Callable, Iterator, Optional
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ _stopping = False  # SIGTERM arrived: no further task starts
 _in_task = False  # a task is running: SIGTERM unwinds it instead of exiting at once
 
 
-def _on_sigterm_in_worker(signum: int, frame: Optional[FrameType]) -> None:
+def _on_sigterm_in_worker(signum: int, frame: FrameType | None) -> None:
     global _stopping
     if _stopping:  # a second SIGTERM (the pool's own clean-up): let the first unwind
         return
@@ -133,7 +134,7 @@ def _watch_parent(parent_pid: int) -> None:
     threading.Thread(target=wait_for_parent, name="watch-pool-parent", daemon=True).start()
 
 
-def _start_worker(parent_pid: int, initializer: Optional[Callable[..., None]], initargs: tuple) -> None:
+def _start_worker(parent_pid: int, initializer: Callable[..., None] | None, initargs: tuple) -> None:
     # A forked worker starts with the parent's handlers: SIGTERM would raise Terminated.
     signal.signal(signal.SIGTERM, _on_sigterm_in_worker)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -162,7 +163,7 @@ class _ParentSignals:
         self.holding = False
         self.held: list[int] = []
 
-    def _handle(self, signum: int, frame: Optional[FrameType]) -> None:
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.holding:
             self.held.append(signum)
             return
@@ -245,9 +246,9 @@ def _wait_ended(processes: list[multiprocessing.process.BaseProcess], timeout_s:
 @contextlib.contextmanager
 def worker_pool(
     workers: int,
-    initializer: Optional[Callable[..., None]] = None,
+    initializer: Callable[..., None] | None = None,
     initargs: tuple = (),
-    start_method: Optional[str] = None,
+    start_method: str | None = None,
     stop_grace_s: float = STOP_GRACE_S,
 ) -> Iterator[ProcessPoolExecutor]:
     """A ``ProcessPoolExecutor`` of ``workers`` processes whose workers end with it,
@@ -262,7 +263,7 @@ def worker_pool(
     """
     signals = _ParentSignals()
     signals.install()
-    executor: Optional[ProcessPoolExecutor] = None
+    executor: ProcessPoolExecutor | None = None
     handing_on = True
     try:
         executor = _WorkerPoolExecutor(

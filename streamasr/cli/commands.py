@@ -15,15 +15,14 @@ import os
 from pathlib import Path
 
 import torch
-from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
 
 from streamasr.cli.options import NOT_GIVEN
 from streamasr.data import corpora
 from streamasr.data.manifest import read_manifest, validate_manifest
 from streamasr.data.synthetic import NO_AUGMENTATION, SPLITS, Augmentation, CorpusConfig
 from streamasr.data.synthetic import build_corpus as synthesise_corpus
-from streamasr.dct import right_frames, with_right_frames
 from streamasr.decoding import Decoding, load_lm, read_hotwords, train_ngram
+from streamasr.engine import Cell, EngineSpec, build_recognizer, describe, model_cell
 from streamasr.errors import ConfigError
 from streamasr.evaluate import evaluate as evaluate_grid
 from streamasr.evaluate import markdown_table
@@ -38,11 +37,9 @@ from streamasr.model import load_model
 from streamasr.serve import serve_forever
 from streamasr.serve.config import ServeConfig
 from streamasr.serve.server import bind_listener
-from streamasr.streaming import StreamingRecognizer
-from streamasr.streaming.backends import make_backend
 from streamasr.streaming.endpoint import Endpointing
-from streamasr.streaming.onnx import OnnxModel, load_any_model
-from streamasr.units import DEFAULT_BEAM, DEFAULT_STREAM_CHUNK_MS, DEFAULT_STREAM_LEFT_CHUNKS
+from streamasr.streaming.onnx import load_any_model
+from streamasr.units import DEFAULT_BEAM
 
 
 def checked_device(name: str) -> str:
@@ -233,27 +230,25 @@ def export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cell(args: argparse.Namespace, model) -> Cell:
+    """The cell the options ask for, each value not given taken from the model's own
+    (an ONNX folder's cell, else 640 ms / 4 left chunks / no look-ahead)."""
+    own = model_cell(model)
+    cell = Cell(args.chunk_ms if args.chunk_ms is not None else own.chunk_ms,
+                args.left_chunks if args.left_chunks is not NOT_GIVEN else own.left_chunks,
+                args.right_ms if args.right_ms is not None else own.right_ms)
+    cell.config(model)  # a chunk or look-ahead off the model's frame grid fails before any audio is read
+    return cell
+
+
 def transcribe(args: argparse.Namespace) -> int:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     model = load_any_model(args.model, device=checked_device(args.device))
-    backend, int8, chunk_ms, left, right_ms = (args.backend, args.int8, DEFAULT_STREAM_CHUNK_MS,
-                                               DEFAULT_STREAM_LEFT_CHUNKS, 0.0)
-    if isinstance(model, OnnxModel):  # it runs its own cell, on onnxruntime
-        backend, int8 = "onnx", model.onnx.meta["int8"]
-        chunk_ms, left = model.onnx.meta["chunk_ms"], model.config.left_context_size
-        right_ms = model.onnx.meta.get("right_ms", 0.0)
-    left = args.left_chunks if args.left_chunks is not NOT_GIVEN else left
-    chunk_ms = args.chunk_ms if args.chunk_ms is not None else chunk_ms
-    right_ms = args.right_ms if args.right_ms is not None else right_ms
-    model.geometry.frames_from_ms(chunk_ms)  # bad chunk sizes fail before reading audio
-    model.geometry.right_frames_from_ms(right_ms)
-    decoding = _decoding(args, model)
+    spec = EngineSpec(_cell(args, model), feature_path=args.frontend, backend=args.backend, int8=args.int8,
+                      decoding=_decoding(args, model), endpointing=Endpointing() if args.endpoint else None)
     source = open_source(args.source, pcm_rate=args.rate, pcm_channels=args.channels)
-    endpointing = Endpointing() if args.endpoint else None
-    for event in transcribe_source(model, source, chunk_ms, left, frontend=args.frontend,
-                                   backend=backend, int8=int8, endpointing=endpointing, right_ms=right_ms,
-                                   decoding=decoding, nbest=args.nbest):
+    for event in transcribe_source(model, source, spec):
         if args.json:
             print(event.to_json(), flush=True)  # a closed pipe ends the command quietly (streamasr.cli.run)
         elif event.kind == "partial" and event.text:
@@ -342,34 +337,19 @@ def serve(args: argparse.Namespace) -> int:
     per_worker = max(1, (args.threads or os.cpu_count() or 1) // config.workers)
     torch.set_num_threads(per_worker)  # per model thread: each runs its own intra-op team
     model = load_any_model(args.model, threads=per_worker)
-    backend = args.backend
-    if isinstance(model, OnnxModel):
-        dct = model.config
-        backend = "onnx"
-    else:
-        chunk_ms = args.chunk_ms if args.chunk_ms is not None else DEFAULT_STREAM_CHUNK_MS
-        chunk_frames = model.geometry.frames_from_ms(chunk_ms)
-        left = args.left_chunks if args.left_chunks is not NOT_GIVEN else DEFAULT_STREAM_LEFT_CHUNKS
-        if left is None:
-            raise ConfigError("serve needs a finite --left-chunks (streams at different positions share batches "
-                              "through the fixed-shape state)")
-        dct = with_right_frames(DynChunkTrainConfig(chunk_frames, left),
-                                model.geometry.right_frames_from_ms(args.right_ms if args.right_ms is not None else 0))
-    chunk_frames, left = dct.chunk_size, dct.left_context_size
-    decoding = _decoding(args, model)
-    recognizer = StreamingRecognizer(model, dct, backend=make_backend(model, dct, "exact", backend, args.int8,
-                                                                      threads=per_worker),
-                                     endpointing=Endpointing() if args.endpoint else None,
-                                     decoding=decoding)
+    cell = _cell(args, model)
+    if cell.left_chunks is None:
+        raise ConfigError("serve needs a finite --left-chunks (streams at different positions share batches "
+                          "through the fixed-shape state)")
+    spec = EngineSpec(cell, backend=args.backend, int8=args.int8, threads=per_worker, decoding=_decoding(args, model),
+                      endpointing=Endpointing() if args.endpoint else None).resolved(model)
+    recognizer = build_recognizer(model, spec)
     recognizer.create_stream()  # refuses what cannot batch streams at different positions, before listening
 
     def ready(server) -> None:
-        print(f"streamasr serve: {server.url} ({backend}, "
-              f"{model.geometry.chunk_ms(chunk_frames):g} ms chunks, {left} left chunks"
-              + (f", {model.geometry.chunk_ms(right_frames(dct)):g} ms look-ahead" if right_frames(dct) else "")
-              + f", {config.workers} model "
-              f"threads x {per_worker} cores, max batch {config.max_batch}, max {config.max_connections} streams)",
-              flush=True)
+        print(f"streamasr serve: {server.url} ({spec.backend}, {describe(model, recognizer.config)}, "
+              f"{config.workers} model threads x {per_worker} cores, max batch {config.max_batch}, "
+              f"max {config.max_connections} streams)", flush=True)
 
     return serve_forever(recognizer, config, ready=ready, listener=listener)
 

@@ -3,7 +3,9 @@
 Validation runs before any training work starts and reports every bad row at once, each
 with the manifest, the row number (1 = first data row), the file and what was expected.
 The ``duration`` column is checked against the audio (dynamic batching and sorting
-trust it), and the hours reported are the audio's, not the column's.
+trust it), and the hours reported are the audio's, not the column's. A task that reads
+no transcripts (``require_transcript=False``) validates audio-only manifests: ``wrd``
+is then optional.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from streamasr.units import SAMPLE_RATE
 
 MANIFEST_FIELDS = ("ID", "duration", "wav", "spk_id", "wrd")  # the columns we write
 REQUIRED_FIELDS = ("ID", "duration", "wav", "wrd")  # the columns we need to read one
+TRANSCRIPT_FIELD = "wrd"
+AUDIO_FIELDS = ("ID", "duration", "wav")  # what a task that reads no transcripts needs
 EXPECTED_SAMPLE_RATE = SAMPLE_RATE
 # How far the duration column may be from the audio: the corpus builder writes
 # durations to 1 ms (3 decimals), prepare to 10 ms; 2 % allows for other tools' rounding
@@ -32,7 +36,8 @@ DURATION_TOLERANCE_S, DURATION_TOLERANCE_SHARE = 0.1, 0.02
 # truncation and duration were checked) do not vouch for the current ones.
 _CHECKS_VERSION = "2: complete audio, duration column"
 
-__all__ = ["DURATION_TOLERANCE_S", "DURATION_TOLERANCE_SHARE", "MANIFEST_FIELDS", "REQUIRED_FIELDS", "AudioCheck",
+__all__ = ["AUDIO_FIELDS", "DURATION_TOLERANCE_S", "DURATION_TOLERANCE_SHARE", "MANIFEST_FIELDS", "REQUIRED_FIELDS",
+           "TRANSCRIPT_FIELD", "AudioCheck",
            "ManifestError", "ManifestSummary", "check_audio", "data_root_of", "inspect_audio", "read_manifest",
            "resolve_path", "validate_manifest", "write_manifest"]
 
@@ -84,19 +89,23 @@ def resolve_path(path: str, data_root: str | os.PathLike | None) -> str:
     return path
 
 
-def read_manifest(path: str | os.PathLike) -> list[dict[str, str]]:
-    """Rows of a manifest as dicts; checks the header names the required fields."""
+def read_manifest(path: str | os.PathLike, require_transcript: bool = True) -> list[dict[str, str]]:
+    """Rows of a manifest as dicts; checks the header names the required fields
+    (``REQUIRED_FIELDS``; ``AUDIO_FIELDS`` with ``require_transcript=False``, for a task
+    that reads no transcripts: the ``wrd`` column is then optional)."""
     path = Path(path)
     if not path.is_file():
         raise ManifestError(f"manifest {path} does not exist")
+    required = REQUIRED_FIELDS if require_transcript else AUDIO_FIELDS
+    optional = "spk_id" if require_transcript else f"spk_id, {TRANSCRIPT_FIELD}"
     with open(path, newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
         header = reader.fieldnames or []
-        missing = [field for field in REQUIRED_FIELDS if field not in header]
+        missing = [field for field in required if field not in header]
         if missing:
             raise ManifestError(
                 f"manifest {path}: header {header} lacks field(s) {missing}; "
-                f"expected columns {','.join(REQUIRED_FIELDS)} (plus optional spk_id)"
+                f"expected columns {','.join(required)} (plus optional {optional})"
             )
         return list(reader)
 
@@ -203,10 +212,13 @@ def validate_manifest(
     check_files: bool = True,
     max_reported: int = 20,
     progress: bool = False,
+    require_transcript: bool = True,
 ) -> ManifestSummary:
     """Check every row of a manifest; raise ManifestError listing the problems.
 
-    Checks: required columns, a non-empty transcript, a positive numeric duration, and
+    Checks: required columns, a non-empty transcript (unless ``require_transcript`` is
+    False: a task that reads no transcripts accepts manifests without a ``wrd`` column,
+    or with empty ones), a positive numeric duration, and
     (``check_files``) that the audio exists, is complete (not truncated), decodes, is
     mono at ``expected_rate`` Hz, is not empty, holds no NaN/Inf and lasts what the
     duration column says (within max(``DURATION_TOLERANCE_S``,
@@ -220,7 +232,7 @@ def validate_manifest(
     sum only with ``check_files=False`` or a stamp that predates the recording.
     """
     data_root = data_root_of(path, data_root)
-    rows = read_manifest(path)
+    rows = read_manifest(path, require_transcript=require_transcript)
     stamp = _stamp(Path(path), data_root, expected_rate) if check_files else None
     check_files = check_files and stamp is None
     problems: list[str] = []
@@ -239,8 +251,8 @@ def validate_manifest(
         if row["ID"] in ids:
             problems.append(f"{where}: duplicate ID")
         ids.add(row["ID"])
-        if not (row.get("wrd") or "").strip():
-            problems.append(f"{where}: empty transcript in field 'wrd'")
+        if require_transcript and not (row.get(TRANSCRIPT_FIELD) or "").strip():
+            problems.append(f"{where}: empty transcript in field '{TRANSCRIPT_FIELD}'")
         duration: float | None = None
         try:
             duration = float(row["duration"])

@@ -127,7 +127,7 @@ class CorpusConfig:
     pitch: tuple[int, int] = (25, 75)  # espeak-ng
     stretch: tuple[float, float] = (0.85, 1.2)  # flite / festival duration stretch
     # Off by default: within the demo's 45-minute CPU budget Augmentation() cost 8.5 / 12.9
-    # WER points on test_voices / test_text and gained 4.6 on test_synth (README, Results).
+    # WER points on test_voices / test_text and gained 4.6 on test_synth (recipes/Synthetic/RESULTS.md, augmentation).
     augmentation: Augmentation = NO_AUGMENTATION
     seed: int = 1234
 

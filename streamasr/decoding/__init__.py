@@ -3,6 +3,7 @@ search, batched modified beam search (``beam.py``) with token n-gram LM fusion
 (``lm.py``) and hotwords (``hotwords.py``); ``Decoding`` says which."""
 
 import dataclasses
+import math
 from typing import Optional
 
 from streamasr.decoding.beam import Beam, BeamSearch, BeamState
@@ -10,6 +11,7 @@ from streamasr.decoding.greedy import GreedySearch
 from streamasr.decoding.hotwords import ContextGraph, read_hotwords
 from streamasr.decoding.hypothesis import GreedyState, Hypothesis
 from streamasr.decoding.lm import NgramLM, load_lm, train_ngram
+from streamasr.errors import ConfigError
 from streamasr.modes import DECODINGS
 
 
@@ -42,8 +44,11 @@ class Decoding:
         self.check()
         if self.kind == "greedy":
             return GreedySearch(decoder, joiner, blank_id=blank_id, max_symbols_per_step=max_symbols_per_step)
-        return BeamSearch(decoder, joiner, blank_id=blank_id, beam_size=self.beam, lm=self.lm,
-                          lm_weight=self.lm_weight, lodr=self.lodr, lodr_weight=self.lodr_weight,
+        for name, value in (("lm_weight", self.lm_weight), ("lodr_weight", self.lodr_weight)):
+            if not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ConfigError(f"{name} must be a finite number, got {value!r}")
+        fusion = [(self.lm, self.lm_weight), (self.lodr, -self.lodr_weight)]
+        return BeamSearch(decoder, joiner, blank_id=blank_id, beam_size=self.beam, fusion=fusion,
                           hotwords=self.hotwords)
 
     def label(self) -> str:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Optional
+from typing import Optional, Sequence
 
 import torch
 
@@ -107,22 +107,25 @@ class BeamSearch:
     plus ``finish(state, nbest)`` at the end of a stream."""
 
     def __init__(self, decoder: PredictionNetwork, joiner: Joiner, blank_id: int = 0, beam_size: int = 4,
-                 lm: Optional[NgramLM] = None, lm_weight: float = 0.0, lodr: Optional[NgramLM] = None,
-                 lodr_weight: float = 0.0, hotwords: Optional[ContextGraph] = None):
+                 fusion: Sequence[tuple[NgramLM, float]] = (), hotwords: Optional[ContextGraph] = None):
+        """``fusion``: token n-gram LMs with their weights, added to a token's score
+        (shallow fusion; LODR is a low-order LM with a negative weight, ``Decoding``
+        builds the list from ``lm_weight`` / ``lodr_weight``)."""
         if not isinstance(beam_size, int) or beam_size < 1:
             raise ConfigError(f"beam size must be a whole number >= 1, got {beam_size!r}")
-        for name, value in (("lm_weight", lm_weight), ("lodr_weight", lodr_weight)):
+        for _, value in fusion:
             if not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise ConfigError(f"{name} must be a finite number, got {value!r}")
+                raise ConfigError(f"an LM weight must be a finite number, got {value!r}")
         self.decoder = decoder
         self.joiner = joiner
         self.blank_id = blank_id
         self.beam_size = beam_size
         self.max_symbols_per_step = 0  # one symbol per frame, by definition of this search
+        self.holds_pending = True  # the best hypothesis beyond the common prefix waits for finish()
         # Shallow fusion, blank-aware: a token's score adds lm_weight x log P_LM(token |
         # history) (minus lodr_weight x a low-order LM's, LODR); blank adds nothing; the
         # end of sentence is scored in finish().
-        self.fusion = [(m, w) for m, w in ((lm, lm_weight), (lodr, -lodr_weight)) if m is not None and w != 0]
+        self.fusion = [(m, w) for m, w in fusion if m is not None and w != 0]
         # Hotwords (streamasr.decoding.hotwords): a token's score adds its context-graph
         # bonus; an unfinished match is refunded in finish().
         self.hotwords = hotwords if hotwords is not None and hotwords.phrases else None

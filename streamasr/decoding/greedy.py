@@ -30,6 +30,7 @@ class GreedySearch:
     """
 
     LOOKAHEAD = 4  # frames whose first decision one joiner call serves
+    holds_pending = False  # every token is final when emitted (streamasr.decoding.search)
 
     def __init__(self, decoder: PredictionNetwork, joiner: Joiner, blank_id: int = 0,
                  max_symbols_per_step: int = 5):
@@ -49,6 +50,11 @@ class GreedySearch:
         return GreedyState(decoder_out, hidden, [float("inf")] * batch_size)
 
     @torch.no_grad()
+    def finish(self, state: GreedyState, nbest: int = 1) -> tuple[list[Hypothesis], list[list[tuple[list[int], float]]]]:
+        """Nothing is held back by greedy search: an empty rest per stream, no n-best."""
+        rows = len(state.min_margins) if state is not None else 0
+        return [Hypothesis([], [], []) for _ in range(rows)], [[] for _ in range(rows)]
+
     def __call__(
         self,
         encoder_out: torch.Tensor,

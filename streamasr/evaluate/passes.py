@@ -21,11 +21,10 @@ from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
 from speechbrain.utils.metric_stats import ErrorRateStats
 
 from streamasr.dct import with_right_frames
-from streamasr.decoding import Decoding
+from streamasr.decoding import Decoding, as_decoding
+from streamasr.engine import EngineSpec, build_recognizer
 from streamasr.evaluate.cells import CellResult, Utterance
 from streamasr.model import AsrModel
-from streamasr.streaming import StreamingRecognizer
-from streamasr.streaming.backends import make_backend
 
 
 def _error_rates(ids, hyps: list[str], refs: list[str]) -> tuple[float, float]:
@@ -59,9 +58,9 @@ def streaming_pass(model: AsrModel, utterances: list[Utterance], config: DynChun
     ``frontend``: ``exact`` (ours) or ``stock`` (what SpeechBrain's StreamingASR does);
     ``backend``: ``torch`` or ``onnx`` (``int8``: the quantised graphs); ``decoding``:
     ``greedy`` or ``beam`` (``beam`` hypotheses)."""
-    recognizer = StreamingRecognizer(model, config, frontend,
-                                     make_backend(model, config, frontend, backend, int8, torch.get_num_threads()),
-                                     decoding=decoding, beam=beam)
+    engine = EngineSpec(feature_path=frontend, backend=backend, int8=int8, threads=torch.get_num_threads(),
+                        decoding=as_decoding(decoding, beam))
+    recognizer = build_recognizer(model, engine, config)
     geometry = model.geometry
     rate = geometry.sample_rate
     hyps, chunk_times, first, final, every = [], [], [], [], []

@@ -19,10 +19,10 @@ from streamasr.evaluate.cells import CellResult, Utterance, load_utterances
 from streamasr.evaluate.grid import DEFAULT_CHUNK_MS, GridCell, grid_cells, parse_grid
 from streamasr.evaluate.passes import evaluate_cell
 from streamasr.evaluate.report import RESULT_FILES, write_results
+from streamasr.export.onnx import cached_onnx_folder
 from streamasr.frontend.paths import validate_feature_path
 from streamasr.model import AsrModel, load_model
 from streamasr.pools import worker_pool
-from streamasr.streaming.backends import make_backend
 
 
 def check_output(folder: str | os.PathLike, overwrite: bool) -> Path:
@@ -150,8 +150,8 @@ def evaluate(
         worker_args = (str(model_path), device, str(manifest), data_root, limit)
         if backend == "onnx" and streaming:  # export the cells once, before the workers look for them
             for cell in cells[1:]:
-                make_backend(model, with_right_frames(DynChunkTrainConfig(cell.chunk, cell.left), cell.right),
-                             frontend, backend, int8)
+                cached_onnx_folder(model, with_right_frames(DynChunkTrainConfig(cell.chunk, cell.left), cell.right),
+                                   int8)
         results = run_sweep_parallel(worker_args, cells, jobs, threads, streaming, progress, frontend, backend, int8,
                                      decoding)
     else:

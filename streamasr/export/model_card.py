@@ -78,7 +78,7 @@ Chunk sizes are in encoder frames (1 frame = 40 ms).
 
 This model computes SpeechBrain's Fbank (hamming window, HTK mel, dB); sherpa-onnx
 computes kaldi-native-fbank's features (Hann, pre-emphasis, Slaney mel, natural log)
-and would feed them to it: it runs, but badly (measured in streamasr's README). For
+and would feed them to it: it runs, but badly (measured in streamasr's recipes/Synthetic/RESULTS.md). For
 sherpa-onnx, train with streamasr's `hparams/frontend_kaldi.yaml`, then
 
 ```bash

@@ -51,18 +51,18 @@ from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
 
 from streamasr.dct import with_right_frames
 from streamasr.errors import ConfigError, ExportError, ModelLoadError
-from streamasr.files import check_destination, staged_folder
-from streamasr.frontend.kaldi import KaldiFbank, LogFloor
-from streamasr.model import AsrModel
-from streamasr.streaming.fixed import CacheAwareEncoder
-from streamasr.streaming.onnx import DECODER_INPUTS, ENCODER_INPUTS, JOINER_INPUTS
-from streamasr.streaming.onnx_export import (
+from streamasr.export.onnx import (
     OnnxDecoder,
     OnnxJoiner,
     checkpoint_fingerprint,
     front_end_settings,
     write_graphs,
 )
+from streamasr.files import check_destination, staged_folder
+from streamasr.frontend.kaldi import KaldiFbank, LogFloor
+from streamasr.model import AsrModel
+from streamasr.streaming.fixed import CacheAwareEncoder
+from streamasr.streaming.onnx import DECODER_INPUTS, ENCODER_INPUTS, JOINER_INPUTS
 from streamasr.streaming.step import WindowConvFrontEnd
 from streamasr.version import provenance
 

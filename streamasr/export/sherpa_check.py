@@ -41,6 +41,7 @@ from speechbrain.utils.metric_stats import ErrorRateStats
 from streamasr.data.manifest import read_manifest, resolve_path
 from streamasr.dct import with_right_frames
 from streamasr.errors import ConfigError, ModelLoadError
+from streamasr.export.onnx import cell_name, checkpoint_fingerprint
 from streamasr.export.sherpa import (
     SHERPA_MAX_SYMBOLS_PER_FRAME,
     SHERPA_TAIL_PADDING_S,
@@ -51,7 +52,6 @@ from streamasr.export.sherpa import (
     write_sherpa_readme,
 )
 from streamasr.model import AsrModel
-from streamasr.streaming.onnx_export import cell_name, checkpoint_fingerprint
 from streamasr.streaming.recognizer import StreamingRecognizer
 from streamasr.units import SAMPLE_RATE
 

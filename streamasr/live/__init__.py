@@ -16,10 +16,10 @@ from streamasr.live.sources import (
     open_source,
     open_stdin,
 )
-from streamasr.live.transcriber import Transcriber, transcribe_source
+from streamasr.live.transcriber import Transcriber, transcribe_file, transcribe_source
 from streamasr.units import SAMPLE_RATE as TARGET_RATE
 
 __all__ = ["BLOCK_SECONDS", "TARGET_RATE", "AudioError", "AudioSource", "BufferFull", "Event", "FfmpegSource",
            "MicrophoneSource", "PcmStreamSource", "SoundFileSource", "SourceInfo", "StreamingResampler",
            "Transcriber", "TruncatedAudioError", "notice", "open_source", "open_stdin", "resample_whole",
-           "transcribe_source"]
+           "transcribe_file", "transcribe_source"]

@@ -15,13 +15,11 @@ from typing import Iterator, Optional
 import numpy as np
 import torch
 
+from streamasr.engine import EngineSpec, build_recognizer
 from streamasr.errors import BufferFull, ConfigError, StreamStateError
 from streamasr.live.events import Event
 from streamasr.live.sources import AudioSource
 from streamasr.model import AsrModel
-from streamasr.streaming import StreamingRecognizer, chunk_config
-from streamasr.streaming.backends import make_backend
-from streamasr.streaming.endpoint import Endpointing
 from streamasr.units import SAMPLE_RATE
 
 _END = object()
@@ -39,21 +37,19 @@ class Transcriber:
     ``events()``.
     """
 
-    def __init__(self, model: AsrModel, chunk_ms: float = 640, left_chunks: Optional[int] = 4,
-                 max_buffer_seconds: float = 30.0, on_full: str = "block", frontend: str = "exact",
-                 backend: str = "torch", int8: bool = False, endpointing: Optional[Endpointing] = None,
-                 right_ms: float = 0, decoding: str = "greedy", beam: int = 4, nbest: int = 1):
+    def __init__(self, model: AsrModel, spec: Optional[EngineSpec] = None, max_buffer_seconds: float = 30.0,
+                 on_full: str = "block"):
+        """``spec``: the engine (cell, front end, backend, decoding, endpointing;
+        ``streamasr.engine``); default: the model's own cell, greedy, exact front end."""
         if on_full not in ("block", "raise"):
             raise ConfigError(f"on_full must be 'block' or 'raise', got {on_full!r}")
         if max_buffer_seconds <= 0:
             raise ConfigError(f"max_buffer_seconds must be > 0, got {max_buffer_seconds}")
-        if left_chunks is not None and left_chunks < 0:
-            raise ConfigError(f"left_chunks must be >= 0 or None (unlimited), got {left_chunks}")
+        spec = spec or EngineSpec()
+        if spec.cell is not None and spec.cell.left_chunks is not None and spec.cell.left_chunks < 0:
+            raise ConfigError(f"left_chunks must be >= 0 or None (unlimited), got {spec.cell.left_chunks}")
         self.model = model
-        config = chunk_config(model.front_end.geometry, chunk_ms, left_chunks, right_ms)
-        self.recognizer = StreamingRecognizer(model, config, frontend,
-                                              make_backend(model, config, frontend, backend, int8),
-                                              endpointing=endpointing, decoding=decoding, beam=beam, nbest=nbest)
+        self.recognizer = build_recognizer(model, spec)
         self.capacity = int(max_buffer_seconds * SAMPLE_RATE)
         self.on_full = on_full
         self._audio: "queue.Queue" = queue.Queue()
@@ -159,16 +155,13 @@ class Transcriber:
             self._events.put(error)
 
 
-def transcribe_source(model: AsrModel, source: AudioSource, chunk_ms: float = 640, left_chunks: Optional[int] = 4,
-                      frontend: str = "exact", max_buffer_seconds: float = 30.0, backend: str = "torch",
-                      int8: bool = False, endpointing: Optional[Endpointing] = None, right_ms: float = 0,
-                      decoding: str = "greedy", beam: int = 4, nbest: int = 1) -> Iterator[Event]:
+def transcribe_source(model: AsrModel, source: AudioSource, spec: Optional[EngineSpec] = None,
+                      max_buffer_seconds: float = 30.0) -> Iterator[Event]:
     """Events for a whole source: a reader thread pushes (blocking when the buffer is
     full, so a fast file never outruns recognition), this generator yields events.
-    ``right_ms``: look-ahead per chunk (``streamasr.dct``); ``decoding`` ``greedy`` or
-    ``beam`` (``beam`` hypotheses, ``nbest`` of them in the final event)."""
-    transcriber = Transcriber(model, chunk_ms, left_chunks, max_buffer_seconds, "block", frontend, backend, int8,
-                              endpointing, right_ms, decoding, beam, nbest)
+    ``spec``: the engine (``streamasr.engine.EngineSpec``; its decoding's ``nbest``
+    hypotheses go into the final event)."""
+    transcriber = Transcriber(model, spec, max_buffer_seconds, "block")
     failure: list = []
 
     def produce():
@@ -195,3 +188,15 @@ def transcribe_source(model: AsrModel, source: AudioSource, chunk_ms: float = 64
     reader.join()
     if failure:
         raise failure[0]
+
+
+def transcribe_file(path: str, model: AsrModel, spec: Optional[EngineSpec] = None) -> str:
+    """The final transcript of an audio file (any format ``open_source`` reads), streamed
+    chunk by chunk as ``streamasr transcribe`` does."""
+    from streamasr.live.sources import open_source
+
+    text = ""
+    for event in transcribe_source(model, open_source(str(path)), spec):
+        if event.kind == "final":
+            text = event.text
+    return text

@@ -97,7 +97,7 @@ class BatchWorker:
         input shape and its arena grows to the largest concurrent need, so without this
         the server's memory rises over its first thousands of connections as new batch
         sizes and mixes of sizes appear; with it (and ``_shared_cpu_arena``) the large
-        anonymous mappings stay within a few MB over a soak (README, Soak). About two
+        anonymous mappings stay within a few MB over a soak (recipes/Synthetic/RESULTS.md, serve soak). About two
         seconds per thread."""
         generator = torch.Generator().manual_seed(0)
         samples = int(seconds * SAMPLE_RATE)

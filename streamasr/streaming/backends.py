@@ -23,26 +23,34 @@ Nothing above this protocol knows which backend runs.
 
 from __future__ import annotations
 
-from typing import Protocol, Sequence
+import os
+from typing import Optional, Protocol, Sequence, runtime_checkable
 
 import torch
 from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
 
 from streamasr.dct import right_frames
+from streamasr.decoding.search import Search
 from streamasr.errors import ConfigError
 from streamasr.model import AsrModel
 from streamasr.modes import BACKENDS
 from streamasr.streaming.encoder import make_encoder_context
 from streamasr.streaming.fixed import CacheAwareEncoder, EncoderState, stack_states, unstack_states
 from streamasr.streaming.onnx import OnnxBackend, OnnxFolder, OnnxModel
-from streamasr.streaming.onnx_export import cached_onnx_folder
 from streamasr.streaming.step import StreamingStep
 
 
+@runtime_checkable
 class EncoderBackend(Protocol):
+    """What the recogniser needs from a backend: encoder steps over a batch state that
+    stacks and unstacks (sherpa-onnx's ``RunEncoder`` / ``StackStates``), and ``search``:
+    the backend's own search over its decoder and joiner graphs, or None when the
+    model's (PyTorch) search runs."""
+
     name: str
     can_stack: bool
     input_kind: str  # "window" or "frames"
+    search: Optional[Search]
 
     def init_state(self, batch_size: int) -> object: ...
 
@@ -59,6 +67,7 @@ class _PyTorchFixedState:
     ``initial_state``) on ``model``'s device, states that stack."""
 
     can_stack = True
+    search = None  # the model's
     model: AsrModel
     step: torch.nn.Module
 
@@ -113,6 +122,7 @@ class ContextBackend:
 
     name = "speechbrain-context"
     can_stack = False
+    search = None  # the model's
     input_kind = "frames"
 
     def __init__(self, model: AsrModel, config: DynChunkTrainConfig):
@@ -155,11 +165,13 @@ def default_backend(model: AsrModel, config: DynChunkTrainConfig, feature_path: 
 
 
 def make_backend(model: AsrModel, config: DynChunkTrainConfig, frontend: str = "exact", backend: str = "torch",
-                 int8: bool = False, threads: int | None = None) -> EncoderBackend:
+                 int8: bool = False, threads: int | None = None,
+                 onnx_folder: str | os.PathLike | None = None) -> EncoderBackend:
     """The backend called ``backend`` for a recogniser: ``torch`` (the default choice of
-    ``default_backend``) or ``onnx`` (the cell exported into the model folder's ONNX
-    cache when needed, then run by onnxruntime). ``ConfigError`` for what ONNX cannot
-    run: unlimited left context, the stock front end, an unknown name."""
+    ``default_backend``) or ``onnx``: onnxruntime on ``onnx_folder``, an exported folder
+    of this cell (the runtime opens folders; ``streamasr.engine`` exports a PyTorch
+    model's cell on demand). ``ConfigError`` for what ONNX cannot run: unlimited left
+    context, the stock front end, an unknown name, a missing folder."""
     if isinstance(model, OnnxModel):  # an ONNX folder runs its own cell, on onnxruntime
         if backend != "onnx" or int8 != model.onnx.meta["int8"]:
             raise ConfigError(f"{model.source} is an ONNX folder{' (int8)' if model.onnx.meta['int8'] else ''}: "
@@ -183,5 +195,7 @@ def make_backend(model: AsrModel, config: DynChunkTrainConfig, frontend: str = "
                           "shape); use --backend torch for it")
     if frontend != "exact":
         raise ConfigError("--backend onnx runs the exact front end only (--frontend stock is SpeechBrain's path)")
-    return OnnxBackend(OnnxFolder(cached_onnx_folder(model, config, int8), threads=threads),
-                       model.search.max_symbols_per_step)
+    if onnx_folder is None:
+        raise ConfigError("--backend onnx on a PyTorch model needs its exported cell: build the recogniser with "
+                          "streamasr.engine (it exports on demand), or export it (streamasr export-onnx)")
+    return OnnxBackend(OnnxFolder(onnx_folder, threads=threads), model.search.max_symbols_per_step)

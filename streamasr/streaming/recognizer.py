@@ -118,7 +118,7 @@ class StreamingRecognizer:
         self.backend = backend or default_backend(model, config, name)
         # the backend's own search (ONNX decoder and joiner) or the model's
         spec = as_decoding(decoding, beam, nbest)
-        greedy = getattr(self.backend, "search", None) or model.search
+        greedy = self.backend.search or model.search
         self.search = greedy if spec.kind == "greedy" else spec.build(greedy.decoder, greedy.joiner, greedy.blank_id)
         self.nbest = spec.nbest
         window = config.chunk_size if self.backend.input_kind == "window" else None
@@ -173,7 +173,7 @@ class StreamingRecognizer:
         """End of a stream (or segment): a beam search's best hypothesis beyond the
         common prefix already returned joins ``output``; ``state.nbest`` gets the n-best
         list. Nothing to do for greedy search."""
-        if not hasattr(self.search, "finish"):
+        if not self.search.holds_pending:
             return
         rest, state.nbest = self.search.finish(state.decoder_state, self.nbest)
         for row, hyp in enumerate(rest):
@@ -296,14 +296,14 @@ class StreamingRecognizer:
         from streamasr.decoding import ContextGraph
         from streamasr.decoding.hotwords import hotwords_from_lines
 
-        if not hasattr(self.search, "finish"):
+        if not self.search.holds_pending:
             raise ConfigError("hotwords need beam search (the recognizer decodes greedily)")
         if stream.chunks_done:
             raise ConfigError("hotwords can be set only before a stream's first chunk")
         if not isinstance(hotwords, ContextGraph):
             if isinstance(hotwords, str) or not isinstance(hotwords, (list, tuple)):
                 raise ConfigError(f"hotwords must be a list of phrases, got {type(hotwords).__name__}")
-            blank = getattr(self.search, "blank_id", 0)
+            blank = self.search.blank_id
             hotwords = hotwords_from_lines(hotwords, self.model.tokenizer, blank_id=blank, source="hotwords")
         for row in range(len(stream.decoder_state.graphs)):
             stream.decoder_state.graphs[row] = hotwords
@@ -369,7 +369,7 @@ class StreamingRecognizer:
         beyond the common prefix, returned as an empty final chunk; ``None`` for greedy
         search or a stream that never ran a chunk."""
         stream.finished = True
-        if not stream.chunks_done or not hasattr(self.search, "finish"):
+        if not stream.chunks_done or not self.search.holds_pending:
             return None
         output = ChunkOutput(stream.chunks_done, stream.frames_done, stream.frames_done, [[]], [""], 0.0, True,
                              segment=stream.segment)

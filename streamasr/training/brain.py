@@ -17,7 +17,9 @@ checkpoints by valid WER; default 1 = the best one).
 whole ``[B, T, U+1, V]`` joint lattice, ``streamasr.losses.rnnt_loss``) or ``pruned``
 (``streamasr.losses.pruned``: simple loss + pruned loss, needs the module
 ``pruned_loss``). Valid and test losses are always the full RNN-T loss per label, so
-runs with either objective report comparable numbers.
+runs with either objective report comparable numbers. The constructor builds that
+objective once (``streamasr.training.objectives.OBJECTIVES``); the forward pass and the
+loss ask it what to compute.
 
 Optional ``chunk_distill_weight`` (default 0 = off): in-place distillation from full
 context to chunked mode. In a training batch with a chunked config and CTC active, the
@@ -47,8 +49,9 @@ from streamasr.decoding import GreedySearch
 from streamasr.errors import ConfigError
 from streamasr.frontend import FrontEnd
 from streamasr.keys import KEYS
-from streamasr.losses import flush_denormal_grad, rnnt_loss
+from streamasr.losses import flush_denormal_grad
 from streamasr.parts import Joiner, PredictionNetwork
+from streamasr.training.objectives import OBJECTIVES, TransducerObjective, objective_from_hparams
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +62,7 @@ class ForwardOutput:
 
     encoder_out: torch.Tensor  # [B, T, d_model] Conformer output
     encoder_lengths: torch.Tensor  # [B] valid encoder frames (40 ms each by default)
-    transducer_logits: Optional[torch.Tensor]  # [B, T, U+1, V]; None when training pruned
+    transducer_logits: Optional[torch.Tensor]  # [B, T, U+1, V]; None when the objective needs none
     enc_proj: Optional[torch.Tensor] = None  # [B, T, J] joiner input, encoder side
     decoder_out: Optional[torch.Tensor] = None  # [B, U+1, dec_dim] prediction network
     dec_proj: Optional[torch.Tensor] = None  # [B, U+1, J] joiner input, prediction side
@@ -80,22 +83,16 @@ def chunk_distillation(teacher_logprobs: torch.Tensor, student_logprobs: torch.T
     return (kl * valid).sum() / label_lengths.sum().clamp(min=1)
 
 
-TRANSDUCER_LOSSES = ("full", "pruned")
+TRANSDUCER_LOSSES = tuple(OBJECTIVES)  # the values of `transducer_loss`
 
 
 class TransducerBrain(sb.Brain):
     """Conformer-Transducer with Dynamic Chunk Training (see module docstring)."""
 
+    objective: TransducerObjective  # the transducer term, from `transducer_loss`
+
     def __init__(self, modules=None, opt_class=None, hparams=None, run_opts=None, checkpointer=None):
-        choice = (hparams or {}).get("transducer_loss", "full")
-        if choice not in TRANSDUCER_LOSSES:
-            raise ConfigError(f"transducer_loss: {choice!r} is not one of {', '.join(TRANSDUCER_LOSSES)}")
-        if choice == "pruned" and "pruned_loss" not in (modules or {}):
-            raise ConfigError("transducer_loss: pruned needs a `pruned_loss` entry in `modules:` "
-                              "(a streamasr.losses.pruned.PrunedTransducerLoss)")
-        if choice == "full" and "pruned_loss" in (modules or {}):
-            # Unused parameters: keep them out of DDP's gradient reduction and the optimiser.
-            modules["pruned_loss"].requires_grad_(False)
+        objective = objective_from_hparams(hparams, modules)
         if modules is not None and KEYS.encoder in modules and "enc" not in modules:
             # The Brain calls the encoder through forward(): DistributedDataParallel
             # wraps modules and only forward() passes through it (`.encode` would not).
@@ -103,7 +100,7 @@ class TransducerBrain(sb.Brain):
             modules = dict(modules)
             modules["enc"] = LookaheadEncoderWrapper(modules.pop(KEYS.encoder))
         super().__init__(modules, opt_class, hparams, run_opts, checkpointer)
-        self.transducer_loss = choice
+        self.objective = objective
         scheduler = (hparams or {}).get("lr_annealing")
         if isinstance(scheduler, WarmCoolDecayLRSchedule) and (
             not self.optimizer_step_limit or self.optimizer_step_limit > scheduler.total_steps
@@ -113,6 +110,11 @@ class TransducerBrain(sb.Brain):
                 f"but training may run for optimizer_step_limit={self.optimizer_step_limit} "
                 "(the learning rate would turn negative): make them equal"
             )
+
+    @property
+    def transducer_loss(self) -> str:
+        """The YAML value of ``transducer_loss`` this Brain trains with."""
+        return self.objective.name
 
     def on_fit_start(self) -> None:
         if isinstance(self.checkpointer, AtomicCheckpointer) and sb.utils.distributed.if_main_process():
@@ -179,9 +181,7 @@ class TransducerBrain(sb.Brain):
 
         enc_proj = self.modules[KEYS.encoder_proj](encoder_out)
         dec_proj, dec_out, _ = PredictionNetwork.from_modules(self.modules)(tokens_bos)
-        logits = None
-        if stage != sb.Stage.TRAIN or self.transducer_loss == "full":
-            logits = self.joiner(enc_proj.unsqueeze(2), dec_proj.unsqueeze(1))
+        logits = self.objective.joint_logits(self.joiner, enc_proj, dec_proj, stage)
 
         ctc_logprobs = None
         if stage == sb.Stage.TRAIN and self.ctc_active():
@@ -214,22 +214,8 @@ class TransducerBrain(sb.Brain):
         label_lengths = torch.round(token_lens * tokens.shape[1]).long()
         # Both losses are normalised per label so their weights mean what they say
         # whatever the utterance lengths (per-utterance sums would drown the CTC term).
-        if predictions.transducer_logits is None:  # pruned objective (training only)
-            pruned = self.modules.pruned_loss(
-                predictions.encoder_out, predictions.decoder_out,
-                predictions.enc_proj, predictions.dec_proj, self.joiner,
-                tokens, predictions.encoder_lengths, label_lengths, step=self.optimizer_step,
-            )
-            transducer = pruned.loss
-        else:
-            transducer = rnnt_loss(
-                predictions.transducer_logits,
-                tokens,
-                predictions.encoder_lengths,
-                label_lengths,
-                blank=self.hparams.blank_index,
-                reduction="mean_per_label",
-            )
+        transducer = self.objective.loss(predictions, tokens, label_lengths, self.modules, stage,
+                                         step=self.optimizer_step)
         loss = transducer
         if predictions.ctc_logprobs is not None:
             ctc = torch.nn.functional.ctc_loss(

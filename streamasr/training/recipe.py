@@ -149,14 +149,17 @@ def _merge_yaml(documents: list[tuple[str, str | dict | None]]) -> str:
     return out.getvalue() if merged else ""
 
 
-def validate_manifests(hparams: dict) -> None:
-    """Check the train/valid/test manifests and their audio before any training."""
+def validate_manifests(hparams: dict, require_transcript: bool = True) -> None:
+    """Check the train/valid/test manifests and their audio before any training.
+    require_transcript: False for a task that reads no transcripts (the ``wrd`` column
+    may then be absent or empty)."""
     problems = []
     manifests = [("train_csv", hparams["train_csv"]), ("valid_csv", hparams["valid_csv"])]
     manifests += [(f"test_csv ({name})", path) for name, path in test_sets(hparams).items()]
     for key, path in manifests:
         try:
-            summary = validate_manifest(path, data_root=hparams["data_folder"], progress=True)
+            summary = validate_manifest(path, data_root=hparams["data_folder"], progress=True,
+                                        require_transcript=require_transcript)
             print(f"{key}: {path}: {summary.utterances} utterances, {summary.hours:.2f} h")
         except ManifestError as error:
             problems.append(f"{key}: {error}")

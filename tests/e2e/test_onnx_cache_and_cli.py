@@ -8,10 +8,10 @@ import shutil
 from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
 
 from helpers.common import cli
+from streamasr.engine import EngineSpec, backend_for
 from streamasr.export.onnx import export_onnx
 from streamasr.model import load_model
 from streamasr.streaming import StreamingRecognizer
-from streamasr.streaming.backends import make_backend
 from streamasr.streaming.onnx import OnnxBackend, OnnxFolder
 
 
@@ -19,10 +19,10 @@ def test_the_backend_exports_cells_into_the_model_folder_once(random_model_folde
     folder = tmp_path / "run"
     shutil.copytree(random_model_folder, folder)
     model = load_model(folder)
-    first = make_backend(model, DynChunkTrainConfig(8, 1), "exact", "onnx")
+    first = backend_for(model, DynChunkTrainConfig(8, 1), EngineSpec(backend="onnx"))
     cell = folder / "onnx" / "320ms_left1"
     stamp = (cell / "encoder.onnx").stat().st_mtime_ns
-    again = make_backend(model, DynChunkTrainConfig(8, 1), "exact", "onnx")
+    again = backend_for(model, DynChunkTrainConfig(8, 1), EngineSpec(backend="onnx"))
     assert (cell / "encoder.onnx").stat().st_mtime_ns == stamp  # reused: same checkpoint
     assert first.onnx.meta["checkpoint"] == again.onnx.meta["checkpoint"]
 

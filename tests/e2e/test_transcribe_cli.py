@@ -9,6 +9,7 @@ import numpy as np
 import soundfile
 
 from helpers.common import cli, reference_text
+from streamasr.engine import Cell, EngineSpec
 from streamasr.live import (
     open_source,
     transcribe_source,
@@ -63,7 +64,7 @@ def test_memory_stays_flat_on_a_ten_minute_file(model, wavs, tmp_path):
             return int(handle.read().split()[1]) * 4096 / 2**20
 
     events = 0
-    for event in transcribe_source(model, open_source(str(path)), 640, 4):
+    for event in transcribe_source(model, open_source(str(path)), EngineSpec(Cell(640, 4))):
         events += 1
         if event.kind == "partial" and event.chunk % 100 == 0:
             rss.append(current_rss_mb())

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
 
 
-def _stat(pid: int) -> Optional[list[str]]:
+def _stat(pid: int) -> list[str] | None:
     """Fields of /proc/<pid>/stat from the state on (index 0: state, 1: ppid, 19:
     start time), or None when the process is gone. The command name before them is
     in parentheses and may hold spaces, so the split starts after its last ')'."""

@@ -18,7 +18,9 @@ LAYERS = [
     {"decoding"},
     {"model"},
     {"streaming"},
-    {"training", "export", "evaluate", "live"},
+    {"export"},
+    {"engine"},
+    {"training", "evaluate", "live"},
     {"serve"},
     {"cli", "brain"},  # brain: the alias module kept for run folders saved before the packages
 ]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from streamasr.data.manifest import ManifestError, validate_manifest
+from streamasr.data.manifest import ManifestError, read_manifest, validate_manifest
 
 
 def write_manifest(folder: Path, rows: list[tuple[str, str, str]]) -> Path:
@@ -165,3 +165,51 @@ def test_a_directory_and_an_empty_file_are_named_as_such(tmp_path):
     assert str(error.value) == (f"2 problem(s) in {manifest}:\n  {manifest} row 1 (ID 'a'): {tmp_path / 'adir'} is "
                                 f"a directory, not an audio file\n  {manifest} row 2 (ID 'b'): {tmp_path / 'zero.wav'} "
                                 "is empty (0 bytes)")
+
+
+def write_audio_only(folder: Path, rows: list[tuple[str, str]], name: str = "audio.csv") -> Path:
+    """A manifest of (ID, wav) rows without a transcript column, as an audio-only task reads."""
+    path = folder / name
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["ID", "duration", "wav"])
+        writer.writerows([utt_id, "1.0", wav] for utt_id, wav in rows)
+    return path
+
+
+def test_a_manifest_without_transcripts_is_refused_by_default(tmp_path):
+    good_wav(tmp_path)
+    manifest = write_audio_only(tmp_path, [("a", "$data_root/good.wav")])
+    expected = (r"header \['ID', 'duration', 'wav'\] lacks field\(s\) \['wrd'\]; "
+                r"expected columns ID,duration,wav,wrd \(plus optional spk_id\)$")
+    with pytest.raises(ManifestError, match=expected):
+        read_manifest(manifest)
+    with pytest.raises(ManifestError, match=expected):
+        validate_manifest(manifest)
+
+
+def test_an_audio_only_task_validates_a_manifest_without_transcripts(tmp_path):
+    good_wav(tmp_path)
+    manifest = write_audio_only(tmp_path, [("a", "$data_root/good.wav"), ("b", "$data_root/good.wav")])
+    assert [row["ID"] for row in read_manifest(manifest, require_transcript=False)] == ["a", "b"]
+    summary = validate_manifest(manifest, require_transcript=False)
+    assert summary.utterances == 2 and summary.seconds == pytest.approx(2.0)
+
+
+def test_without_transcripts_empty_ones_pass_and_the_audio_is_still_checked(tmp_path):
+    wav = good_wav(tmp_path)
+    manifest = write_manifest(tmp_path, [("a", wav, "HELLO"), ("b", wav, "  ")])
+    assert validate_manifest(manifest, require_transcript=False).utterances == 2
+    with pytest.raises(ManifestError, match="empty transcript"):
+        validate_manifest(manifest)  # the stamp vouches for the audio only, not for transcripts
+    missing = write_audio_only(tmp_path, [("a", str(tmp_path / "missing.wav"))])
+    with pytest.raises(ManifestError, match=r"row 1 \(ID 'a'\): audio file .*missing.wav does not exist"):
+        validate_manifest(missing, require_transcript=False)
+
+
+def test_without_transcripts_the_audio_columns_are_still_required(tmp_path):
+    path = tmp_path / "m.csv"
+    path.write_text("ID,path\na,x.wav\n")
+    with pytest.raises(ManifestError, match=r"lacks field\(s\) \['duration', 'wav'\]; expected columns "
+                                            r"ID,duration,wav \(plus optional spk_id, wrd\)"):
+        validate_manifest(path, require_transcript=False)

@@ -190,10 +190,10 @@ def test_lm_weight_zero_reproduces_the_plain_search_and_fusion_uses_the_lm():
     lengths = torch.tensor([18, 12])
     lm = train_ngram(corpus(), 8, 3)
     plain, plain_nbest, _ = run_chunked(BeamSearch(decoder, joiner, beam_size=4), encoder_out, lengths, 5)
-    zero, zero_nbest, _ = run_chunked(BeamSearch(decoder, joiner, beam_size=4, lm=lm, lm_weight=0.0),
+    zero, zero_nbest, _ = run_chunked(BeamSearch(decoder, joiner, beam_size=4, fusion=[(lm, 0.0)]),
                                       encoder_out, lengths, 5)
     assert zero == plain and zero_nbest == plain_nbest
-    fused_search = BeamSearch(decoder, joiner, beam_size=4, lm=lm, lm_weight=0.5)
+    fused_search = BeamSearch(decoder, joiner, beam_size=4, fusion=[(lm, 0.5)])
     _, fused_nbest, _ = run_chunked(fused_search, encoder_out, lengths, 5)
     for row in range(2):  # each n-best score is the AM score + 0.5 x log P_LM(tokens </s>)
         for tokens, score in fused_nbest[row]:
@@ -203,8 +203,10 @@ def test_lm_weight_zero_reproduces_the_plain_search_and_fusion_uses_the_lm():
             am = dict((tuple(t), s) for t, s in exhaustive[0])
             if tuple(tokens) in am:
                 assert score == pytest.approx(am[tuple(tokens)] + 0.5 * lm.sequence_log_prob(tokens), abs=1e-6)
+    with pytest.raises(ConfigError, match="an LM weight must be a finite number, got nan"):
+        BeamSearch(decoder, joiner, fusion=[(lm, float("nan"))])
     with pytest.raises(ConfigError, match="lm_weight must be a finite number, got nan"):
-        BeamSearch(decoder, joiner, lm=lm, lm_weight=float("nan"))
+        Decoding("beam", lm=lm, lm_weight=float("nan")).build(decoder, joiner, 0)
     with pytest.raises(ConfigError, match="an LM is fused in beam search only"):
         Decoding("greedy", lm=lm, lm_weight=0.3).check()
 
@@ -261,7 +263,7 @@ def test_an_arpa_file_that_lists_few_pieces_gives_them_unk_and_lodr_stays_finite
     assert logp[0] == -math.inf and logp[2] == pytest.approx(-1.0 * math.log(10))
     assert torch.isfinite(logp[1:]).all()
     decoder, joiner = parts(vocab=3)
-    search = BeamSearch(decoder, joiner, beam_size=3, lm=lm, lm_weight=0.3, lodr=lm, lodr_weight=0.5)
+    search = BeamSearch(decoder, joiner, beam_size=3, fusion=[(lm, 0.3), (lm, -0.5)])
     _, nbest, _ = run_chunked(search, frames(1, 10, seed=2), torch.tensor([10]), 4)
     assert all(math.isfinite(score) for _, score in nbest[0])
     (tmp_path / "bad.arpa").write_text("\\data\\\n\\x-grams:\n")

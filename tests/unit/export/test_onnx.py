@@ -127,6 +127,7 @@ def test_what_onnx_cannot_run_is_refused_before_any_work(model, tmp_path):
     with pytest.raises(ConfigError, match="--int8 needs --backend onnx"):
         make_backend(model, DynChunkTrainConfig(8, 2), "exact", "torch", int8=True)
     (tmp_path / "exists").mkdir()
+    (tmp_path / "exists" / "notes.txt").write_text("mine")  # an empty folder is simply filled
     with pytest.raises(ExportError, match="already exists"):
         export_onnx(model, tmp_path / "exists", chunk_ms=320, left_chunks=2)
     assert not (tmp_path / "x").exists()

@@ -1,5 +1,6 @@
 """The threaded Transcriber: events from another thread, a full buffer raises or
-blocks and never drops audio, tiny and silent streams."""
+blocks and never drops audio, tiny streams and streams without audio (a trained model
+on silence: tests/e2e/test_silence.py)."""
 
 from __future__ import annotations
 
@@ -7,22 +8,16 @@ import threading
 
 import numpy as np
 import pytest
-import soundfile
 import speechbrain as sb
 
 from helpers.common import reference_text
-from streamasr.live import (
-    BufferFull,
-    Transcriber,
-    open_source,
-    transcribe_source,
-)
-from streamasr.model import load_model
+from streamasr.engine import Cell, EngineSpec
+from streamasr.live import BufferFull, Transcriber
 
 
 def test_transcriber_api_from_another_thread(model, wavs):
     audio = sb.dataio.dataio.read_audio(str(wavs[0])).numpy()
-    transcriber = Transcriber(model, chunk_ms=640, left_chunks=4)
+    transcriber = Transcriber(model, EngineSpec(Cell(640, 4)))
 
     def produce():
         for start in range(0, len(audio), 1000):
@@ -46,7 +41,7 @@ def test_transcriber_api_from_another_thread(model, wavs):
 
 
 def test_full_buffer_raises_or_blocks_never_drops(model):
-    transcriber = Transcriber(model, chunk_ms=640, left_chunks=4, max_buffer_seconds=0.1, on_full="raise")
+    transcriber = Transcriber(model, EngineSpec(Cell(640, 4)), max_buffer_seconds=0.1, on_full="raise")
     gate, taken = threading.Event(), threading.Event()
     original = transcriber.recognizer.accept_audio
 
@@ -81,15 +76,8 @@ def test_a_stream_of_a_few_samples_is_transcribed_without_error(model):
     assert final.kind == "final" and final.audio_ms == pytest.approx(37 / 16)
 
 
-def test_silence_gives_an_empty_transcript(tiny_model_folder, tmp_path):
-    path = tmp_path / "silence.wav"
-    soundfile.write(path, np.zeros(16000 * 3, np.float32), 16000)
-    events = list(transcribe_source(load_model(tiny_model_folder), open_source(str(path))))
-    assert events[-1].kind == "final" and events[-1].text == ""
-
-
 def test_closing_without_audio_gives_an_empty_final_event(model):
-    transcriber = Transcriber(model, chunk_ms=640, left_chunks=4)
+    transcriber = Transcriber(model, EngineSpec(Cell(640, 4)))
     transcriber.close()
     events = list(transcriber.events(timeout=60))
     assert [(e.kind, e.text, e.audio_ms) for e in events] == [("final", "", 0.0)]

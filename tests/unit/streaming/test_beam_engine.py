@@ -82,7 +82,7 @@ def test_transcribe_nbest_and_bad_options(random_model_folder, model, utterances
     expected = StreamingRecognizer(model, DynChunkTrainConfig(8, 2), decoding="beam", beam=3, nbest=2).transcribe(
         utterances[0].wav)[0]  # another process may round differently: equal, or a near-tie
     assert final["text"] == expected.texts[0].strip() or beam_gap(expected.nbest[0]) < NEAR_TIE
-    for options, message in ((["--decoding", "beam", "--beam", "0"], "beam size must be a whole number >= 1, got 0"),
+    for options, message in ((["--decoding", "beam", "--beam", "0"], "argument --beam: 0 is out of range: expected 1 to 128 hypotheses"),
                              (["--nbest", "2"], "nbest must be between 1 and 1 (greedy decoding), got 2")):
         bad = cli("transcribe", path, "--model", random_model_folder, *options)
         assert bad.returncode != 0 and message in bad.stderr.decode()

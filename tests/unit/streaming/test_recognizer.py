@@ -17,7 +17,7 @@ from streamasr.streaming import StreamingRecognizer
 )
 def test_true_streaming_hypotheses_equal_masked_simulation(model, utterances, config, monkeypatch):
     """End to end on real speech, with Fbank's top_db clamp (relative to the loudest
-    value of the whole input, so not streamable: see README) switched off. Encoder
+    value of the whole input, so not streamable: see docs/limitations.md) switched off. Encoder
     outputs then differ by float rounding only; hypotheses must be equal unless a
     greedy decision was a near-tie (margin < 1e-2 nats), which the search reports."""
     monkeypatch.setattr(model.front_end.compute_features.compute_fbanks, "top_db", 1e9)
