@@ -51,6 +51,7 @@ from streamasr.streaming.onnx import (
     FORMAT_VERSION,
     JOINER_INPUTS,
     JOINER_OUTPUTS,
+    MODEL_TYPES,
     OnnxFolder,
     model_id_order,
     verify_onnx_folder,
@@ -198,7 +199,7 @@ def export_onnx(model: AsrModel, folder: str | os.PathLike, chunk_ms: float = 64
     meta = {
         "format": "streamasr-onnx",
         "format_version": FORMAT_VERSION,
-        "model_type": "conformer-transducer",
+        "model_type": MODEL_TYPES[0],  # the kind the runtimes read (streaming.onnx.MODEL_TYPES)
         **provenance(model.source),
         "checkpoint": checkpoint_fingerprint(model),
         "chunk_frames": chunk_frames,

@@ -41,6 +41,10 @@ DECODER_OUTPUTS = ["decoder_output", "target_length_out", "states_h_next", "stat
 JOINER_INPUTS = ["encoder_output", "decoder_output"]
 JOINER_OUTPUTS = ["logits"]
 FORMAT_VERSION = 3
+# The model kinds this runtime can run (``export.json``'s ``model_type``, written by the
+# exporter from the model): a new kind (a token-and-duration transducer) adds its search
+# and its name here, and a folder of a kind this runtime does not know is refused by name.
+MODEL_TYPES = ("conformer-transducer",)
 REQUIRED_META = ("checkpoint", "chunk_frames", "chunk_ms", "left_chunks", "window_frames", "frame_samples",
                  "receptive_samples", "front_end", "cache_last_channel", "cache_last_time", "vocab_size",
                  "model_blank_id", "joiner_dim", "lstm_layers", "lstm_hidden", "int8")
@@ -114,6 +118,9 @@ class OnnxFolder:
             raise ModelLoadError(f"{self.folder / 'export.json'}: not a streamasr ONNX folder of format version "
                                  f"{FORMAT_VERSION} (format {self.meta.get('format')!r}, "
                                  f"version {self.meta.get('format_version')!r})")
+        if self.meta.get("model_type", MODEL_TYPES[0]) not in MODEL_TYPES:
+            raise ModelLoadError(f"{self.folder / 'export.json'}: model_type {self.meta['model_type']!r} is not one "
+                                 f"this runtime runs ({', '.join(MODEL_TYPES)}); a newer streamasr may")
         absent = [key for key in REQUIRED_META if key not in self.meta]
         if absent:
             raise ModelLoadError(f"{self.folder / 'export.json'} lacks {', '.join(absent)}")
