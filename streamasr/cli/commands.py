@@ -21,13 +21,14 @@ from streamasr.data import corpora
 from streamasr.data.manifest import read_manifest, validate_manifest
 from streamasr.data.synthetic import NO_AUGMENTATION, SPLITS, Augmentation, CorpusConfig
 from streamasr.data.synthetic import build_corpus as synthesise_corpus
-from streamasr.decoding import Decoding, load_lm, read_hotwords, train_ngram
+from streamasr.decoding import Decoding, load_lm, read_hotwords
+from streamasr.decoding.lm import train_token_lm
 from streamasr.engine import Cell, EngineSpec, build_recognizer, describe, model_cell
 from streamasr.errors import ConfigError
 from streamasr.evaluate import evaluate as evaluate_grid
 from streamasr.evaluate import markdown_table
 from streamasr.evaluate.dependency import check_encoder, encoder_from
-from streamasr.evaluate.report import test_sets_table
+from streamasr.evaluate.report import test_sets_table, weight_table
 from streamasr.export import export as export_folder
 from streamasr.export import push_to_hub, sherpa_check
 from streamasr.export.onnx import export_onnx as write_onnx_folder
@@ -158,7 +159,7 @@ def evaluate(args: argparse.Namespace) -> int:
         print(f"== LM weight {lm_weight}, LODR weight {lodr_weight}")
         results = _evaluate_sets(args, folder, dict(options, decoding=_decoding(args, model)))
         rows.append((lm_weight, lodr_weight, results))
-    table = _weight_table(rows)
+    table = weight_table(rows)
     Path(args.output, "lm_weights.md").write_text(table + "\n", encoding="utf-8")
     print(f"== WER by fusion weight\n{table}\nresults written to {args.output}/lm*_lodr*/ and {args.output}/lm_weights.md")
     return 0
@@ -171,19 +172,6 @@ def _weight_grid(args: argparse.Namespace) -> list[tuple[str, str]]:
     if (len(lm_weights) > 1 or len(lodr_weights) > 1) and not args.lm:
         raise ConfigError("a grid of --lm-weight / --lodr-weight values needs --lm")
     return [(a, b) for a in lm_weights for b in lodr_weights]
-
-
-def _weight_table(rows: list) -> str:
-    sets = list(rows[0][2])
-    lines = ["| LM weight | LODR weight | " + " | ".join(sets) + " |", "|" + "---|" * (len(sets) + 2)]
-    for lm_weight, lodr_weight, results in rows:
-        cells = []
-        for name in sets:
-            cell = results[name][-1]  # the grid's last chunked cell (or full context)
-            value = cell.streaming_wer if cell.streaming_wer is not None else cell.masked_wer
-            cells.append(f"{value:.2f}")
-        lines.append(f"| {lm_weight} | {lodr_weight} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
 
 
 def _evaluate_sets(args: argparse.Namespace, output: str, options: dict) -> dict:
@@ -364,17 +352,9 @@ def train_lm(args: argparse.Namespace) -> int:
     if output.is_dir():
         raise ConfigError(f"--output {output} is a folder, expected an ARPA file name")
     model = load_any_model(args.model)
-    tokenizer, blank = model.tokenizer, model.blank_id
-    sequences = []
-    for manifest in args.manifest:
-        for row in read_manifest(manifest):
-            sequences.append([t for t in tokenizer.encode_as_ids(row["wrd"]) if t != blank])
-    vocab = tokenizer.get_piece_size()
-    lm = train_ngram(sequences, vocab, args.order, exclude=(blank,))
-    output.parent.mkdir(parents=True, exist_ok=True)
-    staging = output.with_name(output.name + ".partial")
-    lm.write_arpa(staging, [tokenizer.id_to_piece(i) for i in range(vocab)])
-    staging.replace(output)
+    texts = (row["wrd"] for manifest in args.manifest for row in read_manifest(manifest))
+    lm, transcripts = train_token_lm(texts, model.tokenizer, model.blank_id, args.order, output)
+    vocab = model.tokenizer.get_piece_size()
     sizes = ", ".join(f"{len(table)} {k + 1}-grams" for k, table in enumerate(lm.probs))
-    print(f"wrote {output}: {args.order}-gram over {vocab} tokens from {len(sequences)} transcripts ({sizes})")
+    print(f"wrote {output}: {args.order}-gram over {vocab} tokens from {transcripts} transcripts ({sizes})")
     return 0

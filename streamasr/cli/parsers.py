@@ -205,6 +205,19 @@ def _add_decoding_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hotwords-score", default="1.5", help="bonus per matched hotword token (default %(default)s)")
 
 
+def _add_cell_options(parser: argparse.ArgumentParser) -> None:
+    """The streaming cell of commands that run one (transcribe, serve): each value not
+    given is the model's own (an ONNX folder's cell, else 640 ms / 4 left chunks / 0)."""
+    parser.add_argument("--chunk-ms", type=CHUNK_MS, default=None,
+                        help=f"chunk size, a multiple of 40 (default {DEFAULT_STREAM_CHUNK_MS:g}; an ONNX folder's own)")
+    parser.add_argument("--left-chunks", type=left_chunks, default=NOT_GIVEN,
+                        help=f"left context in chunks, or 'unlimited' (also -1) (default {DEFAULT_STREAM_LEFT_CHUNKS}; "
+                        "an ONNX folder's own)")
+    parser.add_argument("--right-ms", type=RIGHT_MS, default=None,
+                        help="look-ahead per chunk in ms, a multiple of 40 (default 0; an ONNX folder's own): a "
+                        "chunk waits for this much more audio (model trained with hparams/lookahead.yaml)")
+
+
 def _add_device_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", type=device, default="cpu",
                         help="torch device for the model: cpu (default), cuda, cuda:N, mps or xpu")
@@ -268,14 +281,7 @@ def _add_transcribe_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("source")
     parser.add_argument("--model", required=True,
                         help="train.py output folder, `streamasr export` folder or `streamasr export-onnx` folder")
-    parser.add_argument("--chunk-ms", type=CHUNK_MS, default=None,
-                        help=f"chunk size, a multiple of 40 (default {DEFAULT_STREAM_CHUNK_MS:g}; an ONNX folder's own)")
-    parser.add_argument("--left-chunks", type=left_chunks, default=NOT_GIVEN,
-                        help=f"left context in chunks, or 'unlimited' (also -1) (default {DEFAULT_STREAM_LEFT_CHUNKS}; "
-                        "an ONNX folder's own)")
-    parser.add_argument("--right-ms", type=RIGHT_MS, default=None,
-                        help="look-ahead per chunk in ms, a multiple of 40 (default 0; an ONNX folder's own): a "
-                        "chunk waits for this much more audio (model trained with hparams/lookahead.yaml)")
+    _add_cell_options(parser)
     parser.add_argument("--json", action="store_true",
                         help="one JSON event per line: partial (per chunk, with tokens) and final")
     _add_decoding_options(parser)
@@ -374,17 +380,10 @@ def _add_serve_parser(subparsers: argparse._SubParsersAction) -> None:
         "/metrics (Prometheus) over HTTP. SIGTERM drains and finishes open streams.",
     )
     parser.add_argument("--model", required=True, help="training, exported or ONNX model folder")
-    parser.add_argument("--backend", choices=BACKENDS, default="torch", help="torch (default) or onnx")
-    parser.add_argument("--int8", action="store_true", help="with --backend onnx: int8 MatMul weights")
+    _add_backend_options(parser)
     parser.add_argument("--host", default=defaults.host, help="address to listen on (default %(default)s)")
     parser.add_argument("--port", type=PORT, default=defaults.port, help="(default %(default)s; 0: any free port)")
-    parser.add_argument("--chunk-ms", type=CHUNK_MS, default=None,
-                        help=f"chunk size (default {DEFAULT_STREAM_CHUNK_MS:g}, or the ONNX folder's)")
-    parser.add_argument("--left-chunks", type=left_chunks, default=NOT_GIVEN,
-                        help=f"left context in chunks (default {DEFAULT_STREAM_LEFT_CHUNKS}, or the ONNX folder's)")
-    parser.add_argument("--right-ms", type=RIGHT_MS, default=None,
-                        help="look-ahead per chunk in ms, a multiple of 40 (default 0; an ONNX folder's own): a "
-                        "chunk waits for this much more audio (model trained with hparams/lookahead.yaml)")
+    _add_cell_options(parser)
     _add_decoding_options(parser)
     parser.add_argument("--max-batch", type=whole(1, MAX_BATCH), default=defaults.max_batch,
                         help="streams per model call (default %(default)s)")

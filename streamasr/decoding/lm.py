@@ -347,3 +347,20 @@ def load_lm(path: str | os.PathLike, tokenizer, blank_id: int) -> NgramLM:
 
 
 __all__ = ["NgramLM", "load_lm", "train_ngram"]
+
+
+def train_token_lm(transcripts: Iterable[str], tokenizer, blank_id: int, order: int,
+                   output: str | os.PathLike) -> tuple[NgramLM, int]:
+    """``streamasr train-lm``: tokenize ``transcripts`` with the model's SentencePiece
+    ``tokenizer``, estimate an interpolated Kneser-Ney ``order``-gram over the token ids
+    (blank excluded) and write it to ``output`` as an ARPA file of pieces, atomically (a
+    failure leaves no half file). Returns the LM and the number of transcripts."""
+    sequences = [[t for t in tokenizer.encode_as_ids(text) if t != blank_id] for text in transcripts]
+    vocab = tokenizer.get_piece_size()
+    lm = train_ngram(sequences, vocab, order, exclude=(blank_id,))
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    staging = output.with_name(output.name + ".partial")
+    lm.write_arpa(staging, [tokenizer.id_to_piece(i) for i in range(vocab)])
+    staging.replace(output)
+    return lm, len(sequences)

@@ -143,3 +143,19 @@ def plot_results(results: list[CellResult], folder: Path) -> None:
         fig.tight_layout()
         fig.savefig(folder / name, dpi=120)
         plt.close(fig)
+
+
+def weight_table(rows: list) -> str:
+    """``evaluate``'s grid of fusion weights as Markdown: one row per (LM weight, LODR
+    weight, {test set: cell results}), the WER of each test set's last grid cell
+    (streaming where it ran, else the masked simulation)."""
+    sets = list(rows[0][2])
+    lines = ["| LM weight | LODR weight | " + " | ".join(sets) + " |", "|" + "---|" * (len(sets) + 2)]
+    for lm_weight, lodr_weight, results in rows:
+        cells = []
+        for name in sets:
+            cell = results[name][-1]  # the grid's last chunked cell (or full context)
+            value = cell.streaming_wer if cell.streaming_wer is not None else cell.masked_wer
+            cells.append(f"{value:.2f}")
+        lines.append(f"| {lm_weight} | {lodr_weight} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
