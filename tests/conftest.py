@@ -1,5 +1,6 @@
-"""Session fixtures (a tiny espeak-ng corpus, tiny trained and untrained model folders,
-the random model loaded and exported, test audio)
+"""Session fixtures (a tiny espeak-ng corpus, a tiny trained model folder (train.py:
+end-to-end tier only), model folders of random weights built without a training run
+(helpers.models), the random model loaded and exported, test audio)
 and the test tiers: everything under ``tests/e2e/`` is marked ``slow``, so
 ``pytest -m "not slow"`` runs the unit tier alone."""
 
@@ -19,6 +20,7 @@ from helpers.common import (
     failure_report,
     run_train,
 )
+from helpers.models import build_model_folder
 from streamasr.data.synthetic import CorpusConfig, build_corpus
 from streamasr.evaluate import load_utterances
 from streamasr.export import export
@@ -42,9 +44,10 @@ def tiny_corpus(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_model_folder(tiny_corpus, tmp_path_factory) -> Path:
-    """A train.py output folder of a tiny model trained for a few epochs. (Untrained
-    weights are a poor probe: greedy search degenerates into repeating one token at
-    near-tied scores, where float noise decides.)"""
+    """A train.py output folder of a tiny model trained for a few epochs (train.py runs:
+    end-to-end tier only, tests/unit/core/test_tiers.py). (Untrained weights are a poor
+    probe: greedy search degenerates into repeating one token at near-tied scores, where
+    float noise decides.)"""
     out = tmp_path_factory.mktemp("tiny_model") / "run"
     result = run_train(SMALL_YAML, tiny_corpus, out, *TINY_MODEL_OVERRIDES, "--number_of_epochs=3")
     assert result.returncode == 0, failure_report(result)
@@ -53,25 +56,21 @@ def tiny_model_folder(tiny_corpus, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def random_model_folder(tiny_corpus, tmp_path_factory) -> Path:
-    """A train.py output folder whose weights stay at their random initialisation
-    (lr ~ 0): greedy search emits many tokens, so equality checks are not vacuous."""
+    """A train.py output folder of the tiny model's recipe whose weights are at their
+    random initialisation, built without a training run (helpers.models): greedy search
+    emits many tokens, so equality checks are not vacuous."""
     out = tmp_path_factory.mktemp("random_model") / "run"
-    overrides = [o for o in TINY_MODEL_OVERRIDES if not o.startswith("--lr=")]
-    result = run_train(SMALL_YAML, tiny_corpus, out, *overrides, "--lr=0.0000001", "--number_of_epochs=1")
-    assert result.returncode == 0, failure_report(result)
-    return out
+    return build_model_folder(SMALL_YAML, tiny_corpus, out, *TINY_MODEL_OVERRIDES, "--number_of_epochs=1")
 
 
 @pytest.fixture(scope="session")
 def kaldi_model_folder(tiny_corpus, tmp_path_factory) -> Path:
     """The random model's recipe with the kaldi-native-fbank front end
-    (hparams/frontend_kaldi.yaml), weights at their random initialisation."""
+    (hparams/frontend_kaldi.yaml), weights at their random initialisation (built
+    without a training run, helpers.models)."""
     out = tmp_path_factory.mktemp("kaldi_model") / "run"
-    overrides = [o for o in TINY_MODEL_OVERRIDES if not o.startswith("--lr=")]
-    result = run_train(SMALL_YAML, tiny_corpus, out, str(KALDI_YAML), *overrides, "--lr=0.0000001",
-                       "--number_of_epochs=1")
-    assert result.returncode == 0, failure_report(result)
-    return out
+    return build_model_folder(SMALL_YAML, tiny_corpus, out, str(KALDI_YAML), *TINY_MODEL_OVERRIDES,
+                              "--number_of_epochs=1")
 
 
 @pytest.fixture(scope="session")
@@ -117,3 +116,12 @@ def exported(random_model_folder, tmp_path_factory) -> Path:
     """The random model exported for stock SpeechBrain (random weights: greedy search
     emits many tokens, so equality checks are not vacuous)."""
     return export(random_model_folder, tmp_path_factory.mktemp("export") / "model", average=1)
+
+
+@pytest.fixture(scope="session")
+def onnx_folder(model, tmp_path_factory) -> Path:
+    """The random model exported for onnxruntime at 320 ms chunks, 2 left chunks
+    (verified against PyTorch); read-only: a test that alters it works on a copy."""
+    from streamasr.export.onnx import export_onnx
+
+    return export_onnx(model, tmp_path_factory.mktemp("onnx") / "cell", chunk_ms=320, left_chunks=2).folder

@@ -44,13 +44,11 @@ def test_the_spec_builds_the_recognizer_a_caller_would_assemble_by_hand(model, u
         assert built.transcribe(utt.wav)[0].tokens == by_hand.transcribe(utt.wav)[0].tokens
 
 
-def test_the_default_cell_and_an_onnx_folders_own(model, tmp_path):
-    from streamasr.export.onnx import export_onnx
+def test_the_default_cell_and_an_onnx_folders_own(model, onnx_folder):
     from streamasr.streaming.onnx import OnnxModel
 
     assert model_cell(model) == Cell(640.0, 4, 0.0)
-    folder = export_onnx(model, tmp_path / "cell", chunk_ms=320, left_chunks=2, verify=False).folder
-    alone = OnnxModel(folder)
+    alone = OnnxModel(onnx_folder)  # 320 ms chunks, 2 left chunks
     assert model_cell(alone) == Cell(320.0, 2, 0.0)
     assert EngineSpec().resolved(alone).backend == "onnx"
     with pytest.raises(ConfigError, match="runs 320 ms chunks with 2 left chunks"):
@@ -87,15 +85,14 @@ def test_no_public_runtime_function_takes_more_than_8_parameters():
     assert wide == []
 
 
-def test_both_models_satisfy_the_model_contract_and_both_searches_the_search_contract(model, tmp_path):
+def test_both_models_satisfy_the_model_contract_and_both_searches_the_search_contract(model, onnx_folder):
     from streamasr.decoding import BeamSearch, GreedySearch
     from streamasr.decoding.search import Search
-    from streamasr.export.onnx import export_onnx
     from streamasr.streaming.backends import EncoderBackend, StepBackend
     from streamasr.streaming.contracts import StreamingModel
     from streamasr.streaming.onnx import OnnxModel
 
-    alone = OnnxModel(export_onnx(model, tmp_path / "cell", chunk_ms=320, left_chunks=2, verify=False).folder)
+    alone = OnnxModel(onnx_folder)
     assert isinstance(model, StreamingModel) and isinstance(alone, StreamingModel)
     greedy = model.search
     beam = BeamSearch(greedy.decoder, greedy.joiner, greedy.blank_id, beam_size=2)

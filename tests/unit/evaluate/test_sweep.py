@@ -1,5 +1,6 @@
-"""``streamasr evaluate`` on a tiny model: the sweep, its files and plots, streaming =
-simulation, bad inputs before any work."""
+"""``streamasr evaluate`` on a tiny model folder (random weights with wide greedy
+margins, built without a training run: helpers.models): the sweep, its files and
+plots, streaming = simulation, bad inputs before any work."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import json
 
 import pytest
 
+from helpers.common import SMALL_YAML, TINY_MODEL_OVERRIDES
+from helpers.models import build_model_folder
 from streamasr.cli import main as cli
 from streamasr.errors import ConfigError
 from streamasr.evaluate import evaluate, parse_grid
@@ -16,10 +19,19 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
-def sweep(tiny_model_folder, tiny_corpus, tmp_path_factory):
+def model_folder(tiny_corpus, tmp_path_factory):
+    """The random model's recipe with its output layer x30: the same greedy decisions,
+    30 times their margins, so that streaming = simulation cannot hinge on a near-tie of
+    random weights."""
+    return build_model_folder(SMALL_YAML, tiny_corpus, tmp_path_factory.mktemp("sweep_model") / "run",
+                              *TINY_MODEL_OVERRIDES, "--number_of_epochs=1", output_scale=30.0)
+
+
+@pytest.fixture(scope="module")
+def sweep(model_folder, tiny_corpus, tmp_path_factory):
     out = tmp_path_factory.mktemp("sweep")
     results = evaluate(
-        str(tiny_model_folder), str(tiny_corpus / "test_voices.csv"), str(out),
+        str(model_folder), str(tiny_corpus / "test_voices.csv"), str(out),
         chunk_values=["160", "320"], unit="ms", left_values=["2", "unlimited"], progress=False,
     )
     return out, results
@@ -56,11 +68,11 @@ def test_streaming_agrees_with_simulation_in_the_sweep(sweep):
         assert r.streaming_wer == pytest.approx(r.masked_wer)
 
 
-def test_existing_results_are_not_overwritten(sweep, tiny_model_folder, tiny_corpus):
+def test_existing_results_are_not_overwritten(sweep, model_folder, tiny_corpus):
     out, _ = sweep
     before = (out / "results.json").read_text()
     with pytest.raises(FileExistsError, match="already holds results.*--overwrite"):
-        evaluate(str(tiny_model_folder), str(tiny_corpus / "test_voices.csv"), str(out), chunk_values=["320"])
+        evaluate(str(model_folder), str(tiny_corpus / "test_voices.csv"), str(out), chunk_values=["320"])
     assert (out / "results.json").read_text() == before
 
 
@@ -79,12 +91,12 @@ def test_bad_grid_values_are_named(chunks, unit, lefts, message):
         parse_grid(chunks, unit, lefts, 40.0)
 
 
-def test_bad_inputs_fail_before_any_work(tiny_model_folder, tiny_corpus, tmp_path, capsys):
+def test_bad_inputs_fail_before_any_work(model_folder, tiny_corpus, tmp_path, capsys):
     manifest = tmp_path / "test.csv"
     lines = (tiny_corpus / "test_voices.csv").read_text().splitlines()
     lines[1] = lines[1].replace(".wav", "-missing.wav")
     manifest.write_text("\n".join(lines) + "\n")
-    code = cli(["evaluate", str(tiny_model_folder), "--manifest", str(manifest), "--output", str(tmp_path / "o"),
+    code = cli(["evaluate", str(model_folder), "--manifest", str(manifest), "--output", str(tmp_path / "o"),
                 "--data-root", str(tiny_corpus)])
     assert code == 2
     assert "row 1" in capsys.readouterr().err
@@ -94,11 +106,11 @@ def test_bad_inputs_fail_before_any_work(tiny_model_folder, tiny_corpus, tmp_pat
     assert code == 2 and "is neither a training output folder" in capsys.readouterr().err
 
 
-def test_checkpoint_that_does_not_match_the_yaml_is_a_clear_error(tiny_model_folder, tmp_path):
+def test_checkpoint_that_does_not_match_the_yaml_is_a_clear_error(model_folder, tmp_path):
     import shutil
 
     copy = tmp_path / "model"
-    shutil.copytree(tiny_model_folder, copy)
+    shutil.copytree(model_folder, copy)
     yaml = copy / "hyperparams.yaml"
     yaml.write_text(yaml.read_text().replace("d_model: 32", "d_model: 48"))
     from streamasr.model import ModelLoadError, load_model
@@ -107,10 +119,10 @@ def test_checkpoint_that_does_not_match_the_yaml_is_a_clear_error(tiny_model_fol
         load_model(copy)
 
 
-def test_several_test_sets_are_evaluated_alone_and_compared(tiny_model_folder, tiny_corpus, tmp_path, capsys):
+def test_several_test_sets_are_evaluated_alone_and_compared(model_folder, tiny_corpus, tmp_path, capsys):
     out = tmp_path / "sets"
     manifests = [str(tiny_corpus / f"{name}.csv") for name in ("test_voices", "test_text", "test_synth")]
-    assert cli(["evaluate", str(tiny_model_folder), "--manifest", *manifests, "--output", str(out),
+    assert cli(["evaluate", str(model_folder), "--manifest", *manifests, "--output", str(out),
                 "--chunk-ms", "320", "--left-chunks", "2", "--masked-only", "--jobs", "1"]) == 0
     rows = {}
     for name in ("test_voices", "test_text", "test_synth"):
@@ -124,22 +136,22 @@ def test_several_test_sets_are_evaluated_alone_and_compared(tiny_model_folder, t
     assert "== WER per test set" in capsys.readouterr().out
 
 
-def test_several_test_sets_with_one_file_name_are_refused(tiny_model_folder, tiny_corpus, tmp_path, capsys):
+def test_several_test_sets_with_one_file_name_are_refused(model_folder, tiny_corpus, tmp_path, capsys):
     copy = tmp_path / "other"
     copy.mkdir()
     (copy / "test_voices.csv").write_text((tiny_corpus / "test_voices.csv").read_text())
-    code = cli(["evaluate", str(tiny_model_folder), "--manifest", str(tiny_corpus / "test_voices.csv"),
+    code = cli(["evaluate", str(model_folder), "--manifest", str(tiny_corpus / "test_voices.csv"),
                 str(copy / "test_voices.csv"), "--output", str(tmp_path / "o")])
     assert code == 2 and "two manifests share a file name" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
 
 
-def test_lookahead_grid_latencies_and_left_context_in_ms(tiny_model_folder, tiny_corpus, tmp_path):
+def test_lookahead_grid_latencies_and_left_context_in_ms(model_folder, tiny_corpus, tmp_path):
     """--right-ms adds look-ahead to the grid, --left-ms gives every chunk size the same
     past; each cell reports worst-case ((C + R) x 40 ms + front end) and mean ((C/2 +
     R) x 40 ms + front end) latency, and streaming equals the masked simulation."""
     out = tmp_path / "grid"
-    assert cli(["evaluate", str(tiny_model_folder), "--manifest", str(tiny_corpus / "test_voices.csv"),
+    assert cli(["evaluate", str(model_folder), "--manifest", str(tiny_corpus / "test_voices.csv"),
                 "--output", str(out), "--chunk-ms", "80,160", "--left-ms", "640", "--right-ms", "0,120",
                 "--limit", "2", "--jobs", "1"]) == 0
     data = json.loads((out / "results.json").read_text())
@@ -155,8 +167,8 @@ def test_lookahead_grid_latencies_and_left_context_in_ms(tiny_model_folder, tiny
     assert (out / "wer_vs_mean_latency.png").read_bytes()[:8] == PNG_MAGIC
 
 
-def test_lookahead_needs_what_it_streams_on(tiny_model_folder, tiny_corpus, tmp_path):
-    common = [str(tiny_model_folder), str(tiny_corpus / "test_voices.csv"), str(tmp_path / "x")]
+def test_lookahead_needs_what_it_streams_on(model_folder, tiny_corpus, tmp_path):
+    common = [str(model_folder), str(tiny_corpus / "test_voices.csv"), str(tmp_path / "x")]
     with pytest.raises(ConfigError, match="look-ahead .* finite left context.*--masked-only"):
         evaluate(*common, chunk_values=["160"], left_values=["unlimited"], right_values=["120"], progress=False)
     with pytest.raises(ConfigError, match="look-ahead 30 ms is not 0 or a positive multiple"):

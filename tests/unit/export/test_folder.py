@@ -10,7 +10,18 @@ import shutil
 import pytest
 import torch
 
+from helpers.common import SMALL_YAML, TINY_MODEL_OVERRIDES
+from helpers.models import build_model_folder
 from streamasr.export import ExportError, check_model_folder, export, push_to_hub
+
+
+@pytest.fixture(scope="module")
+def three_epoch_folder(tiny_corpus, tmp_path_factory):
+    """A train.py output folder of three epochs whose weights differ from epoch to epoch
+    (random weights, no training run: helpers.models), two checkpoints kept
+    (``keep_checkpoints: 2``), as the tiny trained model's."""
+    return build_model_folder(SMALL_YAML, tiny_corpus, tmp_path_factory.mktemp("three_epochs") / "run",
+                              *TINY_MODEL_OVERRIDES, "--number_of_epochs=3", drift=0.01)
 
 
 def test_folder_has_every_file_and_a_hub_model_card(exported):
@@ -32,15 +43,15 @@ def test_folder_has_every_file_and_a_hub_model_card(exported):
     assert not re.search(r"^(data_folder|opt_class|train_csv):", yaml_text, flags=re.MULTILINE)
 
 
-def test_averaging_the_two_best_checkpoints(tiny_model_folder, tmp_path):
+def test_averaging_the_two_best_checkpoints(three_epoch_folder, tmp_path):
     from hyperpyyaml import load_hyperpyyaml
 
     from streamasr.export import select_checkpoints
 
-    out = export(tiny_model_folder, tmp_path / "avg", average=2, example_audio=None)
-    with open(tiny_model_folder / "hyperparams.yaml") as handle:
+    out = export(three_epoch_folder, tmp_path / "avg", average=2, example_audio=None)
+    with open(three_epoch_folder / "hyperparams.yaml") as handle:
         hparams = load_hyperpyyaml(handle)
-    first, second = select_checkpoints(tiny_model_folder, hparams, 2)
+    first, second = select_checkpoints(three_epoch_folder, hparams, 2)
     a = torch.load(first.paramfiles["model"])
     b = torch.load(second.paramfiles["model"])
     averaged = torch.load(out / "model.ckpt")
@@ -49,7 +60,7 @@ def test_averaging_the_two_best_checkpoints(tiny_model_folder, tmp_path):
     assert json.loads((out / "export.json").read_text())["valid_wer"][0] <= \
         json.loads((out / "export.json").read_text())["valid_wer"][1]
     with pytest.raises(ExportError, match="--average 5 asks for more checkpoints than .* holds \\(2\\)"):
-        export(tiny_model_folder, tmp_path / "too_many", average=5)
+        export(three_epoch_folder, tmp_path / "too_many", average=5)
     assert not (tmp_path / "too_many").exists()
 
 

@@ -29,11 +29,6 @@ from streamasr.streaming.onnx import (
 )
 
 
-@pytest.fixture(scope="module")
-def onnx_folder(model, tmp_path_factory):
-    return export_onnx(model, tmp_path_factory.mktemp("onnx") / "cell", chunk_ms=320, left_chunks=2).folder
-
-
 def test_folder_files_metadata_and_tokens(onnx_folder, model):
     assert sorted(p.name for p in onnx_folder.iterdir()) == [
         "decoder.onnx", "encoder.onnx", "export.json", "joiner.onnx", "tokens.txt"]

@@ -1,16 +1,16 @@
 """Beam search in the streaming engine and its front doors: streaming equals the masked
 simulation, streams at different positions equal each alone, n-best at the end, the
-onnx backend, transcribe / evaluate options and their errors."""
+onnx backend, evaluate's options and their errors (transcribe's, run as a process:
+tests/e2e/test_transcribe_cli_options.py)."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
-import soundfile as sf
 from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
 
-from helpers.common import NEAR_TIE, assert_same_or_near_tie, beam_gap, cli, drive_staggered
+from helpers.common import assert_same_or_near_tie, beam_gap, drive_staggered
 from streamasr.errors import ConfigError
 from streamasr.evaluate import evaluate
 from streamasr.streaming import StreamingRecognizer
@@ -52,12 +52,10 @@ def test_beam_streams_at_different_positions_decode_as_each_alone(model, utteran
     assert identical >= 2
 
 
-def test_beam_on_the_onnx_backend(model, utterances, tmp_path):
-    from streamasr.export.onnx import export_onnx
+def test_beam_on_the_onnx_backend(model, utterances, onnx_folder):
     from streamasr.streaming.onnx import OnnxModel
 
-    folder = export_onnx(model, tmp_path / "cell", chunk_ms=320, left_chunks=2).folder
-    alone = OnnxModel(folder)
+    alone = OnnxModel(onnx_folder)
     config = DynChunkTrainConfig(8, 2)
     torch_engine = StreamingRecognizer(model, config, decoding="beam", beam=4)
     onnx_engine = StreamingRecognizer(alone, config, backend=make_backend(alone, config, backend="onnx"),
@@ -68,24 +66,6 @@ def test_beam_on_the_onnx_backend(model, utterances, tmp_path):
         theirs = onnx_engine.transcribe(utt.wav)[0].tokens[0]
         agree += ours == theirs  # onnxruntime rounds differently: a near-tie may flip one
     assert agree >= 2
-
-
-def test_transcribe_nbest_and_bad_options(random_model_folder, model, utterances, tmp_path):
-    path = tmp_path / "utt.wav"
-    sf.write(path, utterances[0].wav.numpy(), 16000)
-    result = cli("transcribe", path, "--model", random_model_folder, "--chunk-ms", "320", "--left-chunks", "2",
-                 "--decoding", "beam", "--beam", "3", "--nbest", "2", "--json")
-    assert result.returncode == 0, result.stderr.decode()[-2000:]
-    final = json.loads(result.stdout.decode().splitlines()[-1])
-    assert final["type"] == "final" and len(final["nbest"]) == 2
-    assert final["nbest"][0]["text"] == final["text"] and final["nbest"][0]["score"] >= final["nbest"][1]["score"]
-    expected = StreamingRecognizer(model, DynChunkTrainConfig(8, 2), decoding="beam", beam=3, nbest=2).transcribe(
-        utterances[0].wav)[0]  # another process may round differently: equal, or a near-tie
-    assert final["text"] == expected.texts[0].strip() or beam_gap(expected.nbest[0]) < NEAR_TIE
-    for options, message in ((["--decoding", "beam", "--beam", "0"], "argument --beam: 0 is out of range: expected 1 to 128 hypotheses"),
-                             (["--nbest", "2"], "nbest must be between 1 and 1 (greedy decoding), got 2")):
-        bad = cli("transcribe", path, "--model", random_model_folder, *options)
-        assert bad.returncode != 0 and message in bad.stderr.decode()
 
 
 def test_evaluate_with_beam_search(random_model_folder, tiny_corpus, tmp_path):

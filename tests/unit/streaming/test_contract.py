@@ -10,28 +10,15 @@ import torch
 from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
 from speechbrain.utils.streaming import infer_dependency_matrix
 
-from helpers.common import FULL_YAML, SMALL_YAML, random_encoder
+from helpers.models import SHRUNK_ENCODERS, encoder_input, shrunk_encoder
 from streamasr.streaming import encode_chunk_by_chunk
-
-# The full-size YAML keeps its architecture (RelPosMHAXL Conformer, DCConv kernel,
-# front end) but is shrunk in width/depth so the test runs in seconds.
-YAMLS = {
-    "small": (SMALL_YAML, {}),
-    "full": (FULL_YAML, {"data_folder": "unused", "d_model": 64, "nhead": 4, "num_encoder_layers": 3, "d_ffn": 128}),
-}
-
 
 CONFIGS = [DynChunkTrainConfig(size, left) for size in (4, 8, 16) for left in (2, None)]
 
 
-@pytest.fixture(scope="module", params=sorted(YAMLS))
+@pytest.fixture(scope="module", params=sorted(SHRUNK_ENCODERS))
 def transformer(request):
-    return random_encoder(*YAMLS[request.param])
-
-
-def encoder_input(frames: int, batch: int = 2) -> torch.Tensor:
-    """Random encoder input [B, frames, 640] (the CNN front end's flattened output)."""
-    return torch.randn(batch, frames, 640, generator=torch.Generator().manual_seed(frames))
+    return shrunk_encoder(request.param)
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda c: f"chunk{c.chunk_size}-left{c.left_context_size}")

@@ -1,21 +1,18 @@
 """Endpointing with sherpa-onnx's rules: the rule arithmetic, segments in the engine
 (the first segment equals the unsegmented decode up to the endpoint, the search restarts
-after it, the whole transcript joins the segments), in the Transcriber / transcribe
---endpoint (rule 1 on silence) and in `streamasr serve` (one final per segment)."""
+after it, the whole transcript joins the segments) and in `streamasr serve` (one final
+per segment). Rule 1 on silence needs a trained model: tests/e2e/test_silence.py."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 
-import numpy as np
 import pytest
-import soundfile as sf
 import torch
 import websockets
 from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
 
-from helpers.common import cli
 from streamasr.errors import ConfigError
 from streamasr.export.sherpa_check import load_manifest
 from streamasr.serve import ServeConfig, start_server
@@ -65,19 +62,6 @@ def test_engine_segments(kaldi_model, wave):
     assert frames == sorted(frames) and frames[-1] > ends[-1].end_frame - 8
     with pytest.raises(ConfigError, match="batch 1"):
         recognizer.init_state(2)
-
-
-def test_transcribe_endpoint_on_silence(tiny_model_folder, tmp_path):
-    """A trained model on 6 s of silence: rule 1 (2.4 s, nothing decoded) twice."""
-    path = tmp_path / "silence.wav"
-    sf.write(path, np.zeros(6 * 16000, dtype=np.float32), 16000)
-    result = cli("transcribe", path, "--model", tiny_model_folder, "--chunk-ms", "320", "--endpoint", "--json")
-    assert result.returncode == 0, result.stderr.decode()[-2000:]
-    events = [json.loads(line) for line in result.stdout.decode().splitlines()]
-    segments = [e for e in events if e["type"] == "segment"]
-    assert [e["rule"] for e in segments] == [1, 1] and [e["segment"] for e in segments] == [0, 1]
-    assert [e["audio_ms"] for e in segments] == [2560.0, 5120.0]  # the first 320 ms chunk ending past 2.4 s
-    assert events[-1]["type"] == "final"
 
 
 def test_server_sends_one_final_per_segment(kaldi_model, wave):

@@ -13,7 +13,8 @@ from speechbrain.lobes.models.transformer.TransformerASR import make_transformer
 from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
 from speechbrain.utils.streaming import infer_dependency_matrix
 
-from helpers.common import NEAR_TIE, SMALL_YAML, assert_same_or_near_tie, drive_staggered, random_encoder
+from helpers.common import SMALL_YAML, assert_same_or_near_tie, drive_staggered
+from helpers.models import encoder_input, shrunk_encoder
 from streamasr.dct import (
     ChunkConfig,
     DynChunkLookaheadSampler,
@@ -32,11 +33,7 @@ from streamasr.streaming.fixed import CacheAwareEncoder
 
 @pytest.fixture(scope="module")
 def transformer():
-    return random_encoder(SMALL_YAML, {"data_folder": "unused"})
-
-
-def encoder_input(frames: int, batch: int = 2) -> torch.Tensor:
-    return torch.randn(batch, frames, 640, generator=torch.Generator().manual_seed(frames))
+    return shrunk_encoder("small")
 
 
 CELLS = [(4, 2, 0), (4, 2, 2), (4, 2, 4), (8, 1, 4), (2, 6, 4), (1, 8, 2), (1, 16, 0), (6, 0, 3)]
@@ -279,27 +276,6 @@ def test_streams_at_different_positions_with_lookahead_decode_as_each_alone(mode
             stream.decoder_state.min_margins[0], one.decoder_state.min_margins[0]), f"stream {index}")
     assert identical >= 2
     assert all(len(one.tokens[0]) > 3 for one in alone), "vacuous: the random model emits many tokens"
-
-
-def test_transcribe_cli_with_lookahead(random_model_folder, model, utterances, tmp_path):
-    import json
-
-    import soundfile as sf
-
-    from helpers.common import cli
-
-    path = tmp_path / "utt.wav"
-    sf.write(path, utterances[0].wav.numpy(), 16000)
-    result = cli("transcribe", path, "--model", random_model_folder, "--chunk-ms", "160", "--left-chunks", "4",
-                 "--right-ms", "120", "--json")
-    assert result.returncode == 0, result.stderr.decode()[-2000:]
-    final = json.loads(result.stdout.decode().splitlines()[-1])
-    expected = StreamingRecognizer(model, ChunkConfig(4, 4, 3)).transcribe(utterances[0].wav)[0]
-    assert final["type"] == "final"  # another process may round differently: equal, or a near-tie
-    assert final["text"] == expected.texts[0].strip() or expected.decoder_state.min_margins[0] < NEAR_TIE
-    bad = cli("transcribe", path, "--model", random_model_folder, "--right-ms", "30")
-    assert bad.returncode != 0
-    assert "look-ahead 30 ms is not 0 or a positive multiple of the encoder frame (40 ms)" in bad.stderr.decode()
 
 
 def test_only_the_last_chunk_is_final_when_the_lookahead_reaches_past_the_end(model, utterances):

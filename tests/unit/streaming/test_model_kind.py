@@ -9,12 +9,11 @@ import shutil
 import pytest
 
 from streamasr.errors import ModelLoadError
-from streamasr.export.onnx import export_onnx
 from streamasr.streaming.onnx import MODEL_TYPES, OnnxFolder
 
 
-def test_the_runtime_reads_the_model_kind_and_refuses_one_it_does_not_know(model, tmp_path):
-    folder = export_onnx(model, tmp_path / "cell", chunk_ms=320, left_chunks=2, verify=False).folder
+def test_the_runtime_reads_the_model_kind_and_refuses_one_it_does_not_know(onnx_folder, tmp_path):
+    folder = onnx_folder  # the random model's 320 ms / 2 left export (tests/conftest.py)
     assert json.loads((folder / "export.json").read_text())["model_type"] == MODEL_TYPES[0] == "conformer-transducer"
     other = tmp_path / "tdt"
     shutil.copytree(folder, other)
