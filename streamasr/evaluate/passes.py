@@ -21,9 +21,10 @@ from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
 from speechbrain.utils.metric_stats import ErrorRateStats
 
 from streamasr.dct import with_right_frames
-from streamasr.decoding import Decoding, as_decoding
+from streamasr.decoding import Decoding
 from streamasr.engine import EngineSpec, build_recognizer
 from streamasr.evaluate.cells import CellResult, Utterance
+from streamasr.evaluate.grid import GridCell
 from streamasr.model import AsrModel
 
 
@@ -52,14 +53,10 @@ def masked_hypotheses(model: AsrModel, utterances: list[Utterance], config: Opti
 
 
 def streaming_pass(model: AsrModel, utterances: list[Utterance], config: DynChunkTrainConfig,
-                   frontend: str = "exact", backend: str = "torch", int8: bool = False, decoding: "str | Decoding" = "greedy",
-                   beam: int = 4) -> dict:
-    """True streaming over every utterance; returns hypotheses and timing statistics.
-    ``frontend``: ``exact`` (ours) or ``stock`` (what SpeechBrain's StreamingASR does);
-    ``backend``: ``torch`` or ``onnx`` (``int8``: the quantised graphs); ``decoding``:
-    ``greedy`` or ``beam`` (``beam`` hypotheses)."""
-    engine = EngineSpec(feature_path=frontend, backend=backend, int8=int8, threads=torch.get_num_threads(),
-                        decoding=as_decoding(decoding, beam))
+                   engine: EngineSpec) -> dict:
+    """True streaming over every utterance with the recogniser ``engine`` describes
+    (feature path ``exact`` or ``stock``, backend, decoding; ``streamasr.engine``) on the
+    cell ``config``; returns hypotheses and timing statistics."""
     recognizer = build_recognizer(model, engine, config)
     geometry = model.geometry
     rate = geometry.sample_rate
@@ -101,19 +98,18 @@ def streaming_pass(model: AsrModel, utterances: list[Utterance], config: DynChun
     }
 
 
-def evaluate_cell(
-    model: AsrModel, utterances: list[Utterance], chunk: Optional[int], left: Optional[int], threads: int, streaming: bool,
-    frontend: str = "exact", backend: str = "torch", int8: bool = False, right: int = 0,
-    left_ms: Optional[float] = None, decoding: "str | Decoding" = "greedy", beam: int = 4,
-) -> CellResult:
-    """One grid cell (``chunk`` None = full context, masked only; ``right`` look-ahead
-    frames, ``streamasr.dct``)."""
+def evaluate_cell(model: AsrModel, utterances: list[Utterance], cell: GridCell, engine: EngineSpec,
+                  streaming: bool) -> CellResult:
+    """One grid cell (``cell.chunk`` None = full context, masked only; ``cell.right``
+    look-ahead frames, ``streamasr.dct``), searched as ``engine.decoding`` says, with
+    ``engine.threads`` torch threads; ``streaming``: also true chunk-by-chunk streaming."""
+    chunk, left, right, threads = cell.chunk, cell.left, cell.right, engine.threads or 1
+    decoding = engine.decoding
     torch.set_num_threads(threads)
     ids = [u.utt_id for u in utterances]
     refs = [u.words for u in utterances]
     config = None if chunk is None else with_right_frames(DynChunkTrainConfig(chunk, left), right)
-    masked_text = [model.decode_tokens(h) for h in masked_hypotheses(model, utterances, config, decoding=decoding,
-                                                                     beam=beam)]
+    masked_text = [model.decode_tokens(h) for h in masked_hypotheses(model, utterances, config, decoding=decoding)]
     wer, cer = _error_rates(ids, masked_text, refs)
     cell = CellResult(
         chunk_frames=chunk,
@@ -125,14 +121,14 @@ def evaluate_cell(
         threads=threads,
         right_frames=right,
         right_ms=model.geometry.chunk_ms(right),
-        left_ms=left_ms,
+        left_ms=cell.left_ms,
     )
     if chunk is not None:
         frame_ms, lookahead_ms = model.geometry.frame_ms, model.geometry.lookahead_ms
         cell.algorithmic_latency_ms = (chunk + right) * frame_ms + lookahead_ms  # worst case
         cell.mean_latency_ms = (chunk / 2 + right) * frame_ms + lookahead_ms
     if chunk is not None and streaming:
-        stats = streaming_pass(model, utterances, config, frontend, backend, int8, decoding, beam)
+        stats = streaming_pass(model, utterances, config, engine)
         stream_text = [model.decode_tokens(h) for h in stats.pop("hyps")]
         cell.streaming_wer, cell.streaming_cer = _error_rates(ids, stream_text, refs)
         cell.differing_hypotheses = sum(a != b for a, b in zip(masked_text, stream_text))

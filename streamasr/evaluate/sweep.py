@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from streamasr.dct import with_right_frames
 from streamasr.decoding import Decoding, as_decoding
+from streamasr.engine import EngineSpec
 from streamasr.errors import ConfigError, OutputExistsError
 from streamasr.evaluate.cells import CellResult, Utterance, load_utterances
 from streamasr.evaluate.grid import DEFAULT_CHUNK_MS, GridCell, grid_cells, parse_grid
@@ -47,52 +48,24 @@ def _worker_init(model_path: str, device: str, manifest: str, data_root: Optiona
 
 
 def _worker_cell(args: tuple) -> CellResult:
-    cell, threads, streaming, frontend, backend, int8, decoding = args
-    return _evaluate(_WORKER["model"], _WORKER["utterances"], cell, threads, streaming, frontend, backend, int8,
-                     decoding)
+    cell, engine, streaming = args
+    return evaluate_cell(_WORKER["model"], _WORKER["utterances"], cell, engine, streaming)
 
 
-def _evaluate(model: AsrModel, utterances: list[Utterance], cell: GridCell, threads: int, streaming: bool,
-              frontend: str, backend: str, int8: bool, decoding: Decoding = Decoding()) -> CellResult:
-    return evaluate_cell(model, utterances, cell.chunk, cell.left, threads, streaming, frontend, backend, int8,
-                         right=cell.right, left_ms=cell.left_ms, decoding=decoding, beam=decoding.beam)
-
-
-def run_sweep(
-    model: AsrModel,
-    utterances: list[Utterance],
-    cells: Sequence[GridCell],
-    threads: int = 1,
-    streaming: bool = True,
-    progress: bool = True,
-    frontend: str = "exact",
-    backend: str = "torch",
-    int8: bool = False,
-    decoding: Decoding = Decoding(),
-) -> list[CellResult]:
+def run_sweep(model: AsrModel, utterances: list[Utterance], cells: Sequence[GridCell], engine: EngineSpec,
+              streaming: bool = True, progress: bool = True) -> list[CellResult]:
     """Every cell of the grid (``grid_cells``: full context, masked, first), masked and
-    streaming, in this process, searching as ``decoding`` says."""
-    return [
-        _evaluate(model, utterances, cell, threads, streaming, frontend, backend, int8, decoding)
-        for cell in tqdm(cells, desc="grid", unit="cell", disable=not progress)
-    ]
+    streaming, in this process, with the recogniser ``engine`` describes."""
+    return [evaluate_cell(model, utterances, cell, engine, streaming)
+            for cell in tqdm(cells, desc="grid", unit="cell", disable=not progress)]
 
 
-def run_sweep_parallel(
-    worker_args: tuple,
-    cells: Sequence[GridCell],
-    jobs: int,
-    threads: int = 1,
-    streaming: bool = True,
-    progress: bool = True,
-    frontend: str = "exact",
-    backend: str = "torch",
-    int8: bool = False,
-    decoding: Decoding = Decoding(),
-) -> list[CellResult]:
-    """The same grid spread over ``jobs`` processes (one stream each, ``threads``
+def run_sweep_parallel(worker_args: tuple, cells: Sequence[GridCell], jobs: int, engine: EngineSpec,
+                       streaming: bool = True, progress: bool = True) -> list[CellResult]:
+    """The same grid spread over ``jobs`` processes (one stream each, ``engine.threads``
     threads each, so the measured compute stays that of a single stream)."""
-    tasks = [(cell, threads, streaming, frontend, backend, int8, decoding) for cell in cells]
+    threads = engine.threads or 1
+    tasks = [(cell, engine, streaming) for cell in cells]
     with worker_pool(jobs, initializer=_worker_init, initargs=(*worker_args, threads)) as pool:
         return list(tqdm(pool.map(_worker_cell, tasks), total=len(tasks), desc="grid", unit="cell", disable=not progress))
 
@@ -128,6 +101,7 @@ def evaluate(
     contexts are durations, the same past for every chunk size."""
     validate_feature_path(frontend)
     decoding = as_decoding(decoding, beam)
+    engine = EngineSpec(feature_path=frontend, backend=backend, int8=int8, threads=threads, decoding=decoding)
     if backend == "onnx" and frontend != "exact":
         raise ConfigError("--backend onnx runs the exact front end only (--frontend stock is SpeechBrain's path)")
     folder = check_output(output, overwrite)
@@ -152,11 +126,9 @@ def evaluate(
             for cell in cells[1:]:
                 cached_onnx_folder(model, with_right_frames(DynChunkTrainConfig(cell.chunk, cell.left), cell.right),
                                    int8)
-        results = run_sweep_parallel(worker_args, cells, jobs, threads, streaming, progress, frontend, backend, int8,
-                                     decoding)
+        results = run_sweep_parallel(worker_args, cells, jobs, engine, streaming, progress)
     else:
-        results = run_sweep(model, utterances, cells, threads, streaming, progress, frontend, backend, int8,
-                            decoding)
+        results = run_sweep(model, utterances, cells, engine, streaming, progress)
     meta = {
         "model": str(model_path),
         "manifest": str(manifest),
