@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shutil
@@ -88,16 +89,20 @@ def averaged_model_state(checkpoints: Sequence[Checkpoint]) -> dict:
                                parameter_loader=lambda path, **_: torch.load(path, map_location="cpu"))
 
 
+def digest_state(digest, state: dict) -> None:
+    """Feed a ``state_dict``'s names and values (sorted by name) into a ``hashlib``
+    digest: the one way weights are fingerprinted (exports, the ONNX cache)."""
+    for name, value in sorted(state.items()):
+        digest.update(name.encode())
+        if isinstance(value, torch.Tensor):
+            digest.update(value.detach().cpu().contiguous().numpy().tobytes())
+        else:
+            digest.update(repr(value).encode())
+
+
 def weights_fingerprint(state: dict) -> str:
     """A short hash of a ``state_dict``'s names and values: names the exported weights
     without naming the machine they came from."""
-    import hashlib
-
     digest = hashlib.sha256()
-    for name, tensor in sorted(state.items()):
-        digest.update(name.encode())
-        if isinstance(tensor, torch.Tensor):
-            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-        else:
-            digest.update(repr(tensor).encode())
+    digest_state(digest, state)
     return digest.hexdigest()[:16]

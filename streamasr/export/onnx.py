@@ -39,6 +39,7 @@ from typing import Optional
 import torch
 from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
 
+from streamasr.checkpoints import digest_state
 from streamasr.dct import right_frames, with_right_frames
 from streamasr.errors import ConfigError
 from streamasr.files import check_destination, staged_folder
@@ -158,9 +159,7 @@ def checkpoint_fingerprint(model: AsrModel) -> str:
     """A hash of the weights: a cache of exported graphs is reused only while it matches."""
     digest = hashlib.sha256()
     for module in model.hparams["modules"].values():
-        for name, tensor in sorted(module.state_dict().items()):
-            digest.update(name.encode())
-            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        digest_state(digest, module.state_dict())
     normalize = model.front_end.normalize
     for tensor in (normalize.glob_mean, normalize.glob_std):
         digest.update(torch.as_tensor(tensor).detach().cpu().contiguous().numpy().tobytes())
