@@ -26,7 +26,7 @@ import speechbrain as sb
 from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.distributed import run_on_main
 
-from streamasr.cpu import flush_denormals
+from streamasr.cpu import flush_denormals, resolve_precision
 from streamasr.errors import StreamAsrError
 from streamasr.training.recipe import (
     check_overrides,
@@ -55,6 +55,8 @@ def main(argv):
     check_overrides(hparams_file, yaml_text, overrides)
     hparams = load_hyperpyyaml(yaml_text, overrides)
     task = task_from_hparams(hparams)  # the YAML's `task` (default: transducer)
+    if hparams.get("precision") == "auto":  # bf16 where it is native (streamasr/cpu.py)
+        hparams["precision"] = resolve_precision("auto", run_opts.get("device") or "cpu")
 
     sb.utils.distributed.ddp_init_group(run_opts)
     sb.create_experiment_directory(

@@ -261,7 +261,7 @@ def check_inference(device: str, vocab: int, tiny: bool, output: str, streams: i
             outputs = recognizer.accept_audio(state, audio[:, begin:begin + step])
             synchronize(device)
             if outputs:
-                chunk_times.append((time.perf_counter() - start) / len(outputs))
+                chunk_times.append((time.perf_counter() - start) / (len(outputs) // batch))  # B outputs a chunk
         chunk_times = sorted(chunk_times[1:] or chunk_times)  # first chunk: warm-up
         median = chunk_times[len(chunk_times) // 2]
         chunk_seconds = 16 * recognizer.geometry.frame_ms / 1000

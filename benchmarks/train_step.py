@@ -1,7 +1,13 @@
 #!/usr/bin/env python3
-"""Training step time of a recipe YAML: full vs pruned transducer loss, or the lattice
-gradient by autograd vs forward-backward.
+"""Training step time of a recipe YAML: where a step's time goes (``--breakdown``), full
+vs pruned transducer loss, or the lattice gradient by autograd vs forward-backward.
 
+    python benchmarks/train_step.py --breakdown --data-folder data/synthetic \
+        --recipe 4x=hparams/conformer_transducer_small.yaml \
+        --recipe 8x=hparams/conformer_transducer_small.yaml,hparams/subsampling8.yaml
+        # per-phase milliseconds and shares of real batches from the recipe's own
+        # DataLoader, recipes in turn; audio seconds per second, padding, GFLOP/s
+        # against a matmul on the same device (benchmarks/_step_breakdown.py)
     python benchmarks/train_step.py                                   # small config
     python benchmarks/train_step.py --manifest data/synthetic/train.csv --batch-seconds 12 \
         --checkpoint results/demo/save/CKPT+...        # real utterances, trained weights
@@ -132,10 +138,30 @@ def main():
     parser.add_argument("--tokenizer", help="SentencePiece .model for --manifest")
     parser.add_argument("--checkpoint", help="a checkpoint folder with model.ckpt (trained weights)")
     parser.add_argument("--compare", choices=sorted(VARIANTS), default="objectives")
-    parser.add_argument("--batch-seconds", type=float, default=12.0)
+    parser.add_argument("--batch-seconds", type=float,
+                        help="seconds of audio per batch (default: 12; --breakdown: the recipe's own)")
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--output", default="/tmp/streamasr_train_step")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="time each part of a step of every --recipe on real batches of --data-folder")
+    parser.add_argument("--recipe", action="append", metavar="LABEL=YAML[,OVERRIDE.yaml][,--key=value]",
+                        help="a recipe as train.py takes it, commas between the arguments (repeatable; "
+                             "default: the small and the full-size YAML)")
+    parser.add_argument("--data-folder", default="data/synthetic", help="corpus of the real batches")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"),
+                        help="autocast of the forward (default: the recipe's own)")
     args = parser.parse_args()
+    if args.breakdown:
+        from _step_breakdown import Recipe, breakdown
+
+        recipes = [Recipe(spec) for spec in args.recipe or [
+            f"small={ROOT / 'hparams/conformer_transducer_small.yaml'}",
+            f"full-size={ROOT / 'hparams/conformer_transducer.yaml'},--precision=fp32"]]
+        print(breakdown(recipes, args.data_folder, args.output, args.device, args.steps, args.precision,
+                        args.batch_seconds))
+        return
+    args.batch_seconds = args.batch_seconds or 12.0
     torch.manual_seed(0)
     (base_label, base_loss, base_lattice), (new_label, new_loss, new_lattice) = VARIANTS[args.compare]
 

@@ -15,15 +15,20 @@ transcribe       live chunk-by-chunk transcription of a file, stdin, a URL or a 
 train-lm         a token n-gram LM (ARPA) from transcripts, for beam search fusion
 
 Layout: ``parsers`` (argparse, light), ``options`` (the value types and cross-option
-checks, light), ``commands`` (what each subcommand does; the one module that loads
-torch, imported only after the arguments parse). Errors: a bad argument is one line
-and exit status 2 before any model is loaded; ``StreamAsrError`` (bad input, described
-in words) becomes a one-line message with exit status 2; anything else keeps its
-traceback.
+checks, light), then what each subcommand does, one module per command group: ``data``
+(build-corpus, prepare, validate), ``evaluating`` (evaluate, check-streaming),
+``exporting`` (export, export-onnx, check-sherpa), ``running`` (transcribe, serve), ``lm``
+(train-lm), with ``common`` (the device check, the cell and the decoding the options
+ask for). The command modules load the library (torch); each parser names its handler
+as ``"module:function"`` (``resolve_handler``), imported only after the arguments parse.
+Errors: a bad argument is one line and exit status 2 before any model is loaded;
+``StreamAsrError`` (bad input, described in words) becomes a one-line message with exit
+status 2; anything else keeps its traceback.
 """
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import os
 import sys
@@ -46,7 +51,7 @@ def main(argv: list[str] | None = None, before_command: Optional[Callable[[], ob
             before_command()
         handler = args.handler
         if isinstance(handler, str):  # loads the library (torch) only now
-            handler = getattr(importlib.import_module("streamasr.cli.commands"), handler)
+            handler = resolve_handler(handler)
         return handler(args)
     except StreamAsrError as error:
         print(f"streamasr {args.command}: error: {error}", file=sys.stderr)
@@ -54,6 +59,13 @@ def main(argv: list[str] | None = None, before_command: Optional[Callable[[], ob
     except KeyboardInterrupt:
         print(f"streamasr {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def resolve_handler(name: str) -> Callable[[argparse.Namespace], int]:
+    """The function a parser names (``"running:transcribe"``: ``transcribe`` in
+    ``streamasr.cli.running``); importing its module loads the library."""
+    module, _, function = name.partition(":")
+    return getattr(importlib.import_module(f"streamasr.cli.{module}"), function)
 
 
 def _flush_denormals() -> None:
@@ -85,4 +97,4 @@ def run() -> int:
     return code
 
 
-__all__ = ["main", "run"]
+__all__ = ["main", "resolve_handler", "run"]

@@ -101,7 +101,7 @@ def left_chunks(text: str) -> Optional[int]:
 
 def device(text: str) -> str:
     """An argparse type: a torch device name (whether it exists is checked when torch is
-    loaded, ``commands.checked_device``)."""
+    loaded, ``streamasr.cli.common.checked_device``)."""
     if not DEVICE_PATTERN.match(text):
         raise argparse.ArgumentTypeError(f"{text!r} is not a device: expected cpu, cuda, cuda:N, mps or xpu")
     return text

@@ -2,9 +2,9 @@
 
 Light by design (argparse and the option types of ``streamasr.cli.options``; no torch,
 SpeechBrain or onnxruntime), so that ``--help``, ``--version`` and argument errors answer
-at once. Each parser names its handler in ``streamasr.cli.commands`` by name
-(``set_defaults(handler="transcribe")``); ``streamasr.cli.main`` imports that module only
-once the arguments parse.
+at once. Each parser names its handler as ``"module:function"`` of a command module in
+``streamasr.cli`` (``set_defaults(handler="running:transcribe")``); ``streamasr.cli.main``
+imports that module only once the arguments parse.
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ def _add_corpus_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="with --augment (default %(default)s)")
     parser.add_argument("--seed", type=int, default=defaults.seed, help="(default %(default)s)")
     parser.add_argument("--workers", type=POSITIVE, default=None, help="synthesis processes (default: all cores)")
-    parser.set_defaults(handler="build_corpus")
+    parser.set_defaults(handler="data:build_corpus")
 
 
 def _add_prepare_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -112,7 +112,7 @@ def _add_prepare_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--skip-bad", "--skip_bad", dest="skip_bad", action="store_true",
                         help="leave bad items out (listed in skipped_<split>.tsv) instead of stopping")
     parser.add_argument("--jobs", type=POSITIVE, default=None, help="audio reader processes (default: all cores)")
-    parser.set_defaults(handler="prepare")
+    parser.set_defaults(handler="data:prepare")
 
 
 def _add_validate_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -122,7 +122,7 @@ def _add_validate_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("manifest", nargs="+")
     parser.add_argument("--data-root", default=None, help="value of $data_root in the CSV (default: the manifest's "
                         "folder, as evaluate)")
-    parser.set_defaults(handler="validate")
+    parser.set_defaults(handler="data:validate")
 
 
 def _add_evaluate_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -173,7 +173,7 @@ def _add_evaluate_parser(subparsers: argparse._SubParsersAction) -> None:
     _add_decoding_options(parser)
     _add_device_option(parser)
     parser.add_argument("--overwrite", action="store_true", help="replace results in --output")
-    parser.set_defaults(handler="evaluate")
+    parser.set_defaults(handler="evaluating:evaluate")
 
 
 def _add_backend_options(parser: argparse.ArgumentParser) -> None:
@@ -237,7 +237,7 @@ def _add_check_parser(subparsers: argparse._SubParsersAction) -> None:
                         "depends on input past its chunk's end + this")
     parser.add_argument("--chunks", type=whole(1, 64), default=4, help="input length in chunks (default %(default)s)")
     parser.add_argument("--plot", default="dependency_matrix.png")
-    parser.set_defaults(handler="check")
+    parser.set_defaults(handler="evaluating:check")
 
 
 def _add_export_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -266,7 +266,7 @@ def _add_export_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--push-to-hub", metavar="REPO_ID", default=None,
                         help="upload the folder to this Hugging Face model repo (token: HF_TOKEN or cached login)")
     parser.add_argument("--private", action="store_true", help="create the hub repo as private")
-    parser.set_defaults(handler="export")
+    parser.set_defaults(handler="exporting:export")
 
 
 def _add_transcribe_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -300,7 +300,7 @@ def _add_transcribe_parser(subparsers: argparse._SubParsersAction) -> None:
                         "1.2 s of silence after speech, 20 s segments); one line per segment")
     _add_backend_options(parser)
     _add_device_option(parser)
-    parser.set_defaults(handler="transcribe")
+    parser.set_defaults(handler="running:transcribe")
 
 
 def _add_export_onnx_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -334,7 +334,7 @@ def _add_export_onnx_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--force", action="store_true",
                         help="with --target sherpa-onnx: export a model trained on another front end than "
                         "kaldi-native-fbank's (a warning is printed; sherpa-onnx will feed it other features)")
-    parser.set_defaults(handler="export_onnx", verify=True)
+    parser.set_defaults(handler="exporting:export_onnx", verify=True)
 
 
 def _add_check_sherpa_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -365,7 +365,7 @@ def _add_check_sherpa_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--work-threads", type=THREADS, default=2, help="the server's --num-work-threads (default 2)")
     parser.add_argument("--force", action="store_true", help="export a model trained on another front end anyway")
     parser.add_argument("--output", default=None, help="folder for sherpa_check.md / .json")
-    parser.set_defaults(handler="check_sherpa")
+    parser.set_defaults(handler="exporting:check_sherpa")
 
 
 def _add_serve_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -415,7 +415,7 @@ def _add_serve_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--threads", type=THREADS, default=None,
                         help="CPU threads for the model in all (default: the machine's cores); each of the --workers "
                         "model threads computes with threads / workers of them (torch and onnxruntime)")
-    parser.set_defaults(handler="serve")
+    parser.set_defaults(handler="running:serve")
 
 
 def _add_train_lm_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -431,7 +431,7 @@ def _add_train_lm_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--order", type=whole(1, 10), default=3, help="n-gram order (default %(default)s)")
     parser.add_argument("--output", required=True, help="ARPA file to write")
     parser.add_argument("--overwrite", action="store_true")
-    parser.set_defaults(handler="train_lm")
+    parser.set_defaults(handler="lm:train_lm")
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -89,7 +89,7 @@ def _plot(deps: torch.Tensor, chunk_size: int, report: DependencyReport) -> None
         ax.axhline(boundary, color="black", linewidth=0.8)
     for out_frame, in_frame in report.leaks:
         ax.add_patch(plt.Rectangle((in_frame, out_frame), 1, 1, fill=False, edgecolor="blue", linewidth=1.2))
-    ax.set_xlabel("input frame (encoder input, 40 ms each)")
+    ax.set_xlabel("input frame (encoder input: one per CNN output frame)")
     ax.set_ylabel("output frame")
     ax.set_title(("OK" if report.ok else f"LEAK ({len(report.leaks)} pairs, blue)") +
                  f": chunk {report.chunk_size}, left {report.left_chunks if report.left_chunks is not None else 'unlimited'}"

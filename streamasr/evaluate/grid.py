@@ -19,7 +19,7 @@ from streamasr.units import (
     right_frames_from_ms,
 )
 
-__all__ = ["DEFAULT_CHUNK_MS", "DEFAULT_LEFT_CHUNKS", "GridCell", "grid_cells", "parse_grid"]
+__all__ = ["DEFAULT_CHUNK_MS", "DEFAULT_LEFT_CHUNKS", "Grid", "GridCell", "grid_cells", "parse_grid"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,3 +76,30 @@ def grid_cells(chunk_frames: Sequence[int], lefts: Sequence[Optional[float]], ri
                     chunks = math.ceil(left / (chunk * frame_ms) - 1e-9)
                     cells.append(GridCell(chunk, chunks, right, left_ms=left))
     return cells
+
+
+@dataclasses.dataclass(frozen=True)
+class Grid:
+    """What ``streamasr evaluate`` sweeps, as the user wrote it (checked against a
+    model's encoder frame by ``cells``): ``chunk_values`` in ``unit`` (``ms`` or
+    ``frames``, encoder frames), ``left_values`` in ``left_unit`` (``chunks``, or ``ms``:
+    the same past for every chunk size) or ``unlimited``, ``right_values`` look-ahead in
+    ms. The defaults are evaluate's: 160 to 1280 ms x 2, 4 and unlimited left chunks, no
+    look-ahead."""
+
+    chunk_values: Sequence[str] = tuple(str(value) for value in DEFAULT_CHUNK_MS)
+    unit: str = "ms"
+    left_values: Sequence[str] = tuple("unlimited" if value is None else str(value) for value in DEFAULT_LEFT_CHUNKS)
+    right_values: Sequence[str] = ("0",)
+    left_unit: str = "chunks"
+
+    def __post_init__(self) -> None:
+        for name in ("chunk_values", "left_values", "right_values"):  # a list given stays hashable and unshared
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+
+    def cells(self, frame_ms: float) -> list[GridCell]:
+        """Full context first, then every cell (``grid_cells``) for an encoder frame of
+        ``frame_ms``; ``ConfigError`` naming a bad value (``parse_grid``)."""
+        chunks, lefts, rights = parse_grid(self.chunk_values, self.unit, self.left_values, frame_ms,
+                                           self.right_values, self.left_unit)
+        return grid_cells(chunks, lefts, rights, frame_ms if self.left_unit == "ms" else None)

@@ -64,7 +64,7 @@ def streaming_pass(model: AsrModel, utterances: list[Utterance], config: DynChun
     compute_total, audio_total = 0.0, 0.0
     for utt in utterances:
         state, outputs = recognizer.transcribe(utt.wav)
-        hyps.append(state.tokens[0])
+        hyps.append(state.result.tokens)
         samples = utt.wav.shape[-1]
         audio_total += samples / rate
         clock = 0.0
@@ -75,7 +75,7 @@ def streaming_pass(model: AsrModel, utterances: list[Utterance], config: DynChun
             clock = max(clock, ready / rate) + output.compute_seconds
             chunk_times.append(output.compute_seconds)
             compute_total += output.compute_seconds
-            for event in output.tokens[0]:
+            for event in output.tokens:
                 fed = min(samples, event.start_ms * rate / 1000 + geometry.frame_samples) / rate
                 latencies.append(clock - fed)
         if latencies:

@@ -3,6 +3,7 @@ worker processes (one stream each, so measured compute stays a single stream's).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from pathlib import Path
@@ -13,11 +14,10 @@ from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
 from tqdm import tqdm
 
 from streamasr.dct import with_right_frames
-from streamasr.decoding import Decoding, as_decoding
 from streamasr.engine import EngineSpec
 from streamasr.errors import ConfigError, OutputExistsError
 from streamasr.evaluate.cells import CellResult, Utterance, load_utterances
-from streamasr.evaluate.grid import DEFAULT_CHUNK_MS, GridCell, grid_cells, parse_grid
+from streamasr.evaluate.grid import Grid, GridCell
 from streamasr.evaluate.passes import evaluate_cell
 from streamasr.evaluate.report import RESULT_FILES, write_results
 from streamasr.export.onnx import cached_onnx_folder
@@ -70,73 +70,73 @@ def run_sweep_parallel(worker_args: tuple, cells: Sequence[GridCell], jobs: int,
         return list(tqdm(pool.map(_worker_cell, tasks), total=len(tasks), desc="grid", unit="cell", disable=not progress))
 
 
-def evaluate(
-    model_path: str,
-    manifest: str,
-    output: str,
-    chunk_values: Sequence[str] = tuple(str(v) for v in DEFAULT_CHUNK_MS),
-    unit: str = "ms",
-    left_values: Sequence[str] = ("2", "4", "unlimited"),
-    right_values: Sequence[str] = ("0",),
-    left_unit: str = "chunks",
-    data_root: Optional[str] = None,
-    overwrite: bool = False,
-    threads: int = 1,
-    jobs: int = 1,
-    limit: Optional[int] = None,
-    streaming: bool = True,
-    device: str = "cpu",
-    progress: bool = True,
-    frontend: str = "exact",
-    backend: str = "torch",
-    int8: bool = False,
-    decoding: "str | Decoding" = "greedy",
-    beam: int = 4,
-) -> list[CellResult]:
-    """Everything behind ``streamasr evaluate``; all input errors raise before work.
-    ``jobs`` > 1 evaluates grid cells in parallel processes. ``frontend`` selects the
-    true-streaming feature path: ``exact`` (ours) or ``stock`` (SpeechBrain's
-    ``StreamingASR``, i.e. what an exported model gives under stock SpeechBrain).
-    ``right_values``: look-ahead in ms (``streamasr.dct``); ``left_unit`` ``ms``: the left
-    contexts are durations, the same past for every chunk size."""
+@dataclasses.dataclass(frozen=True)
+class SweepOptions:
+    """How ``evaluate`` runs, apart from the engine and the grid: ``data_root`` (the
+    manifest's ``$data_root``; default its folder), ``limit`` (only the N shortest
+    utterances), ``streaming`` (true chunk-by-chunk streaming too, not only the masked
+    simulation), ``jobs`` (> 1: grid cells in parallel processes), ``device`` (of the
+    model), ``overwrite`` (replace results in the output folder), ``progress`` (a bar)."""
+
+    data_root: Optional[str] = None
+    limit: Optional[int] = None
+    streaming: bool = True
+    jobs: int = 1
+    device: str = "cpu"
+    overwrite: bool = False
+    progress: bool = True
+
+
+def evaluate(model_path: str | os.PathLike, manifest: str | os.PathLike, output: str | os.PathLike,
+             grid: Grid = Grid(), engine: Optional[EngineSpec] = None, options: SweepOptions = SweepOptions(),
+             ) -> list[CellResult]:
+    """Everything behind ``streamasr evaluate``: every cell of ``grid`` (and full
+    context) on ``manifest``, written to ``output``; all input errors raise before work.
+
+    ``engine``: the recogniser of every cell (its ``cell`` is not used: the grid gives
+    the cells; ``threads`` None is 1 per stream; default greedy, PyTorch, exact front
+    end). Its ``feature_path`` selects the true-streaming features: ``exact`` (ours) or
+    ``stock`` (SpeechBrain's ``StreamingASR``, i.e. what an exported model gives under
+    stock SpeechBrain)."""
+    engine = engine or EngineSpec()
+    frontend, backend, int8 = engine.feature_path, engine.backend, engine.int8
     validate_feature_path(frontend)
-    decoding = as_decoding(decoding, beam)
-    engine = EngineSpec(feature_path=frontend, backend=backend, int8=int8, threads=threads, decoding=decoding)
+    engine = dataclasses.replace(engine, threads=engine.threads or 1, decoding=engine.decoding.check())
     if backend == "onnx" and frontend != "exact":
         raise ConfigError("--backend onnx runs the exact front end only (--frontend stock is SpeechBrain's path)")
-    folder = check_output(output, overwrite)
-    model = load_model(model_path, device)
-    frame_ms = model.geometry.frame_ms
-    chunks, lefts, rights = parse_grid(chunk_values, unit, left_values, frame_ms, right_values, left_unit)
-    cells = grid_cells(chunks, lefts, rights, frame_ms if left_unit == "ms" else None)
-    if backend == "onnx" and None in lefts:
+    folder = check_output(output, options.overwrite)
+    model = load_model(model_path, options.device)
+    cells = grid.cells(model.geometry.frame_ms)
+    unlimited = any(cell.left is None for cell in cells[1:])
+    look_ahead = any(cell.right for cell in cells[1:])
+    if backend == "onnx" and unlimited:
         raise ConfigError("--backend onnx needs finite left contexts (unlimited is not a fixed shape): "
                           "drop 'unlimited' from --left-chunks")
-    if streaming and None in lefts and any(rights):
+    if options.streaming and unlimited and look_ahead:
         raise ConfigError("look-ahead streams on the fixed-shape state, which needs a finite left context: drop "
                           "'unlimited' from the left contexts, or pass --masked-only")
-    if frontend == "stock" and any(rights):
+    if frontend == "stock" and look_ahead:
         raise ConfigError("--frontend stock streams as SpeechBrain's StreamingASR does, which has no look-ahead")
-    utterances = load_utterances(manifest, data_root, limit)
+    utterances = load_utterances(manifest, options.data_root, options.limit)
     folder.mkdir(parents=True, exist_ok=True)
     start = time.time()
-    if jobs > 1:  # each worker process loads its own copy of the model and audio
-        worker_args = (str(model_path), device, str(manifest), data_root, limit)
-        if backend == "onnx" and streaming:  # export the cells once, before the workers look for them
+    if options.jobs > 1:  # each worker process loads its own copy of the model and audio
+        worker_args = (str(model_path), options.device, str(manifest), options.data_root, options.limit)
+        if backend == "onnx" and options.streaming:  # export the cells once, before the workers look for them
             for cell in cells[1:]:
                 cached_onnx_folder(model, with_right_frames(DynChunkTrainConfig(cell.chunk, cell.left), cell.right),
-                                   int8)
-        results = run_sweep_parallel(worker_args, cells, jobs, engine, streaming, progress)
+                                   int8, engine.onnx_cache)
+        results = run_sweep_parallel(worker_args, cells, options.jobs, engine, options.streaming, options.progress)
     else:
-        results = run_sweep(model, utterances, cells, engine, streaming, progress)
+        results = run_sweep(model, utterances, cells, engine, options.streaming, options.progress)
     meta = {
         "model": str(model_path),
         "manifest": str(manifest),
-        "threads": threads,
-        "jobs": jobs,
+        "threads": engine.threads,
+        "jobs": options.jobs,
         "frontend": frontend,
         "backend": backend + (" int8" if int8 else ""),
-        "decoding": decoding.label(),
+        "decoding": engine.decoding.label(),
         "seconds": round(time.time() - start, 1),
         "frame_ms": model.geometry.frame_ms,
         "lookahead_ms": model.geometry.lookahead_ms,

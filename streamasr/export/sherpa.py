@@ -25,7 +25,8 @@ which this module writes to:
 
 Where the CNN front end's history lives: our CNN (two 3x3, stride-2 blocks) computes
 encoder frame ``t`` from feature frames ``4t - 3 .. 4t + 3``, so a chunk ``[kC, (k+1)C)``
-needs exactly sherpa's window ``[4kC, 4kC + 4C)`` plus the 3 feature frames before it.
+needs exactly sherpa's window ``[4kC, 4kC + 4C)`` plus the 3 feature frames before it
+(with a third block, 8x: ``8t - 7 .. 8t + 7``, the 7 before it; ``4`` reads ``8`` below).
 Those (4, to keep the stride grid) ride in the cache: ``cache_last_time`` carries one
 slot more than the encoder has layers, and that slot holds the last 4 feature frames of
 the previous window (after the log floor, before normalisation) and a flag "the stream
@@ -90,14 +91,18 @@ class SherpaEncoder(torch.nn.Module):
         self.encoder = CacheAwareEncoder(model.encoder, config)
         self.encoder_proj = model.encoder_proj
         self.subsampling = front_end.geometry.subsampling
-        if len(self.cnn.blocks) != 2 or self.subsampling != 4:
-            raise ConfigError(f"sherpa-onnx export supports the CNN of two stride-2 blocks (4x subsampling); this "
-                              f"model's subsamples {self.subsampling}x with {len(self.cnn.blocks)} blocks")
+        # history: one encoder frame's worth of feature frames keeps the stride grid, and
+        # must cover the CNN's reach into the past (3 frames for 4x, 7 for 8x)
+        self.history_frames = self.subsampling
+        reach = (front_end.cnn.get_filter_properties().window_size - 1) // 2
+        if reach > self.history_frames:
+            raise ConfigError(f"sherpa-onnx export: this model's CNN reaches {reach} feature frames into the past, "
+                              f"more than the {self.history_frames} frames ({self.subsampling}x subsampling) the "
+                              "cache carries")
         self.chunk = config.chunk_size
         self.right = self.encoder.geometry.right_frames  # look-ahead (streamasr.dct)
         self.window_frames = self.subsampling * (self.chunk + self.right)
         self.shift_frames = self.subsampling * self.chunk
-        self.history_frames = self.subsampling  # 3 needed, 4 keep the stride grid
         self.n_mels = self._n_mels(front_end)
         geometry = self.encoder.geometry
         slot = geometry.d_model * geometry.conv_frames

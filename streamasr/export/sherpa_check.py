@@ -86,13 +86,13 @@ def load_manifest(manifest: str | os.PathLike, limit: Optional[int] = None) -> l
 
 
 def sherpa_frames_decoded(num_samples: int, chunk_frames: int, tail_padding_s: float = SHERPA_TAIL_PADDING_S,
-                          right_frames: int = 0) -> int:
+                          right_frames: int = 0, subsampling: int = 4) -> int:
     """Encoder frames sherpa-onnx decodes for a stream of ``num_samples`` (+ tail
-    padding): whole windows of ``4 (C + R)`` feature frames every ``4 C``, while one
-    more frame is ready."""
+    padding): whole windows of ``subsampling x (C + R)`` feature frames every
+    ``subsampling x C``, while one more frame is ready."""
     samples = num_samples + int(tail_padding_s * SAMPLE_RATE)
     feature_frames = (samples + 80) // 160
-    window, shift = 4 * (chunk_frames + right_frames), 4 * chunk_frames
+    window, shift = subsampling * (chunk_frames + right_frames), subsampling * chunk_frames
     chunks = 0
     while chunks * shift + window < feature_frames:
         chunks += 1
@@ -110,7 +110,7 @@ def engine_tokens(model: AsrModel, config: DynChunkTrainConfig, wave: torch.Tens
     finally:
         model.search.max_symbols_per_step = saved
     # sherpa-onnx reports SentencePiece's word marker as a space
-    return [(event.piece.replace("\u2581", " "), event.frame) for output in outputs for event in output.tokens[0]]
+    return [(event.piece.replace("\u2581", " "), event.frame) for output in outputs for event in output.tokens]
 
 
 def _text(pieces: list[str]) -> str:
@@ -153,7 +153,8 @@ def compare_with_sherpa(model: AsrModel, utterances: list[Utterance], chunk_ms: 
                "ours": _text([p for p, _ in ours]), "ours_default_limit": _text([p for p, _ in default])}
         row["agree"] = row["sherpa"] == row["ours"]
         if not row["agree"]:
-            decoded = sherpa_frames_decoded(utterance.wave.shape[0], chunk_frames, right_frames=right)
+            decoded = sherpa_frames_decoded(utterance.wave.shape[0], chunk_frames, right_frames=right,
+                                            subsampling=model.geometry.subsampling)
             padded = engine_tokens(model, config, torch.cat([utterance.wave, tail]), SHERPA_MAX_SYMBOLS_PER_FRAME)
             cut = [p for p, frame in padded if frame < decoded]
             audio_frames = model.geometry.num_encoder_frames(utterance.wave.shape[0])

@@ -128,11 +128,11 @@ class Transcriber:
                     tokens = [
                         {"token": e.token_id, "piece": e.piece, "start_ms": round(e.start_ms, 1),
                          "confidence": round(e.confidence, 4)}
-                        for e in output.tokens[0]
+                        for e in output.tokens
                     ]
                     audio_ms = min(samples, output.end_frame * recognizer.geometry.frame_samples) * 1000 / SAMPLE_RATE
                     self._events.put(Event(
-                        "partial", output.text[0], output.chunk_index, audio_ms,
+                        "partial", output.text, output.chunk_index, audio_ms,
                         output.compute_seconds * 1000, tokens, segment=output.segment,
                     ))
                     if output.endpoint:
@@ -141,10 +141,10 @@ class Transcriber:
                 if block is _END:
                     audio_ms = samples * 1000 / SAMPLE_RATE
                     nbest = [{"text": recognizer.model.decode_tokens(tokens), "score": round(score, 4)}
-                             for tokens, score in (state.nbest[0] if state.nbest else [])]
+                             for tokens, score in state.result.nbest]
                     self._events.put(Event(
-                        "final", recognizer.full_text(state), state.chunks_done, audio_ms, compute * 1000,
-                        rtf=compute / (audio_ms / 1000) if samples else None, segment=state.segment,
+                        "final", state.result.full_text, state.chunks_done, audio_ms, compute * 1000,
+                        rtf=compute / (audio_ms / 1000) if samples else None, segment=state.result.segment,
                         nbest=nbest if recognizer.nbest > 1 else [],
                     ))
                     return

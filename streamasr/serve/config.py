@@ -23,6 +23,11 @@ class ServeConfig:
     buffer_deadline: float = 10.0
     idle_timeout: float = 60.0
     drain_seconds: float = 5.0
+    # seconds a close waits for the client's closing handshake (websockets' close_timeout,
+    # default 10) before dropping the TCP connection; the client has the close code and
+    # reason by then. A stream closed for back-pressure is no longer read, so its client's
+    # reply never arrives and every such close would otherwise take the full wait.
+    close_timeout: float = 1.0
     certfile: Optional[str] = None
     keyfile: Optional[str] = None
     record_dir: Optional[str] = None  # debug: each stream's 16 kHz audio as the recogniser got it
@@ -36,6 +41,8 @@ class ServeConfig:
         for name in ("max_buffer_seconds", "buffer_deadline", "idle_timeout"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be > 0, got {getattr(self, name)}")
+        if self.close_timeout <= 0:
+            raise ConfigError(f"close_timeout must be > 0 seconds, got {self.close_timeout}")
         if bool(self.certfile) != bool(self.keyfile):
             raise ConfigError("--certfile and --keyfile go together")
         # checked here, not left to bind(): it raises OverflowError for 65536 and up

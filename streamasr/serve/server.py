@@ -20,7 +20,11 @@ which is TCP back-pressure, and closes it if the buffer stays full for
 ``buffer_deadline`` seconds), ``idle_timeout`` without a message, malformed input (text
 that is neither ``Done`` nor a JSON start message, a byte count that is not whole
 samples, NaN or infinite samples, an unknown format or rate). Other streams keep their
-exact transcripts.
+exact transcripts. A close waits ``close_timeout`` seconds (default 1) for the client's
+side of the closing handshake, then drops the connection: a stream closed for
+back-pressure is not read any more, so its client's reply would never arrive (websockets'
+default of 10 s made each such close last 10 s; the client has the code and reason
+either way).
 
 SIGTERM / SIGINT: stop accepting, give open streams ``drain_seconds`` to send ``Done``,
 then finish every open stream (its final result and ``Done!``) and exit 0.
@@ -449,7 +453,7 @@ class Server:
         options: dict[str, Any] = dict(
             ssl=context, process_request=self.process_request, max_size=self.config.max_message_bytes,
             compression=None,  # audio barely compresses; deflate cost both ends CPU
-            ping_interval=20, ping_timeout=20)
+            ping_interval=20, ping_timeout=20, close_timeout=self.config.close_timeout)
         if self.listener is None:
             self.servers = [await serve(self.handle, self.config.host, self.config.port,
                                         reuse_port=self.config.reuse_port or None, **options)]

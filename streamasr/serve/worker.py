@@ -233,7 +233,7 @@ class BatchWorker:
             self.wake.set()
 
     def _deliver(self, session: Session, output: ChunkOutput) -> None:
-        for event in output.tokens[0]:
+        for event in output.tokens:
             session.tokens.append((event.piece.replace("\u2581", " "), round(event.start_ms / 1000, 2)))
         if output.final or session.stream.finished:
             self._finalise(session)
@@ -242,18 +242,18 @@ class BatchWorker:
             session.results.put_nowait(self.result(session, output.segment_text, output.segment, final=True))
             session.tokens, session.last_text = [], None
             return
-        text = session.stream.texts[0].strip()
+        result = session.stream.result
+        text = result.text.strip()
         if text != session.last_text:
             session.last_text = text
-            session.results.put_nowait(self.result(session, text, session.stream.segment, final=False))
+            session.results.put_nowait(self.result(session, text, result.segment, final=False))
 
     def _finalise(self, session: Session) -> None:
         if session.finished:
             return
         session.finished = True
-        stream = session.stream
-        session.results.put_nowait(self.result(session, stream.texts[0].strip(), stream.segment, final=True,
-                                               eof=True))
+        result = session.stream.result
+        session.results.put_nowait(self.result(session, result.text.strip(), result.segment, final=True, eof=True))
         session.results.put_nowait(None)  # end of results
         session.drained.set()
 

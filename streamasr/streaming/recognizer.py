@@ -1,5 +1,7 @@
-"""The streaming engine: audio in, tokens with times and confidences out, all state in
-an explicit ``StreamState``.
+"""The streaming engine: audio in, tokens with times and confidences out, all state
+explicit: a ``StreamState`` carries a lock-step batch of streams (audio, positions,
+model contexts) and one ``StreamResult`` per stream (its tokens, text, n-best and
+endpoint segments; ``state.result`` for a batch of one).
 
 Per chunk: the feature path (``streamasr.frontend.paths``: exact windows by default, or
 stock SpeechBrain's wrapper) gives encoder inputs, the encoder backend
@@ -50,23 +52,59 @@ class TokenEvent:
 
 @dataclasses.dataclass
 class ChunkOutput:
-    """What one processed chunk produced for each stream of the batch."""
+    """What one processed chunk produced for one stream (a lock-step batch of B streams
+    gives B of them per chunk, in row order: ``row``)."""
 
     chunk_index: int
     start_frame: int
     end_frame: int
-    tokens: list[list[TokenEvent]]  # per stream, new tokens of this chunk
-    text: list[str]  # per stream, new text of this chunk
-    compute_seconds: float  # wall time of front end + encoder + search for the chunk
+    tokens: list[TokenEvent]  # the stream's new tokens of this chunk
+    text: str  # their text
+    compute_seconds: float  # wall time of front end + encoder + search, a batched call's shared among its streams
     final: bool  # True for the chunk that ended the stream (or needed its end)
     segment: int = 0  # the segment this chunk's tokens belong to (endpointing)
     endpoint: int = 0  # the endpoint rule (1-3) that ended that segment after this chunk, 0 for none
     segment_text: str = ""  # with an endpoint: the finished segment's transcript
+    row: int = 0  # the stream's row in its lock-step batch (0 for a stream of its own)
+
+
+@dataclasses.dataclass
+class StreamResult:
+    """One stream's recognition so far (sherpa-onnx's per-stream result): its tokens and
+    text since the current segment began, the n-best list of a beam search, and the
+    endpointing bookkeeping (a stream without endpointing stays in segment 0)."""
+
+    tokens: list[int] = dataclasses.field(default_factory=list)  # the current segment's token ids
+    text: str = ""  # their text (pieces joined; may start with a space)
+    nbest: list[tuple[list[int], float]] = dataclasses.field(default_factory=list)  # beam search, at the end
+    segment: int = 0  # the current segment's index
+    segment_start_frame: int = 0  # the encoder frame it began at (global)
+    last_token_frame: int = -1  # the frame of the stream's last token (-1: none yet)
+    segments: list[str] = dataclasses.field(default_factory=list)  # texts of the segments already ended
+
+    @property
+    def full_text(self) -> str:
+        """The whole transcript: the ended segments and the current one."""
+        return " ".join(text for text in self.segments + [self.text.strip()] if text)
+
+    def end_segment(self, frame: int) -> str:
+        """Close the current segment (its text joins ``segments``; returned); the next
+        one begins at encoder frame ``frame``."""
+        text = self.text.strip()
+        self.segments.append(text)
+        self.tokens, self.text = [], ""
+        self.segment += 1
+        self.segment_start_frame = frame
+        self.last_token_frame = -1
+        return text
 
 
 @dataclasses.dataclass
 class StreamState:
-    """Everything a batch of streams carries between chunks (explicit, inspectable)."""
+    """Everything a lock-step batch of streams carries between chunks (explicit,
+    inspectable): the batched audio, positions and model contexts, and one
+    ``StreamResult`` per row. A stream of ``create_stream`` is a batch of one;
+    ``decode_streams`` stacks such streams' contexts into one model call."""
 
     buffer: torch.Tensor  # [B, n] samples from buffer_offset on
     buffer_offset: int = 0
@@ -74,20 +112,23 @@ class StreamState:
     chunks_done: int = 0
     encoder_context: object = None
     decoder_state: object = None  # GreedyState or BeamState
-    tokens: list = dataclasses.field(default_factory=list)  # per stream: list[int]
-    texts: list = dataclasses.field(default_factory=list)  # per stream: decoded so far
+    results: list[StreamResult] = dataclasses.field(default_factory=list)  # one per row
     finished: bool = False
     feature_context: object = None  # the feature path's own context (stock wrapper)
     input_done: bool = False  # no more audio will come (``input_finished``)
-    segment: int = 0  # endpointing (batch 1): the current segment, where it started,
-    segment_start_frame: int = 0  # the frame of its last token (-1: none yet) and the
-    last_token_frame: int = -1  # texts of the segments already ended
-    segments: list = dataclasses.field(default_factory=list)
-    nbest: list = dataclasses.field(default_factory=list)  # beam search: per stream [(tokens, log-prob)] at the end
 
     @property
     def samples_received(self) -> int:
         return self.buffer_offset + self.buffer.shape[1]
+
+    @property
+    def result(self) -> StreamResult:
+        """The result of a batch of one (a ``create_stream`` stream, ``init_state(1)``,
+        ``transcribe``); a batch of several has one per row in ``results``."""
+        if len(self.results) != 1:
+            raise StreamStateError(f"a batch of {len(self.results)} streams has one result per row "
+                                   "(state.results[row]), not one state.result")
+        return self.results[0]
 
 
 class StreamingRecognizer:
@@ -97,8 +138,8 @@ class StreamingRecognizer:
     (any number of samples; runs every chunk that became computable), ``finalize``
     (end of input: runs the remaining frames). ``decoding``: ``greedy`` or ``beam``
     (batched modified beam search of ``beam`` hypotheses: partial results are the
-    hypotheses' common prefix, the final is the best, ``state.nbest`` the ``nbest`` best
-    with their log-probabilities). Chunks are ``config.chunk_size`` encoder
+    hypotheses' common prefix, the final is the best, each stream's ``StreamResult.nbest``
+    the ``nbest`` best with their log-probabilities). Chunks are ``config.chunk_size`` encoder
     frames; a ``streamasr.dct.ChunkConfig`` with ``right_frames`` R makes each chunk wait
     for R more frames of look-ahead (the end of the stream flushes without it).
 
@@ -143,14 +184,14 @@ class StreamingRecognizer:
             buffer=torch.zeros(batch_size, 0, device=device),
             encoder_context=self.backend.init_state(batch_size),
             decoder_state=self.search.initial_state(batch_size, device),
-            tokens=[[] for _ in range(batch_size)],
-            texts=["" for _ in range(batch_size)],
+            results=[StreamResult() for _ in range(batch_size)],
             feature_context=self.path.new_context(),
         )
 
     @torch.no_grad()
     def accept_audio(self, state: StreamState, samples: torch.Tensor) -> list[ChunkOutput]:
-        """Append ``samples`` (``[B, n]`` float, 16 kHz) and run every complete chunk."""
+        """Append ``samples`` (``[B, n]`` float, 16 kHz) and run every complete chunk: B
+        outputs per chunk (one per stream, in row order)."""
         if state.finished:
             raise StreamStateError("stream already finalized")
         if samples.dim() == 1:
@@ -164,22 +205,25 @@ class StreamingRecognizer:
         that received no audio at all gives no chunk and an empty transcript."""
         outputs = self._run(state, self.path.finish(state, self.config.chunk_size))
         if outputs:
-            outputs[-1].final = True
-            self._flush(state, outputs[-1])
+            last = outputs[-len(state.results):]  # the last chunk's, one per stream
+            for output in last:
+                output.final = True
+            self._flush(state, last)
         state.finished = True
         return outputs
 
-    def _flush(self, state: StreamState, output: ChunkOutput) -> None:
-        """End of a stream (or segment): a beam search's best hypothesis beyond the
-        common prefix already returned joins ``output``; ``state.nbest`` gets the n-best
-        list. Nothing to do for greedy search."""
+    def _flush(self, state: StreamState, outputs: list[ChunkOutput]) -> None:
+        """End of the streams (or a segment): a beam search's best hypothesis beyond the
+        common prefix already returned joins each stream's output (``outputs``, one per
+        row); each stream's result gets its n-best list. Nothing to do for greedy search."""
         if not self.search.holds_pending:
             return
-        rest, state.nbest = self.search.finish(state.decoder_state, self.nbest)
-        for row, hyp in enumerate(rest):
+        rest, nbest = self.search.finish(state.decoder_state, self.nbest)
+        for row, (output, hyp, row_nbest) in enumerate(zip(outputs, rest, nbest)):
+            state.results[row].nbest = row_nbest
             events, text = self._append(state, row, hyp)
-            output.tokens[row].extend(events)
-            output.text[row] += text
+            output.tokens.extend(events)
+            output.text += text
 
     def _run(self, state: StreamState, chunks: Iterator[tuple[torch.Tensor, int, bool]]) -> list[ChunkOutput]:
         """Decode every chunk the iterator yields; a chunk's compute time covers its
@@ -190,7 +234,7 @@ class StreamingRecognizer:
             item = next(chunks, None)
             if item is None:
                 return outputs
-            outputs.append(self._decode(state, *item, start_time=start_time))
+            outputs.extend(self._decode(state, *item, start_time=start_time))
 
     def _padded(self, features: torch.Tensor) -> torch.Tensor:
         """Encoder input frames padded to the chunk (+ look-ahead) size (a stream's last
@@ -202,17 +246,15 @@ class StreamingRecognizer:
         return torch.nn.functional.pad(features, (0, 0, 0, missing))
 
     def _decode(self, state: StreamState, features: torch.Tensor, valid: int, final: bool,
-                start_time: float) -> ChunkOutput:
-        """Encoder + greedy search on one chunk of a lock-step batch of streams."""
+                start_time: float) -> list[ChunkOutput]:
+        """Encoder + search on one chunk of a lock-step batch of streams: one output per
+        stream."""
         lengths = torch.full((features.shape[0],), valid, dtype=torch.long, device=features.device)
         encoded, frames, state.encoder_context = self.backend.encode(features, lengths, state.encoder_context)
         hyps, state.decoder_state = self.search(encoded, frames, state=state.decoder_state)
-        tokens, texts = [], []
-        for row, hyp in enumerate(hyps):
-            row_tokens, row_text = self._append(state, row, hyp)
-            tokens.append(row_tokens)
-            texts.append(row_text)
-        return self._advance(state, int(frames[0]), tokens, texts, time.perf_counter() - start_time, final)
+        new = [self._append(state, row, hyp) for row, hyp in enumerate(hyps)]
+        seconds = (time.perf_counter() - start_time) / len(new)
+        return self._advance(state, int(frames[0]), new, seconds, final)
 
     def _append(self, state: StreamState, row: int, hyp: Hypothesis) -> tuple[list[TokenEvent], str]:
         """Add a chunk's hypothesis to stream ``row`` of ``state``: its token events (global
@@ -231,59 +273,64 @@ class StreamingRecognizer:
             )
             for token, frame, confidence in zip(hyp.tokens, hyp.frames, hyp.confidences)
         ]
-        at_start = not state.tokens[row]
+        result = state.results[row]
+        at_start = not result.tokens
         if events:
-            state.last_token_frame = events[-1].frame  # (read only for batch-1 streams)
-        state.tokens[row].extend(hyp.tokens)
+            result.last_token_frame = events[-1].frame
+        result.tokens.extend(hyp.tokens)
         new_text = model.decode_continuation(hyp.tokens, at_start)
-        state.texts[row] += new_text
+        result.text += new_text
         return events, new_text
 
-    def _advance(self, state: StreamState, frames: int, tokens: list, texts: list, seconds: float,
-                 final: bool) -> ChunkOutput:
+    def _advance(self, state: StreamState, frames: int, new: list[tuple[list[TokenEvent], str]], seconds: float,
+                 final: bool) -> list[ChunkOutput]:
+        """The chunk of ``frames`` encoder frames ran: ``new`` holds each stream's token
+        events and text; one output per stream."""
         start = state.frames_done
         state.frames_done = start + frames
         index = state.chunks_done
         state.chunks_done += 1
-        output = ChunkOutput(index, start, start + frames, tokens, texts, seconds, final, segment=state.segment)
+        outputs = [ChunkOutput(index, start, start + frames, tokens, text, seconds, final, segment=result.segment,
+                               row=row)
+                   for row, (result, (tokens, text)) in enumerate(zip(state.results, new))]
         if self.endpointing and not final and (not state.input_done or self._has_frames_left(state)):
+            (output,) = outputs  # endpointing runs on a batch of one (``init_state``)
             self._endpoint(state, output)  # never after a stream's last chunk: its final ends it
-        return output
+        return outputs
 
     def _endpoint(self, state: StreamState, output: ChunkOutput) -> None:
-        """End the current segment if a rule fires (``streamasr.streaming.endpoint``)."""
-        segment_frames = state.frames_done - state.segment_start_frame
-        last = state.last_token_frame if state.last_token_frame >= state.segment_start_frame else None
+        """End the current segment if a rule fires (``streamasr.streaming.endpoint``);
+        a batch of one (``init_state`` refuses endpointing on more)."""
+        result = state.result
+        segment_frames = state.frames_done - result.segment_start_frame
+        last = result.last_token_frame if result.last_token_frame >= result.segment_start_frame else None
         beams = getattr(state.decoder_state, "beams", None)
         if beams is not None and beams[0][0].frames:
             # beam search returns only the hypotheses' common prefix, which may lag:
             # the silence counts from the best hypothesis's last token (as sherpa-onnx)
-            best = state.segment_start_frame + beams[0][0].frames[-1]
+            best = result.segment_start_frame + beams[0][0].frames[-1]
             last = best if last is None else max(last, best)
-        trailing = state.frames_done - (last if last is not None else state.segment_start_frame)
+        trailing = state.frames_done - (last if last is not None else result.segment_start_frame)
         rule = self.endpointing.rule_fired(segment_frames, trailing, self.geometry.frame_ms / 1000)
         if not rule:
             return
-        self._flush(state, output)  # a beam search's best hypothesis ends the segment
+        self._flush(state, [output])  # a beam search's best hypothesis ends the segment
         graphs = getattr(state.decoder_state, "graphs", None)
-        output.endpoint, output.segment_text = rule, state.texts[0].strip()
-        state.segments.append(output.segment_text)
-        state.texts[0], state.tokens[0] = "", []
+        output.endpoint, output.segment_text = rule, result.end_segment(state.frames_done)
         state.decoder_state = self.search.initial_state(1, self.model.device)
         if graphs is not None:  # the stream's own hotwords stay for the next segment
             state.decoder_state.graphs = graphs
-        state.segment += 1
-        state.segment_start_frame = state.frames_done
-        state.last_token_frame = -1
 
     @staticmethod
     def full_text(state: StreamState) -> str:
-        """A batch-1 stream's whole transcript: its ended segments and the current one."""
-        return " ".join(text for text in state.segments + [state.texts[0].strip()] if text)
+        """A stream's whole transcript (``state.result.full_text``: its ended segments
+        and the current one)."""
+        return state.result.full_text
 
     # ---------------------------------------------------- streams at their own pace
     def create_stream(self) -> StreamState:
-        """A new stream (batch 1) for ``decode_streams``."""
+        """A new stream (a batch of one) for ``decode_streams``; its result is
+        ``stream.result``."""
         if not self.backend.can_stack:
             raise ConfigError(f"{self.backend.name} backend: streams at different positions need the fixed-shape "
                               "state (a finite left context and the exact front end)")
@@ -335,15 +382,15 @@ class StreamingRecognizer:
         start_time = time.perf_counter()
         live = [stream for stream in streams if not stream.finished]
         items = self.path.next_chunks(live, self.config.chunk_size, [stream.input_done for stream in live])
-        results = {}
+        by_stream = {}
         for stream, item in zip(live, items):
             if item is None and stream.input_done:  # nothing left (or no audio at all)
                 output = self.finish_stream(stream)
                 if output is not None:
-                    results[id(stream)] = output
+                    by_stream[id(stream)] = output
         ready = [(stream, item) for stream, item in zip(live, items) if item is not None]
         if not ready:
-            return [results.get(id(stream)) for stream in streams]
+            return [by_stream.get(id(stream)) for stream in streams]
         features = torch.cat([self._padded(chunk) for _, (chunk, _, _) in ready])
         lengths = torch.tensor([valid for _, (_, valid, _) in ready], dtype=torch.long, device=features.device)
         encoder_state = self.backend.stack_states([stream.encoder_context for stream, _ in ready])
@@ -354,14 +401,13 @@ class StreamingRecognizer:
         for row, ((stream, (_, _, final)), encoder_row, decoder_row) in enumerate(
                 zip(ready, self.backend.unstack_states(encoder_state), decoder_state.unstack())):
             stream.encoder_context, stream.decoder_state = encoder_row, decoder_row
-            tokens, text = self._append(stream, 0, hyps[row])
-            output = self._advance(stream, int(frames[row]), [tokens], [text], seconds, final)
+            (output,) = self._advance(stream, int(frames[row]), [self._append(stream, 0, hyps[row])], seconds, final)
             if stream.input_done and not self._has_frames_left(stream):
                 output.final = True
                 stream.finished = True
-                self._flush(stream, output)
-            results[id(stream)] = output
-        return [results.get(id(stream)) for stream in streams]
+                self._flush(stream, [output])
+            by_stream[id(stream)] = output
+        return [by_stream.get(id(stream)) for stream in streams]
 
     def finish_stream(self, stream: StreamState) -> ChunkOutput | None:
         """End a stream whose input is done and whose chunks have all run (its input
@@ -371,9 +417,9 @@ class StreamingRecognizer:
         stream.finished = True
         if not stream.chunks_done or not self.search.holds_pending:
             return None
-        output = ChunkOutput(stream.chunks_done, stream.frames_done, stream.frames_done, [[]], [""], 0.0, True,
-                             segment=stream.segment)
-        self._flush(stream, output)
+        output = ChunkOutput(stream.chunks_done, stream.frames_done, stream.frames_done, [], "", 0.0, True,
+                             segment=stream.result.segment)
+        self._flush(stream, [output])
         return output
 
     def _has_frames_left(self, stream: StreamState) -> bool:
@@ -382,7 +428,7 @@ class StreamingRecognizer:
 
     def transcribe(self, wav: torch.Tensor) -> tuple[StreamState, list[ChunkOutput]]:
         """Feed one utterance ``[samples]`` chunk by chunk (``chunk_samples`` at a time,
-        as a live source would) and finalize."""
+        as a live source would) and finalize; the transcript is ``state.result``."""
         state = self.init_state(1)
         outputs = []
         for begin in range(0, wav.shape[-1], self.chunk_samples):

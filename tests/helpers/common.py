@@ -3,6 +3,7 @@ train.py, reading its logs and reporting a failed subprocess."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -111,7 +112,7 @@ def reference_text(model: AsrModel, wav_path: str | Path, chunk_frames: int = 16
     """The engine's transcript of one file (exact front end, 640 ms / 4 left chunks)."""
     wav = read_audio(str(wav_path))
     state, _ = StreamingRecognizer(model, DynChunkTrainConfig(chunk_frames, left)).transcribe(wav)
-    return state.texts[0]
+    return state.result.text
 
 
 def cli(*args: object, stdin: bytes | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
@@ -145,7 +146,7 @@ def assert_same_or_near_tie(ours: list[int], theirs: list[int], margins: tuple[f
 
 
 def beam_gap(nbest: list) -> float:
-    """The log-probability gap between a beam search's two best hypotheses (``state.nbest[row]``):
+    """The log-probability gap between a beam search's two best hypotheses (``state.result.nbest``):
     a small gap is a near-tie that float rounding (oneDNN kernels, batch size) may flip."""
     return nbest[0][1] - nbest[1][1] if len(nbest) > 1 else float("inf")
 
@@ -171,7 +172,19 @@ def drive_staggered(recognizer: StreamingRecognizer, wavs: list[torch.Tensor], s
         batch_sizes.append(sum(o is not None for o in outputs))
         for index, output in enumerate(outputs):
             if output is not None:
-                events[index].extend(output.tokens[0])
+                events[index].extend(output.tokens)
         if len(streams) == len(wavs) and all(s.finished for s in streams):
             break
     return streams, events, batch_sizes
+
+
+def run_stock(folder: Path, chunk: int, left: int, files: list) -> dict:
+    """tools/stock_streaming_asr.py on ``files`` in a process that never imports
+    streamasr (stock SpeechBrain's StreamingASR on an exported folder): its JSON report."""
+    result = subprocess.run(
+        [sys.executable, str(REPO / "tools" / "stock_streaming_asr.py"), str(folder), *map(str, files),
+         "--chunk-frames", str(chunk), "--left-chunks", str(left), "--json"],
+        capture_output=True, text=True, timeout=600, cwd="/",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])

@@ -226,6 +226,22 @@ def test_help_version_and_argument_errors_do_not_load_torch():
                           "m", "--rate", "0"], capture_output=True, text=True, cwd=REPO, timeout=60)
     assert bad.returncode == 2
     assert "| torch\n" not in bad.stderr and RATE.format(0) in bad.stderr
+    assert "streamasr.cli.running" not in bad.stderr and "streamasr.cli.common" not in bad.stderr
+
+
+def test_every_subcommand_names_a_handler_in_its_command_module():
+    import argparse
+
+    from streamasr.cli import resolve_handler
+    from streamasr.cli.parsers import build_parser
+
+    subcommands = next(action for action in build_parser()._actions
+                       if isinstance(action, argparse._SubParsersAction)).choices
+    for name, parser in subcommands.items():
+        handler = parser.get_default("handler")
+        module, _, function = handler.partition(":")
+        assert resolve_handler(handler).__module__ == f"streamasr.cli.{module}", name
+        assert resolve_handler(handler).__name__ == function, name
 
 
 def test_serve_help_shows_every_default(capsys):

@@ -113,3 +113,23 @@ def test_outside_cpu_bf16_autocast_the_lstm_is_left_alone(monkeypatch):
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert cpu.lstm_needs_fp32("cpu")
         assert not cpu.lstm_needs_fp32("cuda")  # CUDA kernels have bf16 LSTMs
+
+
+def test_precision_auto_is_bf16_only_where_it_is_native(monkeypatch):
+    import streamasr.cpu as cpu
+
+    flags = {"avx2 avx512f": "fp32", "avx2 avx512f avx512_bf16": "bf16", "avx2 amx_bf16 amx_tile": "bf16"}
+    for line, expected in flags.items():
+        monkeypatch.setattr(cpu, "cpu_has_native_bf16", lambda line=line: any(
+            flag in line.split() for flag in cpu.NATIVE_BF16_CPU_FLAGS))
+        assert cpu.resolve_precision("auto", "cpu") == expected, line
+    assert cpu.resolve_precision("fp32", "cpu") == "fp32" and cpu.resolve_precision("bf16", "cpu") == "bf16"
+    monkeypatch.setattr(cpu.torch.cuda, "is_available", lambda: False)
+    assert cpu.resolve_precision("auto", "cuda") == "fp32"  # no usable CUDA device: no bf16
+
+
+def test_native_bf16_is_read_from_the_cpu_flags():
+    import streamasr.cpu as cpu
+
+    flags = next(line for line in open("/proc/cpuinfo", encoding="utf-8") if line.startswith("flags")).split()
+    assert cpu.cpu_has_native_bf16() == any(flag in flags for flag in ("avx512_bf16", "amx_bf16"))

@@ -7,7 +7,7 @@ import pytest
 
 import streamasr.errors as errors
 from streamasr import cli
-from streamasr.cli import commands
+from streamasr.cli import data as data_commands
 from streamasr.errors import StreamAsrError
 
 
@@ -38,7 +38,7 @@ def test_cli_prints_a_streamasr_error_on_one_line_and_exits_2(monkeypatch, capsy
     def handler(args):
         raise errors.ConfigError("chunk size 100 ms is not a positive multiple of the encoder frame (40 ms)")
 
-    monkeypatch.setattr(commands, "validate", handler)
+    monkeypatch.setattr(data_commands, "validate", handler)
     assert cli.main(["validate", "x.csv"]) == 2
     err = capsys.readouterr().err
     assert err == ("streamasr validate: error: chunk size 100 ms is not a positive multiple of the "
@@ -51,6 +51,6 @@ def test_cli_lets_other_failures_keep_their_traceback(monkeypatch):
     def handler(args):
         raise RuntimeError("Argument #4: Padding size should be less than the corresponding input dimension")
 
-    monkeypatch.setattr(commands, "validate", handler)
+    monkeypatch.setattr(data_commands, "validate", handler)
     with pytest.raises(RuntimeError, match="Padding size"):
         cli.main(["validate", "x.csv"])

@@ -179,7 +179,7 @@ def test_per_stream_hotwords_before_the_first_chunk_only_and_an_empty_list_turns
     from streamasr.streaming import StreamingRecognizer
 
     plain = StreamingRecognizer(model, DynChunkTrainConfig(8, 2), decoding="beam", beam=4)
-    text = plain.transcribe(utterances[0].wav)[0].texts[0]
+    text = plain.transcribe(utterances[0].wav)[0].result.text
     graph = ContextGraph([plain.model.tokenizer.encode_as_ids(text.split()[0])], [4.0])
     spec = plain.search  # a search with global hotwords, turned off for one stream
     boosted = StreamingRecognizer(model, DynChunkTrainConfig(8, 2), decoding="beam", beam=4)
@@ -188,7 +188,7 @@ def test_per_stream_hotwords_before_the_first_chunk_only_and_an_empty_list_turns
     boosted.set_hotwords(state, [])
     boosted.accept_audio(state, utterances[0].wav[None])
     boosted.finalize(state)
-    assert state.texts[0] == text
+    assert state.result.text == text
     started = boosted.init_state(1)
     boosted.accept_audio(started, utterances[0].wav[None])
     with pytest.raises(ConfigError, match="only before a stream's first chunk"):

@@ -12,10 +12,12 @@ import pytest
 from helpers.common import SMALL_YAML, TINY_MODEL_OVERRIDES
 from helpers.models import build_model_folder
 from streamasr.cli import main as cli
+from streamasr.engine import EngineSpec
 from streamasr.errors import ConfigError
-from streamasr.evaluate import evaluate, parse_grid
+from streamasr.evaluate import Grid, SweepOptions, evaluate, parse_grid
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+QUIET = SweepOptions(progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +34,7 @@ def sweep(model_folder, tiny_corpus, tmp_path_factory):
     out = tmp_path_factory.mktemp("sweep")
     results = evaluate(
         str(model_folder), str(tiny_corpus / "test_voices.csv"), str(out),
-        chunk_values=["160", "320"], unit="ms", left_values=["2", "unlimited"], progress=False,
+        Grid(chunk_values=["160", "320"], unit="ms", left_values=["2", "unlimited"]), options=QUIET,
     )
     return out, results
 
@@ -72,7 +74,7 @@ def test_existing_results_are_not_overwritten(sweep, model_folder, tiny_corpus):
     out, _ = sweep
     before = (out / "results.json").read_text()
     with pytest.raises(FileExistsError, match="already holds results.*--overwrite"):
-        evaluate(str(model_folder), str(tiny_corpus / "test_voices.csv"), str(out), chunk_values=["320"])
+        evaluate(str(model_folder), str(tiny_corpus / "test_voices.csv"), str(out), Grid(chunk_values=["320"]))
     assert (out / "results.json").read_text() == before
 
 
@@ -89,6 +91,14 @@ def test_existing_results_are_not_overwritten(sweep, model_folder, tiny_corpus):
 def test_bad_grid_values_are_named(chunks, unit, lefts, message):
     with pytest.raises(ValueError, match=message):
         parse_grid(chunks, unit, lefts, 40.0)
+
+
+def test_the_default_grid_is_the_commands():
+    from streamasr.cli.parsers import build_parser
+
+    args = build_parser().parse_args(["evaluate", "m", "--manifest", "x.csv", "--output", "o"])
+    assert Grid() == Grid(args.chunk_ms.split(","), "ms", args.left_chunks.split(","), args.right_ms.split(","))
+    assert Grid().chunk_values == ("160", "320", "640", "960", "1280")
 
 
 def test_bad_inputs_fail_before_any_work(model_folder, tiny_corpus, tmp_path, capsys):
@@ -170,10 +180,10 @@ def test_lookahead_grid_latencies_and_left_context_in_ms(model_folder, tiny_corp
 def test_lookahead_needs_what_it_streams_on(model_folder, tiny_corpus, tmp_path):
     common = [str(model_folder), str(tiny_corpus / "test_voices.csv"), str(tmp_path / "x")]
     with pytest.raises(ConfigError, match="look-ahead .* finite left context.*--masked-only"):
-        evaluate(*common, chunk_values=["160"], left_values=["unlimited"], right_values=["120"], progress=False)
+        evaluate(*common, Grid(["160"], left_values=["unlimited"], right_values=["120"]), options=QUIET)
     with pytest.raises(ConfigError, match="look-ahead 30 ms is not 0 or a positive multiple"):
-        evaluate(*common, chunk_values=["160"], left_values=["2"], right_values=["30"], progress=False)
+        evaluate(*common, Grid(["160"], left_values=["2"], right_values=["30"]), options=QUIET)
     with pytest.raises(ConfigError, match="--frontend stock .* no look-ahead"):
-        evaluate(*common, chunk_values=["160"], left_values=["2"], right_values=["40"], frontend="stock",
-                 progress=False)
+        evaluate(*common, Grid(["160"], left_values=["2"], right_values=["40"]), EngineSpec(feature_path="stock"),
+                 QUIET)
     assert not (tmp_path / "x").exists()

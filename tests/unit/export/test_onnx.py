@@ -63,14 +63,14 @@ def test_the_engine_on_onnxruntime_gives_the_pytorch_engines_events(onnx_folder,
         ours, ours_out = torch_engine.transcribe(utt.wav)
         theirs, theirs_out = onnx_engine.transcribe(utt.wav)
         margins = (ours.decoder_state.min_margins[0], theirs.decoder_state.min_margins[0])
-        if not assert_same_or_near_tie(ours.tokens[0], theirs.tokens[0], margins, utt.utt_id):
+        if not assert_same_or_near_tie(ours.result.tokens, theirs.result.tokens, margins, utt.utt_id):
             continue  # ONNX and PyTorch round differently: a reported near-tie may flip
         identical += 1
-        assert theirs.texts == ours.texts
+        assert theirs.result.text == ours.result.text
         for a, b in zip(ours_out, theirs_out):
-            assert [(e.token_id, e.frame, e.start_ms) for e in a.tokens[0]] == \
-                [(e.token_id, e.frame, e.start_ms) for e in b.tokens[0]]
-            assert [e.confidence for e in a.tokens[0]] == pytest.approx([e.confidence for e in b.tokens[0]], abs=1e-4)
+            assert [(e.token_id, e.frame, e.start_ms) for e in a.tokens] == \
+                [(e.token_id, e.frame, e.start_ms) for e in b.tokens]
+            assert [e.confidence for e in a.tokens] == pytest.approx([e.confidence for e in b.tokens], abs=1e-4)
     assert identical >= 2
 
 
@@ -143,10 +143,10 @@ def test_an_onnx_folder_alone_runs_its_own_cell_like_the_model_folder(onnx_folde
         ours, _ = reference.transcribe(utt.wav)
         theirs, _ = engine.transcribe(utt.wav)
         margins = (ours.decoder_state.min_margins[0], theirs.decoder_state.min_margins[0])
-        if assert_same_or_near_tie(ours.tokens[0], theirs.tokens[0], margins, utt.utt_id):
+        if assert_same_or_near_tie(ours.result.tokens, theirs.result.tokens, margins, utt.utt_id):
             identical += 1
-            assert theirs.texts == ours.texts
-            assert alone.decode_tokens(theirs.tokens[0]) == model.decode_tokens(ours.tokens[0])
+            assert theirs.result.text == ours.result.text
+            assert alone.decode_tokens(theirs.result.tokens) == model.decode_tokens(ours.result.tokens)
     assert identical >= 2
     with pytest.raises(ConfigError, match="runs 320 ms chunks with 2 left chunks .* asked 640 ms / 4"):
         make_backend(alone, DynChunkTrainConfig(16, 4), "exact", "onnx")
@@ -170,11 +170,13 @@ def test_an_onnx_folder_with_another_front_end_is_refused(onnx_folder, tmp_path)
 
 
 def test_evaluate_on_onnx_refuses_unlimited_left_context_before_any_work(random_model_folder, tiny_corpus, tmp_path):
-    from streamasr.evaluate import evaluate
+    from streamasr.engine import EngineSpec
+    from streamasr.evaluate import Grid, SweepOptions, evaluate
 
     with pytest.raises(ConfigError, match="--backend onnx needs finite left contexts"):
         evaluate(str(random_model_folder), str(tiny_corpus / "test_voices.csv"), str(tmp_path / "out"),
-                 chunk_values=["320"], left_values=["2", "unlimited"], backend="onnx", progress=False)
+                 Grid(["320"], left_values=["2", "unlimited"]), EngineSpec(backend="onnx"),
+                 SweepOptions(progress=False))
     assert not (tmp_path / "out").exists()
 
 
@@ -198,7 +200,7 @@ def test_lookahead_cell_carries_right_context(model, utterances, tmp_path):
         ours, _ = torch_engine.transcribe(utt.wav)
         theirs, _ = onnx_engine.transcribe(utt.wav)
         margins = (ours.decoder_state.min_margins[0], theirs.decoder_state.min_margins[0])
-        agree += assert_same_or_near_tie(ours.tokens[0], theirs.tokens[0], margins, utt.utt_id)
+        agree += assert_same_or_near_tie(ours.result.tokens, theirs.result.tokens, margins, utt.utt_id)
     assert agree >= 2
     with pytest.raises(ConfigError, match="160 ms chunks with 4 left chunks and 120 ms look-ahead"):
         make_backend(alone, ChunkConfig(4, 4, 0), backend="onnx")

@@ -187,3 +187,22 @@ def test_sherpa_decode_handles_batches_and_empty_audio(sherpa_folder):
     alone = [sherpa_decode(recognizer, [w])[0]["text"] for w in waves]
     together = [r["text"] for r in sherpa_decode(recognizer, waves, batch=4)]
     assert together == alone
+
+
+def test_check_sherpa_refuses_a_chunk_off_the_grid_before_reading_audio(kaldi_model, tmp_path):
+    from streamasr.export.sherpa_report import SherpaCheckOptions, run_check
+
+    with pytest.raises(ConfigError, match="chunk size 100 ms is not a positive multiple"):
+        run_check(kaldi_model, tmp_path / "missing.csv", SherpaCheckOptions(chunk_ms=[640, 100]))
+    with pytest.raises(ConfigError, match="look-ahead 30 ms"):
+        run_check(kaldi_model, tmp_path / "missing.csv", SherpaCheckOptions(right_ms=30))
+
+
+def test_check_sherpa_report_writes_its_markdown_and_json(tmp_path):
+    from streamasr.export.sherpa_report import SherpaReport
+
+    report = SherpaReport("| table |\n", [{"chunk_ms": 640.0, "rows": []}], [{"streams": 2}])
+    report.write(tmp_path / "out")
+    assert (tmp_path / "out" / "sherpa_check.md").read_text() == "| table |\n"
+    data = json.loads((tmp_path / "out" / "sherpa_check.json").read_text())
+    assert data == {"comparisons": [{"chunk_ms": 640.0, "rows": []}], "load": [{"streams": 2}]}

@@ -37,7 +37,7 @@ def utterances(tiny_corpus):
 @pytest.fixture(scope="module")
 def expected(kaldi_model, utterances):
     """Our engine's transcript of each utterance alone."""
-    return [StreamingRecognizer(kaldi_model, CONFIG).transcribe(u.wave)[0].texts[0].strip() for u in utterances]
+    return [StreamingRecognizer(kaldi_model, CONFIG).transcribe(u.wave)[0].result.text.strip() for u in utterances]
 
 
 def run(coroutine):
@@ -125,7 +125,7 @@ def test_int16_at_8_khz_is_resampled(kaldi_model, utterances):
     wave = utterances[0].wave.numpy()
     low = resample_whole(wave, 16000, 8000)
     reference = StreamingRecognizer(kaldi_model, CONFIG).transcribe(
-        torch.from_numpy(resample_whole(np.round(low * 32767) / 32768, 8000, 16000)))[0].texts[0].strip()
+        torch.from_numpy(resample_whole(np.round(low * 32767) / 32768, 8000, 16000)))[0].result.text.strip()
 
     async def body(server):
         async with websockets.connect(f"ws://127.0.0.1:{server.port}") as ws:
@@ -312,14 +312,14 @@ def test_beam_search_server_with_per_stream_hotwords(kaldi_model, utterances):
     stream gets what the engine gives it alone (with / without them); a phrase the
     tokenizer cannot encode closes that stream with 1008 and the reason."""
     recognizer = StreamingRecognizer(kaldi_model, CONFIG, decoding="beam", beam=4)
-    plain = recognizer.transcribe(utterances[0].wave)[0].texts[0].strip()
+    plain = recognizer.transcribe(utterances[0].wave)[0].result.text.strip()
     word = plain.split()[0]
     phrases = [f"{word} :3.0", plain.split()[-1]]
     state = recognizer.init_state(1)
     recognizer.set_hotwords(state, phrases)
     recognizer.accept_audio(state, utterances[1].wave[None])
     recognizer.finalize(state)
-    boosted = state.texts[0].strip()
+    boosted = state.result.text.strip()
 
     async def body(server):
         async def with_hotwords():

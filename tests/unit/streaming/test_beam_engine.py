@@ -11,8 +11,10 @@ import pytest
 from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
 
 from helpers.common import assert_same_or_near_tie, beam_gap, drive_staggered
+from streamasr.decoding import Decoding
+from streamasr.engine import EngineSpec
 from streamasr.errors import ConfigError
-from streamasr.evaluate import evaluate
+from streamasr.evaluate import Grid, SweepOptions, evaluate
 from streamasr.streaming import StreamingRecognizer
 from streamasr.streaming.backends import make_backend
 
@@ -25,15 +27,15 @@ def test_streaming_beam_equals_masked_beam(model, utterances):
     for utterance in utterances[:3]:
         expected = model.transcribe_masked([utterance.wav], config, search)[0]
         state, outputs = recognizer.transcribe(utterance.wav)
-        scores = [score for _, score in state.nbest[0]]
+        scores = [score for _, score in state.result.nbest]
         assert len(scores) == 3 and scores == sorted(scores, reverse=True) and len(expected.tokens) > 3
-        assert [tokens for tokens, _ in state.nbest[0]][0] == state.tokens[0]
+        assert [tokens for tokens, _ in state.result.nbest][0] == state.result.tokens
         # streaming and masked encoders round differently: equal, or a near-tie of the two best
-        if not assert_same_or_near_tie(state.tokens[0], expected.tokens, (beam_gap(state.nbest[0]),),
+        if not assert_same_or_near_tie(state.result.tokens, expected.tokens, (beam_gap(state.result.nbest),),
                                        utterance.utt_id):
             continue
         identical += 1
-        frames = [e.frame for o in outputs for e in o.tokens[0]]
+        frames = [e.frame for o in outputs for e in o.tokens]
         assert frames == expected.frames  # absolute frames, whichever chunk made a token stable
     assert identical >= 2
 
@@ -47,8 +49,8 @@ def test_beam_streams_at_different_positions_decode_as_each_alone(model, utteran
     assert max(batch_sizes) >= 2
     identical = 0
     for index, (stream, one) in enumerate(zip(streams, alone)):  # batched calls may round differently
-        identical += assert_same_or_near_tie(stream.tokens[0], one.tokens[0], (
-            beam_gap(stream.nbest[0]), beam_gap(one.nbest[0])), f"stream {index}")
+        identical += assert_same_or_near_tie(stream.result.tokens, one.result.tokens, (
+            beam_gap(stream.result.nbest), beam_gap(one.result.nbest)), f"stream {index}")
     assert identical >= 2
 
 
@@ -62,21 +64,23 @@ def test_beam_on_the_onnx_backend(model, utterances, onnx_folder):
                                       decoding="beam", beam=4)
     agree = 0
     for utt in utterances[:3]:
-        ours = torch_engine.transcribe(utt.wav)[0].tokens[0]
-        theirs = onnx_engine.transcribe(utt.wav)[0].tokens[0]
+        ours = torch_engine.transcribe(utt.wav)[0].result.tokens
+        theirs = onnx_engine.transcribe(utt.wav)[0].result.tokens
         agree += ours == theirs  # onnxruntime rounds differently: a near-tie may flip one
     assert agree >= 2
 
 
 def test_evaluate_with_beam_search(random_model_folder, tiny_corpus, tmp_path):
     results = evaluate(str(random_model_folder), str(tiny_corpus / "test_voices.csv"), str(tmp_path / "beam"),
-                       chunk_values=["320"], left_values=["2"], decoding="beam", beam=3, limit=2, progress=False)
+                       Grid(["320"], left_values=["2"]), EngineSpec(decoding=Decoding("beam", 3)),
+                       SweepOptions(limit=2, progress=False))
     assert results[1].differing_hypotheses == 0
     meta = json.loads((tmp_path / "beam" / "results.json").read_text())["meta"]
     assert meta["decoding"] == "beam 3"
     with pytest.raises(ConfigError, match="decoding must be one of greedy, beam, got 'viterbi'"):
         evaluate(str(random_model_folder), str(tiny_corpus / "test_voices.csv"), str(tmp_path / "x"),
-                 chunk_values=["320"], left_values=["2"], decoding="viterbi", progress=False)
+                 Grid(["320"], left_values=["2"]), EngineSpec(decoding=Decoding("viterbi")),
+                 SweepOptions(progress=False))
 
 
 def test_input_finished_after_the_last_chunk_still_flushes_the_beams(model, utterances):
@@ -90,10 +94,10 @@ def test_input_finished_after_the_last_chunk_still_flushes_the_beams(model, utte
     recognizer.accept_waveform(stream, wav)
     tokens = []
     while recognizer.is_ready(stream):
-        tokens.extend(e.token_id for e in recognizer.decode_streams([stream])[0].tokens[0])
+        tokens.extend(e.token_id for e in recognizer.decode_streams([stream])[0].tokens)
     recognizer.input_finished(stream)
     while not stream.finished:
         output = recognizer.decode_streams([stream])[0]
         if output is not None:
-            tokens.extend(e.token_id for e in output.tokens[0])
-    assert tokens == stream.tokens[0] == expected.tokens[0]
+            tokens.extend(e.token_id for e in output.tokens)
+    assert tokens == stream.result.tokens == expected.result.tokens

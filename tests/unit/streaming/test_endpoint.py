@@ -51,14 +51,14 @@ def test_engine_segments(kaldi_model, wave):
     ends = [o for o in outputs if o.endpoint]
     assert len(ends) >= 2 and all(o.endpoint == 3 for o in ends)
     assert [o.segment for o in ends] == list(range(len(ends)))
-    assert state.segments == [o.segment_text for o in ends] and state.segment == len(ends)
+    assert state.result.segments == [o.segment_text for o in ends] and state.result.segment == len(ends)
     # the first segment is the unsegmented decode up to the endpoint
     first = ends[0].chunk_index
-    assert ends[0].segment_text == "".join(o.text[0] for o in plain[: first + 1]).strip()
+    assert ends[0].segment_text == "".join(o.text for o in plain[: first + 1]).strip()
     assert len(ends[0].segment_text) > 5
-    assert recognizer.full_text(state) == " ".join(t for t in state.segments + [state.texts[0].strip()] if t)
+    assert state.result.full_text == " ".join(t for t in state.result.segments + [state.result.text.strip()] if t)
     # frames and token times stay relative to the stream start
-    frames = [e.frame for o in outputs for e in o.tokens[0]]
+    frames = [e.frame for o in outputs for e in o.tokens]
     assert frames == sorted(frames) and frames[-1] > ends[-1].end_frame - 8
     with pytest.raises(ConfigError, match="batch 1"):
         recognizer.init_state(2)
@@ -85,9 +85,9 @@ def test_server_sends_one_final_per_segment(kaldi_model, wave):
     assert messages[-1] == "Done!"
     results = [json.loads(m) for m in messages[:-1]]
     finals = [r for r in results if r["is_final"]]
-    assert [r["segment"] for r in finals] == list(range(len(state.segments) + 1))
-    assert [r["text"] for r in finals[:-1]] == state.segments
-    assert finals[-1]["is_eof"] and finals[-1]["text"] == state.texts[0].strip()
+    assert [r["segment"] for r in finals] == list(range(len(state.result.segments) + 1))
+    assert [r["text"] for r in finals[:-1]] == state.result.segments
+    assert finals[-1]["is_eof"] and finals[-1]["text"] == state.result.text.strip()
     assert not any(r["is_eof"] for r in results[:-1])
     stamps = [t for r in finals for t in r["timestamps"]]
     assert stamps == sorted(stamps)  # relative to the stream start across segments
@@ -100,7 +100,7 @@ def test_beam_search_finalises_each_segment(kaldi_model, wave):
     recognizer = StreamingRecognizer(kaldi_model, CONFIG, endpointing=EVERY_SECOND, decoding="beam", beam=4)
     state, outputs = recognizer.transcribe(wave)
     ends = [o for o in outputs if o.endpoint]
-    assert len(ends) >= 2 and state.segments == [o.segment_text for o in ends]
+    assert len(ends) >= 2 and state.result.segments == [o.segment_text for o in ends]
     cut = ends[0].end_frame * kaldi_model.geometry.frame_samples
     prefix = StreamingRecognizer(kaldi_model, CONFIG, decoding="beam", beam=4)
     alone = prefix.init_state(1)
@@ -108,6 +108,6 @@ def test_beam_search_finalises_each_segment(kaldi_model, wave):
     chunks = ends[0].chunk_index + 1
     assert alone.chunks_done == chunks  # the same chunks ran, then the stream ends
     rest, _ = prefix.search.finish(alone.decoder_state)
-    text = (alone.texts[0] + kaldi_model.decode_continuation(rest[0].tokens, not alone.tokens[0])).strip()
+    text = (alone.result.text + kaldi_model.decode_continuation(rest[0].tokens, not alone.result.tokens)).strip()
     assert ends[0].segment_text == text and len(text) > 5
-    assert recognizer.full_text(state) == " ".join(t for t in state.segments + [state.texts[0].strip()] if t)
+    assert state.result.full_text == " ".join(t for t in state.result.segments + [state.result.text.strip()] if t)

@@ -231,7 +231,7 @@ def test_engine_with_lookahead_equals_masked_simulation(model, utterances, chunk
             streamed = torch.cat(seen)
             assert streamed.shape == reference.shape
             assert torch.allclose(streamed, reference, atol=1e-4)
-            assert_same_or_near_tie(state.tokens[0], expected, (state.decoder_state.min_margins[0], masked.min_margin),
+            assert_same_or_near_tie(state.result.tokens, expected, (state.decoder_state.min_margins[0], masked.min_margin),
                                     utterance.utt_id)
             assert [o.end_frame - o.start_frame for o in outputs][:-1] == [chunk] * (len(outputs) - 1)
 
@@ -272,10 +272,10 @@ def test_streams_at_different_positions_with_lookahead_decode_as_each_alone(mode
     assert max(batch_sizes) >= 2
     identical = 0
     for index, (stream, one) in enumerate(zip(streams, alone)):  # batched calls may round differently
-        identical += assert_same_or_near_tie(stream.tokens[0], one.tokens[0], (
+        identical += assert_same_or_near_tie(stream.result.tokens, one.result.tokens, (
             stream.decoder_state.min_margins[0], one.decoder_state.min_margins[0]), f"stream {index}")
     assert identical >= 2
-    assert all(len(one.tokens[0]) > 3 for one in alone), "vacuous: the random model emits many tokens"
+    assert all(len(one.result.tokens) > 3 for one in alone), "vacuous: the random model emits many tokens"
 
 
 def test_only_the_last_chunk_is_final_when_the_lookahead_reaches_past_the_end(model, utterances):
@@ -284,7 +284,7 @@ def test_only_the_last_chunk_is_final_when_the_lookahead_reaches_past_the_end(mo
     config = ChunkConfig(4, 4, 8)
     recognizer = StreamingRecognizer(model, config)
     wav = utterances[0].wav
-    expected = recognizer.transcribe(wav)[0].texts[0]
+    expected = recognizer.transcribe(wav)[0].result.text
     stream = recognizer.create_stream()
     recognizer.accept_waveform(stream, wav)
     recognizer.input_finished(stream)
@@ -294,4 +294,4 @@ def test_only_the_last_chunk_is_final_when_the_lookahead_reaches_past_the_end(mo
         if output is not None:
             outputs.append(output)
     assert [o.final for o in outputs] == [False] * (len(outputs) - 1) + [True]
-    assert "".join(o.text[0] for o in outputs) == expected
+    assert "".join(o.text for o in outputs) == expected

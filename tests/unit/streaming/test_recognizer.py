@@ -8,7 +8,7 @@ import torch
 from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
 
 from helpers.common import assert_same_or_near_tie, drive_staggered
-from streamasr.errors import ConfigError
+from streamasr.errors import ConfigError, StreamStateError
 from streamasr.streaming import StreamingRecognizer
 
 
@@ -27,8 +27,8 @@ def test_true_streaming_hypotheses_equal_masked_simulation(model, utterances, co
     identical = 0
     for utt, wav, hyp in zip(utterances, wavs, masked):
         state, outputs = recognizer.transcribe(wav)
-        frames = [e.frame for out in outputs for e in out.tokens[0]]
-        if state.tokens[0] == hyp.tokens:
+        frames = [e.frame for out in outputs for e in out.tokens]
+        if state.result.tokens == hyp.tokens:
             identical += 1
             assert frames == hyp.frames, utt.utt_id
         else:
@@ -67,7 +67,7 @@ def test_audio_fed_in_odd_pieces_gives_the_same_result(model, utterances):
     for begin in range(0, wav.shape[-1], 777):
         recognizer.accept_audio(state, wav[begin : begin + 777])
     recognizer.finalize(state)
-    assert state.tokens == reference.tokens
+    assert state.result.tokens == reference.result.tokens
     assert state.buffer.shape[1] < 3 * recognizer.chunk_samples  # old audio is dropped
 
 
@@ -81,7 +81,26 @@ def test_batch_of_streams_equals_streams_one_by_one(model, utterances):
     recognizer.finalize(state)
     for row in range(3):
         single, _ = recognizer.transcribe(wavs[row])
-        assert state.tokens[row] == single.tokens[0]
+        assert state.results[row].tokens == single.result.tokens
+
+
+def test_a_lock_step_batch_gives_each_stream_its_outputs_and_its_result(model, utterances):
+    """Per chunk, one output per stream in row order; a stream's outputs add up to its
+    own ``StreamResult``; a batch of several has no single ``state.result``."""
+    recognizer = StreamingRecognizer(model, DynChunkTrainConfig(8, 2))
+    length = min(u.wav.shape[-1] for u in utterances[:2])
+    state = recognizer.init_state(2)
+    outputs = recognizer.accept_audio(state, torch.stack([u.wav[:length] for u in utterances[:2]]))
+    outputs += recognizer.finalize(state)
+    assert [o.row for o in outputs] == [0, 1] * state.chunks_done
+    assert [o.final for o in outputs] == [False] * (len(outputs) - 2) + [True, True]
+    for row, result in enumerate(state.results):
+        assert [e.token_id for o in outputs if o.row == row for e in o.tokens] == result.tokens
+        assert "".join(o.text for o in outputs if o.row == row) == result.text
+        assert result.full_text == result.text.strip() and result.segment == 0
+    assert all(len(result.tokens) > 3 for result in state.results)  # not vacuous
+    with pytest.raises(StreamStateError, match="a batch of 2 streams has one result per row"):
+        state.result
 
 
 def test_a_stream_without_audio_gives_no_chunk_and_an_empty_transcript(model):
@@ -89,7 +108,7 @@ def test_a_stream_without_audio_gives_no_chunk_and_an_empty_transcript(model):
     state = recognizer.init_state(1)
     assert recognizer.accept_audio(state, torch.zeros(1, 0)) == []
     assert recognizer.finalize(state) == []
-    assert state.finished and state.texts == [""] and state.tokens == [[]]
+    assert state.finished and state.result.text == "" and state.result.tokens == []
 
 
 def test_streams_joining_at_different_times_decode_as_each_stream_alone(model, utterances):
@@ -104,13 +123,13 @@ def test_streams_joining_at_different_times_decode_as_each_stream_alone(model, u
     assert max(batch_sizes) >= 3  # streams at different positions shared calls
     identical = 0
     for index, stream in enumerate(streams):
-        assert [e.token_id for e in events[index]] == stream.tokens[0]
+        assert [e.token_id for e in events[index]] == stream.result.tokens
         # batched and single encoder calls may round differently: equal, or a near-tie
-        if assert_same_or_near_tie(stream.tokens[0], alone[index].tokens[0],
+        if assert_same_or_near_tie(stream.result.tokens, alone[index].result.tokens,
                                    (stream.decoder_state.min_margins[0], alone[index].decoder_state.min_margins[0]),
                                    f"stream {index}"):
             identical += 1
-            assert stream.texts[0] == alone[index].texts[0]
+            assert stream.result.text == alone[index].result.text
     assert identical >= len(streams) // 2
     assert recognizer.decode_streams(streams) == [None] * len(streams)
 
