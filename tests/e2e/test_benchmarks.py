@@ -7,7 +7,7 @@ import re
 import subprocess
 import sys
 
-from helpers.common import REPO
+from helpers.common import REPO, SMALL_YAML, TINY_MODEL_OVERRIDES
 
 ROOT = REPO
 
@@ -32,6 +32,22 @@ def test_train_step_benchmark_compares_lattice_gradients_and_restores_the_loss()
     assert "| pruned, lattice gradient by autograd |" in out
     assert "| pruned, forward-backward lattice gradient |" in out
     assert re.search(r"speed-up: \d+\.\d\dx", out), out
+
+
+def test_train_step_breakdown_times_every_phase_of_two_recipes(tiny_corpus, tmp_path):
+    tiny = ",".join(o for o in TINY_MODEL_OVERRIDES)
+    out = run_script("benchmarks/train_step.py", "--breakdown", "--steps", "1", "--data-folder", str(tiny_corpus),
+                     "--output", str(tmp_path), "--batch-seconds", "6",
+                     "--recipe", f"4x={SMALL_YAML},{tiny}",
+                     "--recipe", f"8x={SMALL_YAML},{REPO / 'hparams/subsampling8.yaml'},{tiny}")
+    for phase in ("data", "Fbank", "CNN front end", "encoder layers", "joiner + transducer loss", "backward",
+                  "optimizer"):
+        assert re.search(rf"^\| {re.escape(phase)} \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \|$", out, re.M), phase
+    rows = {line.split("|")[1].strip(): line for line in out.splitlines() if line.startswith(("| 4x |", "| 8x |"))}
+    assert set(rows) == {"4x", "8x"}
+    assert all(float(row.split("|")[6]) > 0 for row in rows.values())  # FLOP counted
+    assert re.search(r"^\| 8x \| .*\| \d+\.\d\dx \|$", out, re.M)  # the speed against the first recipe
+    assert "matmul 2048^2 fp32:" in out
 
 
 def test_interleaved_medians_runs_variants_in_turn_and_drops_the_warm_up():
