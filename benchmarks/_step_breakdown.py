@@ -55,6 +55,11 @@ PHASES = ("data", "Fbank", "normalisation", "CNN front end", "encoder layers", "
           "prediction network", "joiner + transducer loss", "CTC", "other forward", "backward", "optimizer")
 
 
+def device_sync(device: str) -> Callable[[], None]:
+    """Waits for the device's queued work (CUDA); nothing to wait for on CPU."""
+    return torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+
+
 class Recipe:
     """One recipe to time: ``label`` and the ``train.py`` arguments after the script."""
 
@@ -122,7 +127,7 @@ class PhaseTimer:
 
     def __init__(self, brain: TransducerBrain, device: str):
         self.brain = brain
-        self.sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+        self.sync = device_sync(device)
         self.totals: dict[str, float] = collections.defaultdict(float)
         self.handles = []
         self.starts: dict[int, float] = {}
@@ -196,9 +201,9 @@ class PhaseTimer:
         out["encoder (rest)"] = t["encoder"] - t["encoder layers"]
         named_forward = sum(out[name] for name in ("Fbank", "normalisation", "CNN front end", "encoder layers",
                                                    "encoder (rest)", "prediction network"))
-        ctc_forward = t["CTC"] - 0.0  # head + loss both counted under CTC
+        # the CTC head (forward) and its loss (objectives) are both counted under CTC
         out["other forward"] = max(0.0, t["forward"] + t["objectives"] - named_forward
-                                   - t["joiner + transducer loss"] - ctc_forward)
+                                   - t["joiner + transducer loss"] - t["CTC"])
         out["backward"] = max(0.0, step_seconds - t["forward"] - t["objectives"] - t["optimizer"])
         return out
 
@@ -214,7 +219,7 @@ def matmul_gflops(device: str, dtype: torch.dtype, size: int = 2048, repeats: in
     """GFLOP/s of a ``size`` x ``size`` matmul on ``device`` (median of ``repeats``)."""
     a = torch.randn(size, size, device=device, dtype=dtype)
     b = torch.randn(size, size, device=device, dtype=dtype)
-    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    sync = device_sync(device)
     a @ b
     sync()
     times = []
@@ -238,11 +243,11 @@ def breakdown(recipes: list[Recipe], data_folder: str, output: str, device: str,
         batches, load_seconds = real_batches(hparams, steps + 1)
         brains.append((recipe, brain, hparams, batches, load_seconds))
     results = {recipe.label: {"steps": [], "phases": collections.defaultdict(list)} for recipe in recipes}
+    sync = device_sync(device)
     for round_index in range(steps + 1):  # round 0 warms up (and gathers normaliser statistics)
         for recipe, brain, _, batches, _ in brains:
             batch = batches[round_index]
             torch.manual_seed(round_index)
-            sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
             sync()
             start = time.perf_counter()
             brain.fit_batch(batch)  # without hooks: the step's true time
