@@ -14,12 +14,15 @@ python=${STREAMASR_PYTHON:-python3}
 
 # System packages (Debian/Ubuntu): the built-in corpus is spoken by espeak-ng, flite and
 # festival (+ its English voices kal, ked, slt) and its text comes from fortunes,
-# wordnet-base and dict-devil; alsa-utils ships the only human recordings here
-# (tools/human_voice_set.py); ffmpeg decodes what libsndfile cannot (other formats,
+# wordnet-base and dict-devil; alsa-utils ships 8 recordings of a person (the channel
+# names of speaker-test); ffmpeg decodes what libsndfile cannot (other formats,
 # URLs) for `streamasr transcribe`; chromium and chromium-driver run the browser test of
-# `streamasr serve`'s page (headless, selenium). The tests use all of them.
+# `streamasr serve`'s page (headless, selenium). asterisk-core-sounds-en (+ -g722) and
+# pocketsphinx-testdata hold recordings of people with transcripts: the corpus's
+# test_human / test_human_unseen sets (streamasr/data/human.py). The tests use all of them.
 system_packages=(espeak-ng ffmpeg flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts
-                 fortunes wordnet-base dict-devil alsa-utils chromium chromium-driver)
+                 fortunes wordnet-base dict-devil alsa-utils chromium chromium-driver
+                 asterisk-core-sounds-en asterisk-core-sounds-en-g722 pocketsphinx-testdata)
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then
   for package in "${system_packages[@]}"; do

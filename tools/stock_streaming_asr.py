@@ -44,7 +44,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model_folder")
     parser.add_argument("audio", nargs="+")
-    parser.add_argument("--chunk-frames", type=int, default=16, help="encoder frames of 40 ms (default 16)")
+    parser.add_argument("--chunk-frames", type=int, default=16, help="encoder frames per chunk: 40 ms each with 4x subsampling, 80 ms with 8x (default 16)")
     parser.add_argument("--left-chunks", type=int, default=4)
     parser.add_argument("--json", action="store_true", help="print one JSON object (used by the tests)")
     args = parser.parse_args()

@@ -2,7 +2,7 @@
 
 Subcommands
 -----------
-build-corpus     synthesise the built-in corpus (espeak-ng, flite, festival; train/valid/3 test sets)
+build-corpus     synthesise the built-in corpus (espeak-ng, flite, festival; train/valid/5 test sets)
 prepare          LibriSpeech / CommonVoice / VoxPopuli (official layouts) -> manifests
 validate         check a manifest's audio and transcripts before training
 evaluate         WER / latency / compute against chunk size and left context

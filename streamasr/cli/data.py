@@ -24,6 +24,9 @@ def build_corpus(args: argparse.Namespace) -> int:
         test_synthesizer=args.test_synthesizer,
         other_synthesizer_share=args.other_synthesizer_share,
         augmentation=augmentation,
+        human=not args.no_human,
+        human_test_share=args.human_test_share,
+        human_train_speeds=tuple(args.human_train_speeds),
         seed=args.seed,
     )
     synthesise_corpus(args.data_folder, config, num_workers=args.workers)

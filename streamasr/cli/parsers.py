@@ -59,8 +59,9 @@ def _add_corpus_parser(subparsers: argparse._SubParsersAction) -> None:
         "train / valid / test_voices / test_text / test_synth manifests. test_voices: held-out "
         "espeak-ng voices; test_text: held-out text sources (chatterbot-corpus conversation, "
         "The Devil's Dictionary) by the same voices; test_synth: a synthesiser never heard in "
-        "training. --augment adds speed, noise and reverberation to the training audio. Re-running "
-        "resumes: finished files are kept, missing ones are made.",
+        "training; test_human / test_human_unseen: recordings of people from Debian packages "
+        "(held-out Asterisk prompts; speakers never heard in training). --augment adds speed, noise and "
+        "reverberation to the training audio. Re-running resumes: finished files are kept, missing ones are made.",
     )
     parser.add_argument("data_folder", help="output folder (wav files + manifests)")
     for split in SPLITS:
@@ -83,6 +84,16 @@ def _add_corpus_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--noise-prob", type=SHARE, default=aug.noise_prob, help="with --augment (default %(default)s)")
     parser.add_argument("--reverb-prob", type=SHARE, default=aug.reverb_prob,
                         help="with --augment (default %(default)s)")
+    parser.add_argument("--no-human", action="store_true",
+                        help="leave out the recordings of people (test_human, test_human_unseen and any human "
+                        "training share; they need the Debian packages asterisk-core-sounds-en, "
+                        "asterisk-core-sounds-en-g722, pocketsphinx-testdata and alsa-utils)")
+    parser.add_argument("--human-test-share", type=SHARE, default=defaults.human_test_share,
+                        help="share of the distinct Asterisk prompt texts held out as test_human (default %(default)s)")
+    parser.add_argument("--human-train-speeds", type=float, nargs="*", default=list(defaults.human_train_speeds),
+                        metavar="FACTOR",
+                        help="add one training copy of every other Asterisk prompt per speed factor, e.g. "
+                        "0.9 1.0 1.1 (default: none; the prompts then serve as test_human only)")
     parser.add_argument("--seed", type=int, default=defaults.seed, help="(default %(default)s)")
     parser.add_argument("--workers", type=POSITIVE, default=None, help="synthesis processes (default: all cores)")
     parser.set_defaults(handler="data:build_corpus")
@@ -137,7 +148,8 @@ def _add_evaluate_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("model", help="train.py output folder or `streamasr export` folder")
     parser.add_argument("--manifest", required=True, nargs="+",
                         help="test CSV(s) (ID,duration,wav,spk_id,wrd); with several (the built-in corpus's "
-                        "test_voices.csv test_text.csv test_synth.csv), each is evaluated into "
+                        "test_voices.csv test_text.csv test_synth.csv test_human.csv test_human_unseen.csv), each is "
+                        "evaluated into "
                         "OUTPUT/<file stem>/ and OUTPUT/test_sets.md compares them")
     parser.add_argument("--output", required=True, help="folder for the results")
     group = parser.add_mutually_exclusive_group()

@@ -20,6 +20,11 @@ Splits:
 * ``test_synth``: in-domain held-out sentences by a synthesiser never heard in training
   (``test_synthesizer``, festival by default) and its speakers: only the synthesiser
   (and so the speakers) differs.
+* ``test_human``: recordings of a person (the Asterisk prompts, one US speaker), prompt
+  texts never in training; ``test_human_unseen``: people never heard in training
+  (pocketsphinx-testdata, the ALSA channel names). Both read from Debian packages
+  (:mod:`streamasr.data.human`); the remaining Asterisk prompts join ``train`` only when
+  ``human_train_speeds`` asks for it (one copy per speed factor).
 
 A "speaker" is who a voice sounds like: an espeak-ng voice + variant (``en-us+f3``), or a
 recorded person behind diphone / HTS / clustergen voices; kal and slt exist in both
@@ -47,6 +52,7 @@ from typing import Sequence
 import numpy as np
 import soundfile as sf
 
+from streamasr.data import human
 from streamasr.data.audio import check_audio_complete
 from streamasr.data.manifest import write_manifest
 from streamasr.data.textsources import SOURCES, sample_sentences, words_of
@@ -79,6 +85,10 @@ FESTIVAL_VOICES = {
 SYNTHESIZERS = ("espeak-ng", "flite", "festival")
 SPLITS = ("train", "valid", "test_voices", "test_text", "test_synth")
 TEST_SPLITS = SPLITS[2:]
+# Recordings of people (streamasr/data/human.py): held-out prompts of the Asterisk
+# speaker, and speakers never heard in training. Their sizes follow from the packages.
+HUMAN_SPLITS = ("test_human", "test_human_unseen")
+ALL_SPLITS = SPLITS + HUMAN_SPLITS
 PRIMARY_TEST = "test_voices"
 # Share of each in-domain source in every in-domain split (train, valid, test_voices,
 # test_synth), and of each held-out source in test_text.
@@ -129,6 +139,15 @@ class CorpusConfig:
     # Off by default: within the demo's 45-minute CPU budget Augmentation() cost 8.5 / 12.9
     # WER points on test_voices / test_text and gained 4.6 on test_synth (recipes/Synthetic/RESULTS.md, augmentation).
     augmentation: Augmentation = NO_AUGMENTATION
+    # Recordings of people (streamasr/data/human.py). human_test_share: share of the
+    # distinct Asterisk prompt texts held out as test_human; human_train_speeds: one
+    # training copy of every other prompt per speed factor (() = none in train);
+    # human_utterances: at most this many recordings per human test set and per training
+    # copy (None: all; the tests' tiny corpora).
+    human: bool = True
+    human_test_share: float = 0.2
+    human_train_speeds: tuple[float, ...] = ()
+    human_utterances: int | None = None
     seed: int = 1234
 
     def counts(self) -> dict[str, int]:
@@ -160,6 +179,7 @@ class UtteranceSpec:
     text: str
     source: str
     speed: float = 1.0
+    recording: str = ""  # synthesizer "human": the packaged recording it is read from
     noise: str = ""  # "" or one of NOISE_KINDS
     snr_db: float = 0.0
     rt60_s: float = 0.0
@@ -204,6 +224,8 @@ def festival_voice_installed(name: str) -> bool:
 def check_synthesizers(voices: Sequence[Voice]) -> None:
     """A clear error naming the package for the first missing synthesiser or voice."""
     used = {voice.synthesizer for voice in voices}
+    if "human" in used:
+        human.ffmpeg_binary()
     if "espeak-ng" in used:
         espeak_binary()
     if "flite" in used:
@@ -262,9 +284,12 @@ def _run(command: list[str], spec: UtteranceSpec, stdin: bytes | None = None) ->
 
 
 def synthesize(spec: UtteranceSpec) -> np.ndarray:
-    """Speak one utterance, clean; returns float32 mono samples at 16 kHz."""
+    """Speak one utterance, clean (or read a recording of a person); returns float32
+    mono samples at 16 kHz."""
     text = spec.text.lower()
     synthesizer = spec.voice.synthesizer
+    if synthesizer == "human":
+        return human.read_recording(spec.recording)
     if synthesizer == "espeak-ng":
         wav = _run([espeak_binary(), "-v", spec.voice.name, "-s", str(int(spec.rate)),
                     "-p", str(spec.pitch), "--stdout", text], spec)
@@ -462,6 +487,55 @@ def plan_corpus(config: CorpusConfig, variants: Sequence[str]) -> list[Utterance
                 utt_id=f"{split}-{index:06d}", split=split, voice=voice, rate=rate, pitch=pitch,
                 text=sentence, source=source, **extra,
             ))
+    if config.human:
+        specs += plan_human(config)
+    elif config.human_train_speeds:
+        raise ConfigError("human_train_speeds needs the recordings of people (human: True; "
+                          "build-corpus without --no-human)")
+    return specs
+
+
+# Prompts longer than this stay out of the training share: one demo batch is 12 s of
+# audio, and 17 Asterisk prompts run 16-73 s (they are test_human material).
+HUMAN_TRAIN_MAX_SECONDS = 12.0
+
+
+def _capped(records: list, cap: int | None) -> list:
+    """All of ``records``, or the ``cap`` shortest transcripts (the tests' tiny corpora)."""
+    if cap is None:
+        return records
+    return sorted(records, key=lambda r: (len(r.text), r.rec_id))[:cap]
+
+
+def plan_human(config: CorpusConfig) -> list[UtteranceSpec]:
+    """The utterances read from recordings of people: ``test_human`` (held-out Asterisk
+    prompt texts), ``test_human_unseen`` (other speakers) and, per factor of
+    ``human_train_speeds``, one speed-perturbed ``train`` copy of every other prompt of at
+    most :data:`HUMAN_TRAIN_MAX_SECONDS`."""
+    for speed in config.human_train_speeds:
+        if not 0.5 <= speed <= 2.0:
+            raise ConfigError(f"human_train_speeds: expected speed factors in 0.5..2.0, got {speed}")
+    if config.human_utterances is not None and config.human_utterances < 1:
+        raise ConfigError(f"human_utterances: expected at least 1 (or None: all), got {config.human_utterances}")
+    prompts, _ = human.asterisk_prompts()
+    parts = human.split_prompts(prompts, config.human_test_share, config.seed)
+    parts["test_human_unseen"] = human.unseen_speakers()
+    cap = config.human_utterances
+    specs = []
+    for split in HUMAN_SPLITS:
+        for index, rec in enumerate(_capped(parts[split], cap)):
+            specs.append(UtteranceSpec(
+                utt_id=f"{split}-{index:06d}", split=split, voice=Voice("human", rec.speaker, rec.speaker),
+                rate=1.0, pitch=None, text=rec.text, source=rec.source, recording=rec.path,
+            ))
+    index = 0
+    for speed in config.human_train_speeds:
+        for rec in _capped([r for r in parts["train_human"] if r.seconds <= HUMAN_TRAIN_MAX_SECONDS], cap):
+            specs.append(UtteranceSpec(
+                utt_id=f"train-human-{index:06d}", split="train", voice=Voice("human", rec.speaker, rec.speaker),
+                rate=1.0, pitch=None, text=rec.text, source=rec.source, recording=rec.path, speed=speed,
+            ))
+            index += 1
     return specs
 
 
@@ -471,7 +545,7 @@ def recorded_durations(root: Path) -> dict[str, str]:
     1 ms, ``"1.234"``); empty for splits whose manifest is missing or unreadable (a first
     build that was interrupted writes none)."""
     recorded: dict[str, str] = {}
-    for split in SPLITS:
+    for split in ALL_SPLITS:
         try:
             with open(root / f"{split}.csv", newline="", encoding="utf-8") as handle:
                 recorded.update({row["ID"]: row["duration"] for row in csv.DictReader(handle)})
@@ -520,17 +594,31 @@ def _synthesize_to_file(args: tuple[UtteranceSpec, str, str | None]) -> tuple[st
     return spec.utt_id, len(audio) / SAMPLE_RATE, True
 
 
+HUMAN_KEYS = ("human", "human_test_share", "human_train_speeds", "human_utterances")
+
+
 def config_fingerprint(config: CorpusConfig) -> str:
-    return hashlib.sha1(
-        json.dumps(dataclasses.asdict(config), sort_keys=True).encode()
-    ).hexdigest()[:12]
+    """sha1 (12 hex digits) of the synthetic corpus's settings (the human keys have their
+    own, :func:`human_fingerprint`, so that a folder built before the recordings of
+    people existed can be completed with them)."""
+    settings = {k: v for k, v in dataclasses.asdict(config).items() if k not in HUMAN_KEYS}
+    return hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def human_fingerprint(config: CorpusConfig) -> str:
+    settings = {k: v for k, v in dataclasses.asdict(config).items() if k in HUMAN_KEYS}
+    return hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def plan_fingerprint(specs: Sequence[UtteranceSpec]) -> str:
-    """sha1 (12 hex digits) of every utterance's text, voice, style and augmentation."""
+    """sha1 (12 hex digits) of every utterance's text, voice, style and augmentation
+    (and recording, for recordings of people)."""
     digest = hashlib.sha1()
     for spec in specs:
-        digest.update(json.dumps(dataclasses.asdict(spec), sort_keys=True).encode())
+        fields = dataclasses.asdict(spec)
+        if not fields["recording"]:
+            del fields["recording"]  # synthesised: hashed as before the field existed
+        digest.update(json.dumps(fields, sort_keys=True).encode())
     return digest.hexdigest()[:12]
 
 
@@ -544,7 +632,7 @@ def corpus_report(specs: Sequence[UtteranceSpec], durations: dict[str, float]) -
     """Sizes, sources, voices, vocabulary and unseen-word rates of a planned corpus."""
     train_words = words_of(s.text for s in specs if s.split == "train")
     report: dict = {"train_vocabulary": len(train_words), "splits": {}}
-    for split in SPLITS:
+    for split in ALL_SPLITS:
         part = [s for s in specs if s.split == split]
         sources: dict[str, int] = {}
         synths: dict[str, int] = {}
@@ -567,7 +655,7 @@ def corpus_report(specs: Sequence[UtteranceSpec], durations: dict[str, float]) -
 
 
 UTTERANCE_FIELDS = ("ID", "split", "source", "synthesizer", "voice", "speaker", "rate", "pitch",
-                    "speed", "noise", "snr_db", "rt60_s")
+                    "speed", "noise", "snr_db", "rt60_s", "recording")
 
 
 def build_corpus(
@@ -588,27 +676,35 @@ def build_corpus(
 
     root = Path(data_folder)
     stamp = root / "corpus.json"
-    description = {"fingerprint": config_fingerprint(config), **dataclasses.asdict(config)}
+    description = {"fingerprint": config_fingerprint(config), "human_fingerprint": human_fingerprint(config),
+                   **dataclasses.asdict(config)}
     previous = json.loads(stamp.read_text()) if stamp.exists() else None
+    # A stamp without human_fingerprint was written before the recordings of people
+    # existed: its synthetic part is checked, and the recordings are added to it.
     if previous is not None:
-        if previous.get("fingerprint") != description["fingerprint"]:
-            now = json.loads(json.dumps(description))  # tuples as the stamp holds them: lists
-            changed = [f"{key} {previous.get(key)!r} -> {value!r}" for key, value in now.items()
-                       if key != "fingerprint" and previous.get(key) != value]
-            raise ConfigError(
-                f"{root} already holds a corpus built with other settings ({stamp}: "
-                f"{', '.join(changed) or 'the corpus plan changed'}); build into another folder or delete this one"
-            )
+        for key, keys in (("fingerprint", None), ("human_fingerprint", HUMAN_KEYS)):
+            if key in previous and previous[key] != description[key]:
+                now = json.loads(json.dumps(description))  # tuples as the stamp holds them: lists
+                changed = [f"{name} {previous.get(name)!r} -> {value!r}" for name, value in now.items()
+                           if name not in ("fingerprint", "human_fingerprint") and (keys is None or name in keys)
+                           and name in previous and previous.get(name) != value]
+                raise ConfigError(
+                    f"{root} already holds a corpus built with other settings ({stamp}: "
+                    f"{', '.join(changed) or 'the corpus plan changed'}); build into another folder or delete this one"
+                )
     variants = list_variants()
     specs = plan_corpus(config, variants)
     # Files are reused by name, so a plan that changed for the same settings (another
     # streamasr version, other text-package data) must not be completed with old audio.
-    description["plan"] = plan_fingerprint(specs)
-    if previous is not None and previous.get("plan") != description["plan"]:
-        raise ConfigError(
-            f"{root} holds a corpus planned differently for the same settings (built by another version "
-            f"of streamasr or of its text packages, {stamp}); delete it or use another --data-folder"
-        )
+    description["plan"] = plan_fingerprint([s for s in specs if s.voice.synthesizer != "human"])
+    description["human_plan"] = plan_fingerprint([s for s in specs if s.voice.synthesizer == "human"])
+    for key in ("plan", "human_plan"):
+        if previous is not None and key in previous and previous[key] != description[key]:
+            raise ConfigError(
+                f"{root} holds a corpus planned differently for the same settings (built by another version "
+                f"of streamasr, of its text packages or of the recordings' packages, {stamp}); delete it or use "
+                "another --data-folder"
+            )
     check_synthesizers([spec.voice for spec in specs])
     root.mkdir(parents=True, exist_ok=True)
     stamp.write_text(json.dumps(description, indent=2) + "\n")
@@ -629,7 +725,7 @@ def build_corpus(
             synthesised += fresh
 
     manifests = {}
-    for split in SPLITS:
+    for split in ALL_SPLITS:
         rows = [
             {"ID": spec.utt_id, "duration": f"{durations[spec.utt_id]:.3f}",
              "wav": f"$data_root/{spec.relative_path}", "spk_id": spec.speaker, "wrd": spec.text}
@@ -639,6 +735,8 @@ def build_corpus(
             manifests[split] = write_manifest(root / f"{split}.csv", rows)
     _write_utterances(root / "utterances.csv", specs)
     report = corpus_report(specs, durations)
+    if config.human:
+        report["human_prompts_left_out"] = human.asterisk_prompts()[1]
     tmp = root / ".corpus_report.json.tmp"
     tmp.write_text(json.dumps(report, indent=2) + "\n")
     os.replace(tmp, root / "corpus_report.json")
@@ -661,5 +759,5 @@ def _write_utterances(path: Path, specs: Sequence[UtteranceSpec]) -> None:
         for s in specs:
             writer.writerow([s.utt_id, s.split, s.source, s.voice.synthesizer, s.voice.name, s.voice.speaker,
                              s.rate, "" if s.pitch is None else s.pitch, s.speed, s.noise,
-                             s.snr_db if s.noise else "", s.rt60_s or ""])
+                             s.snr_db if s.noise else "", s.rt60_s or "", s.recording])
     os.replace(tmp, path)

@@ -128,6 +128,8 @@ TEST_SET_MEANING = {
     "test_voices": "held-out voices, in-domain text",
     "test_text": "held-out text sources (unseen words), same voices as test_voices",
     "test_synth": "a synthesiser and speakers never heard in training",
+    "test_human": "recordings of a person (telephony prompts), prompt texts never in training",
+    "test_human_unseen": "recordings of people never heard in training",
 }
 
 

@@ -162,7 +162,12 @@ def validate_manifests(hparams: dict, require_transcript: bool = True) -> None:
                                         require_transcript=require_transcript)
             print(f"{key}: {path}: {summary.utterances} utterances, {summary.hours:.2f} h")
         except ManifestError as error:
-            problems.append(f"{key}: {error}")
+            hint = ""
+            if not Path(path).is_file() and Path(path).stem in ("test_human", "test_human_unseen"):
+                hint = (" (a corpus built with `build-corpus --no-human` has no recordings of people: "
+                        "rebuild it without --no-human, or pass test_csv without them, e.g. "
+                        "--test_csv=[data/synthetic/test_voices.csv])")
+            problems.append(f"{key}: {error}{hint}")
     if problems:
         raise ManifestError("\n".join(problems))
 

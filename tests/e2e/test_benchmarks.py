@@ -143,3 +143,23 @@ def test_cli_startup_benchmark_prints_every_answer_and_the_torch_reference():
                  "import torch"):
         assert name in out, out
     assert re.search(r"\| `streamasr --help` \| \d+\.\d\d \| \d+ \| (met|MISSED) \|", out), out
+
+
+def test_reference_recognizer_scores_the_human_test_sets_with_pocketsphinx(tiny_corpus, tmp_path):
+    out = run_script("benchmarks/reference_recognizer.py", "--data-folder", str(tiny_corpus), "--sets",
+                     "test_human", "test_human_unseen", "--output", str(tmp_path))
+    rows = [line for line in out.splitlines() if line.startswith("| test_human")]
+    assert [row.split("|")[1].strip() for row in rows] == ["test_human", "test_human_unseen"]
+    assert all(row.split("|")[2].strip() == "3" for row in rows)
+    hyps = (tmp_path / "hyp_test_human_unseen.txt").read_text().splitlines()
+    assert len(hyps) == 3 and all("\tREF " in h and "\tHYP " in h for h in hyps)
+    # the package's own check: PocketSphinx says goforward.raw exactly
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from reference_recognizer import decoder, transcribe
+
+    from streamasr.data.human import POCKETSPHINX_DATA, read_recording
+
+    assert transcribe(decoder(), read_recording(POCKETSPHINX_DATA / "goforward.raw")) == "GO FORWARD TEN METERS"
+    missing = subprocess.run([sys.executable, "benchmarks/reference_recognizer.py", "--data-folder",
+                              str(tmp_path / "none")], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 2 and "build-corpus" in missing.stderr

@@ -35,6 +35,8 @@ TINY_CORPUS = dict(
     test_speakers=3,
     max_words=10,  # short utterances keep the tests fast (and greedy near-ties of random weights rare)
     augmentation=Augmentation(),  # off in the default corpus; the tiny one exercises it end to end
+    human_utterances=3,  # 3 recordings per human test set, and 3 per training copy:
+    human_train_speeds=(0.9, 1.1),  # off in the default corpus; exercised end to end here
     seed=7,
 )
 

@@ -17,6 +17,7 @@ import soundfile as sf
 from helpers.common import TINY_CORPUS
 from streamasr.data import synthetic
 from streamasr.data.synthetic import (
+    ALL_SPLITS,
     HELD_OUT_SHARES,
     IN_DOMAIN_SHARES,
     SPLITS,
@@ -62,6 +63,8 @@ def test_tiny_corpus_splits_are_disjoint_by_speaker_across_synthesisers(tiny_cor
     for other in ("valid", "test_voices", "test_text", "test_synth"):
         assert not speakers["train"] & speakers[other], other
     assert not speakers["valid"] & speakers["test_voices"]
+    unseen = {r["speaker"] for r in table if r["split"] == "test_human_unseen"}
+    assert unseen and not unseen & speakers["train"]  # people never heard in training
     # test_text is spoken by the test_voices voices: only the text differs
     voices = {split: {r["voice"] for r in table if r["split"] == split} for split in SPLITS}
     assert voices["test_text"] <= set(v.name for v in synthetic.split_voices(
@@ -69,7 +72,7 @@ def test_tiny_corpus_splits_are_disjoint_by_speaker_across_synthesisers(tiny_cor
     synths = {split: {r["synthesizer"] for r in table if r["split"] == split} for split in SPLITS}
     assert synths["test_synth"] == {"festival"} and "festival" not in synths["train"]
     # manifests carry the same speakers as the table
-    for split in SPLITS:
+    for split in ALL_SPLITS:
         assert {r["spk_id"] for r in rows(tiny_corpus / f"{split}.csv")} == {
             f"{r['synthesizer']}:{r['voice']}" for r in table if r["split"] == split}
 
@@ -85,7 +88,8 @@ def test_default_plan_declares_voices_sources_and_synthesisers():
     train_voices = {s.voice.spk_id for s in by_split["train"]}
     assert {"flite:awb", "flite:rms"} <= train_voices
     assert not {"flite:kal16", "flite:slt"} & train_voices
-    assert {s.voice.synthesizer for s in specs} == {"espeak-ng", "flite", "festival"}
+    assert {s.voice.synthesizer for s in specs} == {"espeak-ng", "flite", "festival", "human"}
+    assert {s.split for s in specs if s.voice.synthesizer == "human"} == {"test_human", "test_human_unseen"}
     assert {s.voice.speaker for s in by_split["test_synth"]} == {"kal", "ked", "slt"}
     declared = synthetic.split_voices(CorpusConfig(), list_variants())
     assert {s.voice for s in by_split["test_text"]} <= set(declared["test_voices"])
@@ -94,8 +98,11 @@ def test_default_plan_declares_voices_sources_and_synthesisers():
     for split in ("train", "valid", "test_voices", "test_synth"):
         assert {s.source for s in by_split[split]} == set(IN_DOMAIN_SHARES), split
     assert {s.source for s in by_split["test_text"]} == set(HELD_OUT_SHARES)
-    texts = [s.text for s in specs]
+    texts = [s.text for s in specs if s.voice.synthesizer != "human"]
     assert len(set(texts)) == len(texts)  # no sentence in two splits (or twice in one)
+    # a prompt recorded twice stays in test_human; no test_human text is in training
+    human = {s.text for s in specs if s.split == "test_human"}
+    assert len(human) > 80 and not human & {s.text for s in by_split["train"]}
     # the default corpus is not augmented
     assert all(s.speed == 1.0 and not s.noise and not s.rt60_s for s in specs)
 
@@ -125,7 +132,9 @@ def test_default_plan_is_open_vocabulary_and_test_text_has_unseen_words():
 
 def test_report_and_manifests_of_the_tiny_corpus(tiny_corpus):
     report = json.loads((tiny_corpus / "corpus_report.json").read_text())
-    assert report["splits"]["train"]["utterances"] == TINY_CORPUS["train_utterances"]
+    copies = TINY_CORPUS["human_utterances"] * len(TINY_CORPUS["human_train_speeds"])
+    assert report["splits"]["train"]["utterances"] == TINY_CORPUS["train_utterances"] + copies
+    assert report["splits"]["train"]["synthesizers"]["human"] == copies
     assert report["splits"]["test_synth"]["synthesizers"] == {"festival": TINY_CORPUS["test_synth_utterances"]}
     assert 0.0 < report["splits"]["test_text"]["unseen_word_rate"] <= 1.0
     table = rows(tiny_corpus / "utterances.csv")
@@ -133,7 +142,7 @@ def test_report_and_manifests_of_the_tiny_corpus(tiny_corpus):
     assert not any(r["noise"] or r["rt60_s"] or r["speed"] != "1.0" for r in table if r["split"] != "train")
     train = rows(tiny_corpus / "train.csv")
     assert list(train[0]) == ["ID", "duration", "wav", "spk_id", "wrd"]
-    for split in SPLITS:
+    for split in ALL_SPLITS:
         for row in rows(tiny_corpus / f"{split}.csv"):
             info = sf.info(row["wav"].replace("$data_root", str(tiny_corpus)))
             assert (info.samplerate, info.channels) == (16000, 1)
