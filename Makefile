@@ -4,7 +4,7 @@
 #               sweep WER / latency against chunk size and left context, export the
 #               model for SpeechBrain's StreamingASR and transcribe a held-out file with it
 #   make test   install, run the test suite (both tiers)
-#   make test-unit   install, run the unit tier only (pytest -m "not slow", ~2.5-4 minutes on 2 cores)
+#   make test-unit   install, run the unit tier only (pytest -m "not slow", ~2 minutes on 2 cores)
 #   make gpu-wheels   download the wheels benchmarks/gpu_check.sh installs on the GPU
 #               machine (Python 3.12, x86_64; no network there)
 # Variables: STREAMASR_VENV (default ~/.cache/streamasr/venv), DATA, OUT, TRAIN_ARGS.

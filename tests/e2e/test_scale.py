@@ -15,6 +15,7 @@ import torch
 from helpers.common import (
     REPO,
     SMALL_YAML,
+    TINY_CORPUS,
     TINY_MODEL_OVERRIDES,
     run_train,
     train_log_epochs,
@@ -80,7 +81,8 @@ def test_librispeech_recipe_prepares_inside_train_py_and_scores_each_test_set(ti
                        *TINY_MODEL_OVERRIDES, "--number_of_epochs=1")
     assert result.returncode == 0, result.stderr[-3000:]
     manifests = out / "manifests"
-    assert len((manifests / "train.csv").read_text().splitlines()) == 1 + 24
+    train_rows = TINY_CORPUS["train_utterances"] + TINY_CORPUS["human_utterances"] * len(TINY_CORPUS["human_train_speeds"])
+    assert len((manifests / "train.csv").read_text().splitlines()) == 1 + train_rows
     assert (manifests / "test-clean.csv").exists() and (manifests / "test-other.csv").exists()
     for name in ("test-clean", "test-other"):
         assert "%WER" in (out / f"wer_{name}.txt").read_text()
