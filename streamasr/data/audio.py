@@ -23,6 +23,7 @@ import os
 import struct
 from typing import BinaryIO
 
+import numpy as np
 import soundfile as sf
 
 from streamasr.errors import AudioError, TruncatedAudioError, UndecodableAudioError
@@ -260,3 +261,18 @@ def check_audio_complete(path: str | os.PathLike) -> CompleteAudio:
             if not _reaches(handle, found.frames - 1 - slack):
                 raise truncated_error(name, found.frames, _decodable_frames(name), found.sample_rate)
     return found
+
+
+def to_16k_mono(audio: np.ndarray, rate: int) -> np.ndarray:
+    """Float32 mono samples at 16 kHz of ``audio`` (frames x channels or frames) sampled
+    at ``rate``: channels averaged, polyphase resampling (scipy) when the rate differs."""
+    from math import gcd
+
+    from scipy.signal import resample_poly
+
+    if audio.ndim > 1:
+        audio = audio.mean(axis=1)
+    if rate != 16000:
+        g = gcd(16000, rate)
+        audio = resample_poly(audio, 16000 // g, rate // g)
+    return np.asarray(audio, dtype=np.float32)

@@ -34,6 +34,7 @@ from typing import Sequence
 import numpy as np
 import soundfile as sf
 
+from streamasr.data.audio import to_16k_mono
 from streamasr.data.normalize import normalize_text
 from streamasr.errors import ConfigError, SynthesizerMissingError
 
@@ -204,10 +205,6 @@ def ffmpeg_binary() -> str:
 def read_recording(path: str | Path) -> np.ndarray:
     """Float32 mono samples at 16 kHz of a packaged recording: G.722 decoded by ffmpeg
     (16 kHz wideband), headerless ``.raw`` read as s16le 16 kHz, wav resampled to 16 kHz."""
-    from math import gcd
-
-    from scipy.signal import resample_poly
-
     path = Path(path)
     if path.suffix == ".g722":
         result = subprocess.run([ffmpeg_binary(), "-hide_banner", "-loglevel", "error", "-f", "g722",
@@ -222,9 +219,4 @@ def read_recording(path: str | Path) -> np.ndarray:
                               dtype="float32")
     else:
         audio, rate = sf.read(path, dtype="float32")
-    if audio.ndim > 1:
-        audio = audio.mean(axis=1)
-    if rate != SAMPLE_RATE:
-        g = gcd(SAMPLE_RATE, rate)
-        audio = resample_poly(audio, SAMPLE_RATE // g, rate // g)
-    return np.asarray(audio, dtype=np.float32)
+    return to_16k_mono(audio, rate)

@@ -53,7 +53,7 @@ import numpy as np
 import soundfile as sf
 
 from streamasr.data import human
-from streamasr.data.audio import check_audio_complete
+from streamasr.data.audio import check_audio_complete, to_16k_mono
 from streamasr.data.manifest import write_manifest
 from streamasr.data.textsources import SOURCES, sample_sentences, words_of
 from streamasr.errors import AudioError, ConfigError, EspeakMissingError, SynthesizerMissingError
@@ -260,19 +260,6 @@ def list_variants() -> list[str]:
     return variants
 
 
-def _to_16k(audio: np.ndarray, rate: int) -> np.ndarray:
-    from math import gcd
-
-    from scipy.signal import resample_poly
-
-    if audio.ndim > 1:
-        audio = audio.mean(axis=1)
-    if rate != SAMPLE_RATE:
-        g = gcd(SAMPLE_RATE, rate)
-        audio = resample_poly(audio, SAMPLE_RATE // g, rate // g)
-    return audio.astype(np.float32)
-
-
 def _run(command: list[str], spec: UtteranceSpec, stdin: bytes | None = None) -> bytes:
     result = subprocess.run(command, input=stdin, capture_output=True, check=False)
     if result.returncode != 0:
@@ -310,7 +297,7 @@ def synthesize(spec: UtteranceSpec) -> np.ndarray:
             audio, rate = sf.read(out, dtype="float32")
     if audio.size == 0:
         raise RuntimeError(f"{synthesizer} produced no audio for {spec.utt_id} ({spec.text!r})")
-    return _to_16k(audio, rate)
+    return to_16k_mono(audio, rate)
 
 
 # ---------------------------------------------------------------- augmentation
